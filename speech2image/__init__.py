@@ -1,0 +1,47 @@
+"""speech2image: say what you want to see, get a picture and a spoken caption."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from .asr import Transcriber
+from .config import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """App factory: settings from the environment, ``test_config`` overrides fields."""
+    settings = Settings.from_env(**(test_config or {}))
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(level)  # it sets INFO on itself otherwise
+    app = Flask(
+        __name__,
+        instance_path=os.path.abspath(settings.data_dir),
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_upload_bytes, DEBUG=settings.debug)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    transcriber = Transcriber(
+        model=settings.whisper_model,
+        device=settings.whisper_device,
+        compute_type=settings.whisper_compute_type,
+        language=settings.whisper_language,
+        max_audio_s=settings.max_audio_s,
+    )
+    app.extensions["speech2image.transcriber"] = transcriber
+
+    from .web import api, errors, pages
+
+    errors.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+
+    transcriber.start_loading()
+    return app

