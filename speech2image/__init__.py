@@ -9,6 +9,8 @@ from flask import Flask
 
 from .asr import Transcriber
 from .config import Settings
+from .llm import LlmClient
+from .prompt_writer import PromptWriter
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +38,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         max_audio_s=settings.max_audio_s,
     )
     app.extensions["speech2image.transcriber"] = transcriber
+    llm = LlmClient(url=settings.llm_url, model=settings.llm_model, timeout_s=settings.llm_timeout_s)
+    app.extensions["speech2image.llm"] = llm
+    app.extensions["speech2image.prompt_writer"] = PromptWriter(llm)
 
     from .web import api, errors, pages
 
@@ -43,5 +48,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
 
-    transcriber.start_loading()
+    if settings.preload:
+        transcriber.start_loading()
     return app

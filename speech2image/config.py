@@ -27,6 +27,9 @@ class Settings:
     )
     debug: bool = field(default=False, metadata={"doc": "Flask debug mode; never on unless asked."})
     log_level: str = field(default="INFO", metadata={"doc": "Python logging level."})
+    preload: bool = field(
+        default=True, metadata={"doc": "Load the models in the background at start-up instead of on first use."}
+    )
     whisper_model: str = field(
         default="bundled",
         metadata={
@@ -41,6 +44,18 @@ class Settings:
     whisper_language: str = field(
         default="auto", metadata={"doc": "Spoken language code, or 'auto' to detect (English-only models force 'en')."}
     )
+    llm_url: str = field(
+        default="",
+        metadata={
+            "doc": "OpenAI-compatible server, e.g. http://localhost:1234/v1. Empty: LM Studio (1234), then Ollama "
+            "(11434), llama.cpp (8080) and vLLM (8000) on localhost, first that answers. 'off': offline rewriter only."
+        },
+    )
+    llm_model: str = field(default="", metadata={"doc": "Model id from the server's /v1/models; empty = the first listed."})
+    llm_preset: str = field(
+        default="balanced", metadata={"doc": "Sampling preset: creative, balanced, focused or precise."}
+    )
+    llm_timeout_s: float = field(default=60.0, metadata={"doc": "Longest wait for the LLM's answer, in seconds."})
     max_upload_mb: float = field(default=25.0, metadata={"doc": "Largest accepted upload, in MB."})
     max_audio_s: float = field(default=120.0, metadata={"doc": "Longest accepted recording, in seconds."})
 

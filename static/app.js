@@ -12,7 +12,26 @@ const ui = {
   message: $("message"),
   transcript: $("transcript"),
   transcriptMeta: $("transcript-meta"),
+  preset: $("preset"),
+  model: $("model"),
+  rewrite: $("rewrite"),
+  prompt: $("prompt"),
+  promptSource: $("prompt-source"),
+  negative: $("negative"),
+  caption: $("caption"),
+  promptMeta: $("prompt-meta"),
 };
+
+// One id per browser tab: follow-ups ("now make it at night") edit this tab's last prompt only.
+const SESSION_ID = sessionStorage.getItem("s2i-session") || (() => {
+  const id = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2));
+  sessionStorage.setItem("s2i-session", id);
+  return id;
+})();
+
+function capitalize(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
 
 // Formats Chrome, Firefox and Safari can record, best first; the server decodes all of them.
 const MIME_CANDIDATES = [
@@ -146,15 +165,106 @@ const recorder = new Recorder(async (blob, seconds) => {
     const result = await postAudio(blob);
     ui.transcript.value = result.text;
     ui.transcriptMeta.textContent = `${result.duration_s.toFixed(1)} s of speech (${result.language}) transcribed in ${result.elapsed_s.toFixed(2)} s`;
-    showMessage("Transcript ready. Edit it if anything is wrong.", "ok");
   } catch (err) {
     const invite = err.code === "no_speech" ? " Press Record and try again." : "";
-    showMessage(err.message.charAt(0).toUpperCase() + err.message.slice(1) + "." + invite, "error");
+    showMessage(capitalize(err.message) + "." + invite, "error");
+    return;
   } finally {
     busy = false;
     ui.record.disabled = false;
   }
+  await writePrompt();
 });
+
+// --- prompt writing (streamed as server-sent events over a POST) ---------------
+
+// Shows the "prompt" field of the JSON the LLM is still writing, or its raw text.
+function partialPrompt(text) {
+  const match = text.match(/"prompt"\s*:\s*"((?:[^"\\]|\\.)*)/);
+  if (!match) return text.trimStart().startsWith("{") ? "" : text;
+  try { return JSON.parse(`"${match[1].replace(/\\$/, "")}"`); } catch (_) { return match[1]; }
+}
+
+async function* readEvents(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const event = (block.match(/^event: (.*)$/m) || [])[1] || "message";
+      const data = (block.match(/^data: (.*)$/m) || [])[1];
+      if (data) yield { event, data: JSON.parse(data) };
+    }
+  }
+}
+
+function showPlan(plan) {
+  ui.prompt.value = plan.prompt;
+  ui.negative.value = plan.negative_prompt;
+  ui.caption.value = plan.caption;
+  ui.promptSource.hidden = false;
+  ui.promptSource.className = "badge " + plan.source;
+  ui.promptSource.textContent = plan.source === "llm" ? `written by ${plan.model}` : "written offline";
+  ui.promptMeta.textContent = `${plan.preset} preset, ${plan.elapsed_s.toFixed(2)} s` + (plan.notice ? ` — ${plan.notice}` : "");
+}
+
+async function writePrompt() {
+  const transcript = ui.transcript.value.trim();
+  if (!transcript) {
+    showMessage("The transcript is empty: record or type a request first.", "error");
+    return;
+  }
+  ui.rewrite.disabled = true;
+  ui.prompt.value = "";
+  ui.promptSource.hidden = true;
+  ui.promptMeta.textContent = "";
+  showMessage("Writing the prompt…", "busy");
+  let streamed = "";
+  try {
+    const response = await fetch("/api/prompt", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      body: JSON.stringify({ transcript, preset: ui.preset.value, model: ui.model.value || undefined, session: SESSION_ID }),
+    });
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      throw new Error(body && body.error ? body.error.message : `the server answered ${response.status}`);
+    }
+    for await (const { event, data } of readEvents(response)) {
+      if (event === "token") {
+        streamed += data.text;
+        ui.prompt.value = partialPrompt(streamed);
+      } else if (event === "result") {
+        showPlan(data);
+        showMessage(data.source === "llm" ? "Prompt ready. Edit it if you like." : `Prompt ready. ${data.notice || "It was written offline."}`, data.source === "llm" ? "ok" : "busy");
+      } else if (event === "error") {
+        throw new Error(data.message);
+      }
+    }
+  } catch (err) {
+    showMessage(capitalize(err.message) + ".", "error");
+  } finally {
+    ui.rewrite.disabled = false;
+  }
+}
+
+ui.rewrite.addEventListener("click", writePrompt);
+
+async function loadModels() {
+  try {
+    const info = await (await fetch("/api/llm")).json();
+    const current = ui.model.value;
+    ui.model.replaceChildren(new Option(info.server ? "Server default" : "No LLM server", ""));
+    for (const id of info.models) ui.model.append(new Option(id, id));
+    ui.model.value = info.models.includes(current) ? current : (info.model && info.models.includes(info.model) ? info.model : "");
+  } catch (_) { /* the health light already says the server is away */ }
+}
 
 function setRecordingUi(on) {
   ui.record.classList.toggle("recording", on);
@@ -197,11 +307,18 @@ async function refreshHealth() {
     light.title = whisper.state === "error"
       ? `Whisper: ${whisper.error}`
       : `Whisper ${whisper.model} on ${whisper.device} (${whisper.compute_type}): ${whisper.state}`;
+    const llm = health.llm;
+    const llmLight = $("health-llm");
+    llmLight.className = "light " + ({ ready: "ok", off: "unknown" }[llm.state] || "bad");
+    llmLight.title = llm.state === "ready" ? `LLM ${llm.model} at ${llm.server}` : `LLM ${llm.state}: ${llm.fix}`;
   } catch (_) {
-    $("health-whisper").className = "light bad";
-    $("health-whisper").title = "The speech2image server is not answering";
+    for (const light of document.querySelectorAll("#health .light")) {
+      light.className = "light bad";
+      light.title = "The speech2image server is not answering";
+    }
   }
 }
 
+loadModels();
 refreshHealth();
 setInterval(refreshHealth, 5000);

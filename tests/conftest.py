@@ -52,21 +52,11 @@ def artifacts_dir() -> Path:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
     """One warm app for the whole session: the Whisper model loads once, as in production."""
-    app = create_app({"data_dir": str(tmp_path_factory.mktemp("instance")), "max_audio_s": 30.0})
+    app = create_app({"data_dir": str(tmp_path_factory.mktemp("instance")), "max_audio_s": 30.0, "llm_url": "off"})
     with LiveServer(app) as server:
         status = server.wait_for_whisper()
         assert status["state"] == "ready", status
         yield server
-
-
-@pytest.fixture
-def app(tmp_path):
-    return create_app({"data_dir": str(tmp_path / "instance")})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,11 @@ import shutil
 
 import pytest
 
+from speech2image import create_app
+
 from . import speech
+from .conftest import LiveServer
+from .fake_llm import FakeLlmServer
 
 pytestmark = pytest.mark.browser
 
@@ -52,11 +56,16 @@ def test_record_click_fills_transcript(playwright, live_server, clips_dir, artif
         page.click("#record")
         page.wait_for_function("document.querySelector('#transcript').value.length > 0", timeout=60_000)
         text = page.input_value("#transcript").lower()
-        page.screenshot(path=str(artifacts_dir / "browser-transcript.png"), full_page=True)
         for word in ("lighthouse", "rocky", "coast", "storm"):
             assert word in text, text
         assert "transcribed" in page.inner_text("#transcript-meta")
         assert page.get_attribute("#record", "aria-pressed") == "false"
+        # the prompt stage follows by itself; this server has the LLM off
+        page.wait_for_selector("#prompt-source:not([hidden])", timeout=30_000)
+        assert page.inner_text("#prompt-source") == "written offline"
+        assert "lighthouse" in page.input_value("#prompt").lower()
+        assert page.input_value("#caption").startswith("Here is")
+        page.screenshot(path=str(artifacts_dir / "browser-transcript.png"), full_page=True)
     finally:
         browser.close()
 
@@ -92,3 +101,35 @@ def test_denied_microphone_says_so(playwright, live_server, artifacts_dir):
         assert page.get_attribute("#record", "aria-pressed") == "false"
     finally:
         browser.close()
+
+
+def test_rewrite_streams_the_llm_prompt_live(playwright, tmp_path, artifacts_dir):
+    with FakeLlmServer() as llm:
+        llm.behaviour.token_delay_s = 0.05
+        app = create_app({"data_dir": str(tmp_path), "llm_url": llm.url, "preload": False})
+        with LiveServer(app) as server:
+            browser = launch(playwright)
+            try:
+                page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+                page.goto(server.url)
+                page.wait_for_selector("#health-llm.ok", timeout=10_000)
+                page.wait_for_function("document.querySelectorAll('#model option').length === 3")
+                page.select_option("#model", "fake-model-1b")
+                page.select_option("#preset", "creative")
+                page.fill("#transcript", "um a cat wearing a red hat")
+                page.click("#rewrite")
+                # part of the prompt shows while the badge (set by the final result) is still hidden
+                page.wait_for_function(
+                    "document.querySelector('#prompt').value.length > 0 && document.querySelector('#prompt-source').hidden"
+                )
+                page.wait_for_selector("#prompt-source:not([hidden])", timeout=10_000)
+                page.screenshot(path=str(artifacts_dir / "browser-prompt-llm.png"), full_page=True)
+                assert page.inner_text("#prompt-source") == "written by fake-model-1b"
+                assert page.input_value("#prompt") == "a cat wearing a red hat, soft lighting, highly detailed"
+                assert page.input_value("#negative") == "blurry"
+                assert page.input_value("#caption") == "Here is a cat in a red hat."
+                request = llm.requests[-1]
+                assert request["model"] == "fake-model-1b" and request["temperature"] == 0.9
+                assert request["stream"] is True
+            finally:
+                browser.close()

@@ -1,0 +1,276 @@
+"""Prompt stage: a transcript in, a ``PromptPlan`` (prompt, negative prompt, caption) out.
+
+An LLM writes the prompt when one answers; otherwise (or when it fails) the
+deterministic ``OfflineRewriter`` does, and the plan says so. Follow-ups such as
+"now make it at night" edit the previous prompt of the same browser session.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from string import Template
+from typing import Callable
+
+from .errors import BadInput
+from .llm import LlmClient, LlmError, Sampling
+
+log = logging.getLogger(__name__)
+
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    sampling: Sampling
+    style_words: str
+
+
+PRESETS = {
+    p.name: p
+    for p in (
+        Preset("creative", Sampling(0.9, 0.9), "vivid colors, imaginative, dramatic lighting, dynamic composition"),
+        Preset("balanced", Sampling(0.7, 0.8), "natural colors, soft lighting, balanced composition"),
+        Preset("focused", Sampling(0.3, 0.7), "clean composition, even lighting, sharp focus"),
+        Preset("precise", Sampling(0.1, 0.5), "faithful rendering, neutral lighting, centered composition"),
+    )
+}
+DEFAULT_PRESET = "balanced"
+QUALITY_WORDS = "highly detailed, high quality"
+DEFAULT_NEGATIVE = (
+    "blurry, low quality, lowres, jpeg artifacts, deformed, bad anatomy, watermark, signature, text, cropped"
+)
+
+
+@dataclass
+class PromptPlan:
+    prompt: str
+    negative_prompt: str
+    caption: str
+    source: str  # "llm" or "offline"
+    preset: str = DEFAULT_PRESET
+    model: str | None = None
+    server: str | None = None
+    notice: str | None = None  # why the plan was written offline, for the page
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["elapsed_s"] = round(self.elapsed_s, 4)
+        return {k: v for k, v in data.items() if v is not None}
+
+
+def get_preset(name: str | None) -> Preset:
+    key = (name or DEFAULT_PRESET).strip().lower()
+    if key not in PRESETS:
+        raise BadInput(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}", code="bad_preset")
+    return PRESETS[key]
+
+
+# --- the offline rewriter -----------------------------------------------------
+
+_FILLER = r"(?:u+m+|u+h+m*|e+r+m*|h+m+|a+h+|mm+|uh-huh)"
+_LEADING = [
+    rf"{_FILLER}\b",
+    r"(?:hey|hi|hello|okay|ok|so|well|alright|all right|right|now then)\b",
+    r"(?:please)\b",
+    r"(?:can|could|would|will) you(?: please)?(?: (?:draw|paint|make|create|generate|show|render|give|sketch|design|imagine|picture|do))?(?: me| us)?\b",
+    r"(?:i'?d|i would) (?:like|love)(?: to see| to have| to get)?(?: you to (?:draw|paint|make|create|generate|show|render))?(?: me)?\b",
+    r"(?:i want|i wanna|i need)(?: to see| to have| to get)?(?: you to (?:draw|paint|make|create|generate|show|render))?(?: me)?\b",
+    r"(?:let'?s|let me) (?:see|have|get|make|draw)\b",
+    r"(?:i was thinking|i'?m thinking|i think|maybe|how about|what about|something like|like)(?: of| about)?\b",
+    r"(?:draw|paint|make|create|generate|show|render|give|sketch|design|imagine)(?: me| us)?\b",
+    r"(?:an? )?(?:picture|image|pic)(?: of)?\b",
+]
+_TRAILING = [
+    r"please",
+    r"thanks?(?: you)?",
+    r"for me",
+    r"if you can",
+    r"if possible",
+    r"okay",
+]
+_FILLER_ANYWHERE = [rf"\b{_FILLER}\b", r"\byou know\b", r"\bi mean\b", r"(?<=,) like(?=,)", r"\bplease\b"]
+_REFINEMENT = re.compile(
+    r"^(?:now|and now|okay now|but|instead|also|and|this time|same(?: thing| picture)? but|"
+    r"make it|make them|make the|change|turn it|add|remove|without)\b",
+    re.IGNORECASE,
+)
+_REFINEMENT_LEAD = re.compile(
+    r"^(?:(?:and|okay|but) )?(?:now |this time |instead |also )*(?:(?:same(?: thing| picture)? but) )?"
+    r"(?:(?:can you |could you |please )?(?:make|turn) (?:it|them|this)(?: into)? )?",
+    re.IGNORECASE,
+)
+_ARTICLE = re.compile(r"^(?:a|an|the|some|two|three|four|five|many|several|my|our|his|her|their)\b", re.IGNORECASE)
+
+
+def _strip_patterns(text: str, patterns: list[str], at: str) -> str:
+    changed = True
+    while changed and text:
+        changed = False
+        for pattern in patterns:
+            regex = rf"^(?:{pattern})[\s,.!?;:]*" if at == "start" else rf"[\s,.!?;:]*\b(?:{pattern})[\s,.!?;:]*$"
+            new = re.sub(regex, "", text, flags=re.IGNORECASE).strip()
+            if new != text:
+                text, changed = new, True
+    return text
+
+
+def clean_request(transcript: str) -> str:
+    """What the person asked to see, without fillers and request phrasing; content words untouched."""
+    text = " ".join(transcript.split())
+    for pattern in _FILLER_ANYWHERE:
+        text = re.sub(rf"[\s,]*{pattern}[\s,]*", " ", text, flags=re.IGNORECASE)
+    text = " ".join(text.split())
+    # spoken restarts: "a penguin, uh, a penguin wearing" -> "a penguin wearing"
+    text = re.sub(r"\b((?:[\w'-]+\s+){0,2}[\w'-]+)(?:[\s,]+\1\b)+", r"\1", text, flags=re.IGNORECASE)
+    text = _strip_patterns(text, _LEADING, "start")
+    text = _strip_patterns(text, _TRAILING, "end")
+    text = re.sub(r"\s+([,.!?;:])", r"\1", text)
+    text = re.sub(r"([,;:])\1+", r"\1", text)
+    return text.strip(" ,.;:!?-")
+
+
+def looks_like_refinement(transcript: str) -> bool:
+    return bool(_REFINEMENT.match(" ".join(transcript.split())))
+
+
+def caption_for(subject: str) -> str:
+    subject = subject.rstrip(".!?")
+    if _ARTICLE.match(subject):
+        return f"Here is {subject[0].lower() + subject[1:]}."
+    return f"Here is your picture: {subject}."
+
+
+class OfflineRewriter:
+    """Deterministic rewriter: keeps every content word, adds only style and quality words."""
+
+    def rewrite(self, transcript: str, preset: Preset, previous_subject: str | None = None) -> tuple[str, PromptPlan]:
+        """Returns (subject, plan); the subject is kept so a follow-up can extend it."""
+        started = time.perf_counter()
+        if previous_subject and looks_like_refinement(transcript):
+            change = clean_request(_REFINEMENT_LEAD.sub("", " ".join(transcript.split())))
+            subject = f"{previous_subject}, {change}" if change else previous_subject
+        else:
+            subject = clean_request(transcript)
+        if not subject:
+            raise BadInput("there is nothing to draw in that request: say what you want to see", code="empty_request")
+        prompt = f"{subject}, {preset.style_words}, {QUALITY_WORDS}"
+        plan = PromptPlan(
+            prompt=prompt,
+            negative_prompt=DEFAULT_NEGATIVE,
+            caption=caption_for(subject),
+            source="offline",
+            preset=preset.name,
+            elapsed_s=time.perf_counter() - started,
+        )
+        return subject, plan
+
+
+# --- per-session history ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    transcript: str
+    subject: str
+    prompt: str
+
+
+class SessionHistory:
+    """A few recent turns per browser session; sessions never see each other's turns."""
+
+    def __init__(self, turns_per_session: int = 5, max_sessions: int = 500):
+        self.turns_per_session = turns_per_session
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[str, deque[Turn]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def last(self, session: str | None) -> Turn | None:
+        if not session:
+            return None
+        with self._lock:
+            turns = self._sessions.get(session)
+            return turns[-1] if turns else None
+
+    def add(self, session: str | None, turn: Turn) -> None:
+        if not session:
+            return
+        with self._lock:
+            turns = self._sessions.pop(session, None) or deque(maxlen=self.turns_per_session)
+            turns.append(turn)
+            self._sessions[session] = turns
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
+
+
+# --- the stage ----------------------------------------------------------------
+
+
+def load_template(name: str) -> Template:
+    """Prompt texts live in speech2image/prompts/ with $placeholders (braces are JSON there)."""
+    return Template((PROMPTS_DIR / name).read_text(encoding="utf-8"))
+
+
+class PromptWriter:
+    def __init__(self, client: LlmClient | None, history: SessionHistory | None = None):
+        self.client = client
+        self.history = history or SessionHistory()
+        self.offline = OfflineRewriter()
+        self.system_template = load_template("system.txt")
+        self.refine_template = load_template("refine.txt")
+
+    def messages(self, transcript: str, preset: Preset, previous: Turn | None) -> list[dict]:
+        system = self.system_template.substitute(style_words=preset.style_words, negative_words=DEFAULT_NEGATIVE)
+        if previous is not None:
+            system += "\n\n" + self.refine_template.substitute(previous_prompt=previous.prompt)
+        return [{"role": "system", "content": system}, {"role": "user", "content": transcript}]
+
+    def write(
+        self,
+        transcript: str,
+        preset: str | None = None,
+        session: str | None = None,
+        model: str | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> PromptPlan:
+        transcript = " ".join((transcript or "").split())
+        if not transcript:
+            raise BadInput("the transcript is empty: record or type a request first", code="empty_transcript")
+        chosen = get_preset(preset)
+        started = time.perf_counter()
+        last = self.history.last(session)
+        previous = last if last and looks_like_refinement(transcript) else None
+        subject, offline_plan = self.offline.rewrite(transcript, chosen, previous.subject if previous else None)
+
+        plan, notice = None, None
+        if self.client is None or self.client.off:
+            notice = "The LLM is switched off; the prompt was written offline."
+        else:
+            try:
+                fields, model_id, server = self.client.complete_json(
+                    self.messages(transcript, chosen, previous), chosen.sampling, model=model, on_token=on_token
+                )
+                plan = PromptPlan(
+                    prompt=fields["prompt"],
+                    negative_prompt=fields.get("negative_prompt") or DEFAULT_NEGATIVE,
+                    caption=fields.get("caption") or offline_plan.caption,
+                    source="llm",
+                    preset=chosen.name,
+                    model=model_id,
+                    server=server,
+                )
+            except LlmError as exc:
+                log.warning("prompt written offline: %s", exc.message)
+                notice = f"Written offline: {exc.message}."
+        if plan is None:
+            plan = offline_plan
+            plan.notice = notice
+        plan.elapsed_s = time.perf_counter() - started
+        self.history.add(session, Turn(transcript=transcript, subject=subject, prompt=plan.prompt))
+        return plan
