@@ -10,7 +10,10 @@ from flask import Flask
 from .asr import Transcriber
 from .config import Settings
 from .llm import LlmClient
+from .pipeline import Pipeline, RenderDefaults
 from .prompt_writer import PromptWriter
+from .store import OutputStore
+from .workflows import WorkflowLibrary
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,13 +43,26 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["speech2image.transcriber"] = transcriber
     llm = LlmClient(url=settings.llm_url, model=settings.llm_model, timeout_s=settings.llm_timeout_s)
     app.extensions["speech2image.llm"] = llm
-    app.extensions["speech2image.prompt_writer"] = PromptWriter(llm)
+    prompt_writer = PromptWriter(llm)
+    app.extensions["speech2image.prompt_writer"] = prompt_writer
+    workflows = WorkflowLibrary(PROJECT_ROOT / "workflows", Path(app.instance_path) / "workflows")
+    app.extensions["speech2image.workflows"] = workflows
+    store = OutputStore(Path(app.instance_path) / "outputs")
+    app.extensions["speech2image.store"] = store
+    defaults = RenderDefaults(
+        comfyui_url=settings.comfyui_url, workflow=settings.workflow, checkpoint=settings.checkpoint,
+        steps=settings.steps, cfg=settings.cfg, width=settings.width, height=settings.height, seed=settings.seed,
+        render_timeout_s=settings.render_timeout_s,
+    )
+    app.extensions["speech2image.pipeline"] = Pipeline(transcriber, prompt_writer, workflows, store, defaults)
 
-    from .web import api, errors, pages
+    from .web import api, errors, live, pages
 
     errors.init_app(app)
+    live.sock.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(live.bp)
 
     if settings.preload:
         transcriber.start_loading()

@@ -56,6 +56,21 @@ class Settings:
         default="balanced", metadata={"doc": "Sampling preset: creative, balanced, focused or precise."}
     )
     llm_timeout_s: float = field(default=60.0, metadata={"doc": "Longest wait for the LLM's answer, in seconds."})
+    comfyui_url: str = field(default="http://127.0.0.1:8188", metadata={"doc": "ComfyUI server address."})
+    workflow: str = field(
+        default="txt2img.json",
+        metadata={"doc": "Workflow file (API format) from workflows/ or uploaded on the page."},
+    )
+    checkpoint: str = field(
+        default="",
+        metadata={"doc": "Checkpoint to render with; empty: the workflow's if ComfyUI has it, else the first listed."},
+    )
+    steps: int = field(default=0, metadata={"doc": "Sampler steps; 0 keeps the workflow's value."})
+    cfg: float = field(default=0.0, metadata={"doc": "Classifier-free guidance scale; 0 keeps the workflow's value."})
+    width: int = field(default=0, metadata={"doc": "Image width in pixels; 0 keeps the workflow's value."})
+    height: int = field(default=0, metadata={"doc": "Image height in pixels; 0 keeps the workflow's value."})
+    seed: int = field(default=-1, metadata={"doc": "Seed; -1 picks a new random seed for every image."})
+    render_timeout_s: float = field(default=900.0, metadata={"doc": "Longest a render may take before it is cancelled."})
     max_upload_mb: float = field(default=25.0, metadata={"doc": "Largest accepted upload, in MB."})
     max_audio_s: float = field(default=120.0, metadata={"doc": "Longest accepted recording, in seconds."})
 

@@ -1,53 +1,53 @@
-// speech2image page: records with MediaRecorder, uploads once on stop, shows the transcript.
+// speech2image page: records with MediaRecorder, runs jobs on the server and follows them live over /ws.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const ui = Object.fromEntries([
+  "record", "record-label", "timer", "meter", "meter-fill", "message", "transcript", "transcript-meta",
+  "preset", "model", "rewrite", "prompt", "prompt-source", "negative", "caption", "prompt-meta",
+  "workflow", "workflow-file", "checkpoint", "steps", "width", "height", "seed", "generate", "cancel",
+  "stage", "step", "progress", "progress-fill", "canvas", "preview", "image", "render-info", "notes", "download",
+].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
 
-const ui = {
-  record: $("record"),
-  recordLabel: $("record-label"),
-  timer: $("timer"),
-  meter: $("meter"),
-  meterFill: $("meter-fill"),
-  message: $("message"),
-  transcript: $("transcript"),
-  transcriptMeta: $("transcript-meta"),
-  preset: $("preset"),
-  model: $("model"),
-  rewrite: $("rewrite"),
-  prompt: $("prompt"),
-  promptSource: $("prompt-source"),
-  negative: $("negative"),
-  caption: $("caption"),
-  promptMeta: $("prompt-meta"),
-};
-
-// One id per browser tab: follow-ups ("now make it at night") edit this tab's last prompt only.
+// One id per browser tab: its jobs' events come only to it, and follow-ups edit its own last prompt.
 const SESSION_ID = sessionStorage.getItem("s2i-session") || (() => {
-  const id = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2));
+  const id = crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2) + Date.now();
   sessionStorage.setItem("s2i-session", id);
   return id;
 })();
 
+const STAGE_LABELS = {
+  pending: "Starting…", transcribing: "Transcribing…", writing_prompt: "Writing the prompt…",
+  submitting: "Sending to ComfyUI…", queued: "Queued", rendering: "Rendering…", saving: "Saving…",
+  done: "Done", error: "Failed", cancelled: "Cancelled",
+};
+const FINISHED = new Set(["done", "error", "cancelled"]);
+
 function capitalize(text) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
-
-// Formats Chrome, Firefox and Safari can record, best first; the server decodes all of them.
-const MIME_CANDIDATES = [
-  "audio/webm;codecs=opus",
-  "audio/ogg;codecs=opus",
-  "audio/webm",
-  "audio/ogg",
-  "audio/mp4",
-];
-const EXTENSIONS = { "audio/webm": "webm", "audio/ogg": "ogg", "audio/mp4": "m4a" };
 
 function showMessage(text, kind = "") {
   ui.message.textContent = text;
   ui.message.className = "message " + kind;
   ui.message.hidden = !text;
 }
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  let body = null;
+  try { body = await response.json(); } catch (_) { /* handled below */ }
+  if (!response.ok) {
+    const error = body && body.error ? body.error : { message: `the server answered ${response.status}` };
+    throw Object.assign(new Error(error.message), { code: error.code });
+  }
+  return body;
+}
+
+// --- recording -------------------------------------------------------------------
+
+const MIME_CANDIDATES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/ogg", "audio/mp4"];
+const EXTENSIONS = { "audio/webm": "webm", "audio/ogg": "ogg", "audio/mp4": "m4a" };
 
 function pickMimeType() {
   if (typeof MediaRecorder === "undefined") return null;
@@ -108,8 +108,7 @@ class Recorder {
     ui.meterFill.style.width = "0%";
     ui.meter.setAttribute("aria-valuenow", "0");
     const type = this.recorder.mimeType || (this.chunks[0] && this.chunks[0].type) || "audio/webm";
-    const blob = new Blob(this.chunks, { type });
-    this.onStop(blob, (performance.now() - this.startedAt) / 1000);
+    this.onStop(new Blob(this.chunks, { type }), (performance.now() - this.startedAt) / 1000);
   }
 
   showTime() {
@@ -128,8 +127,7 @@ class Recorder {
         analyser.getFloatTimeDomainData(samples);
         let sum = 0;
         for (const s of samples) sum += s * s;
-        const rms = Math.sqrt(sum / samples.length);
-        const level = Math.min(100, Math.round(Math.sqrt(rms) * 160));
+        const level = Math.min(100, Math.round(Math.sqrt(Math.sqrt(sum / samples.length)) * 160));
         ui.meterFill.style.width = level + "%";
         ui.meter.setAttribute("aria-valuenow", String(level));
         this.frame = requestAnimationFrame(draw);
@@ -141,42 +139,276 @@ class Recorder {
   }
 }
 
-async function postAudio(blob) {
-  const base = blob.type.split(";")[0];
-  const form = new FormData();
-  form.append("audio", blob, `recording.${EXTENSIONS[base] || "webm"}`);
-  const response = await fetch("/api/transcribe", { method: "POST", body: form });
-  let body = null;
-  try { body = await response.json(); } catch (_) { /* not JSON: handled below */ }
-  if (!response.ok) {
-    const message = body && body.error ? body.error.message : `the server answered ${response.status}`;
-    throw Object.assign(new Error(message), { code: body && body.error && body.error.code });
-  }
-  return body;
+function setRecordingUi(on) {
+  ui.record.classList.toggle("recording", on);
+  ui.record.setAttribute("aria-pressed", String(on));
+  ui.recordLabel.textContent = on ? "Stop" : "Record";
 }
 
-let busy = false;
 const recorder = new Recorder(async (blob, seconds) => {
   setRecordingUi(false);
-  busy = true;
-  ui.record.disabled = true;
-  showMessage(`Transcribing ${seconds.toFixed(1)} s of audio…`, "busy");
-  try {
-    const result = await postAudio(blob);
-    ui.transcript.value = result.text;
-    ui.transcriptMeta.textContent = `${result.duration_s.toFixed(1)} s of speech (${result.language}) transcribed in ${result.elapsed_s.toFixed(2)} s`;
-  } catch (err) {
-    const invite = err.code === "no_speech" ? " Press Record and try again." : "";
-    showMessage(capitalize(err.message) + "." + invite, "error");
-    return;
-  } finally {
-    busy = false;
-    ui.record.disabled = false;
-  }
-  await writePrompt();
+  const form = new FormData();
+  form.append("audio", blob, `recording.${EXTENSIONS[blob.type.split(";")[0]] || "webm"}`);
+  for (const [name, value] of Object.entries(jobOptions())) form.append(name, value);
+  ui.transcript.value = "";
+  ui.prompt.value = "";
+  showMessage(`Uploading ${seconds.toFixed(1)} s of audio…`, "busy");
+  await startJob({ method: "POST", body: form });
 });
 
-// --- prompt writing (streamed as server-sent events over a POST) ---------------
+async function toggleRecording() {
+  if (busy()) return;
+  if (recorder.active) {
+    recorder.stop();
+    return;
+  }
+  try {
+    await recorder.start();
+    setRecordingUi(true);
+    showMessage("Listening… click Stop (or press Space) when you are done.", "busy");
+  } catch (err) {
+    setRecordingUi(false);
+    showMessage(microphoneProblem(err), "error");
+  }
+}
+
+ui.record.addEventListener("click", toggleRecording);
+document.addEventListener("keydown", (event) => {
+  // Text fields keep their spaces; a focused button already clicks itself on Space.
+  const ownsSpace = event.target.closest("textarea, input, select, button, [contenteditable]");
+  if (event.code !== "Space" || ownsSpace || event.repeat) return;
+  event.preventDefault();
+  toggleRecording();
+});
+
+// --- jobs and the live relay ---------------------------------------------------------
+
+let currentJob = null;
+let streamedPrompt = "";
+let earlyEvents = [];  // events that beat the answer to POST /api/jobs
+
+function busy() {
+  return currentJob !== null;
+}
+
+function setBusy(on) {
+  ui.record.disabled = on;
+  ui.generate.disabled = on;
+  ui.rewrite.disabled = on;
+  ui.cancel.hidden = !on;
+  ui.cancel.disabled = false;
+}
+
+function jobOptions() {
+  const options = { session: SESSION_ID, preset: ui.preset.value };
+  if (ui.model.value) options.model = ui.model.value;
+  if (ui.workflow.value) options.workflow = ui.workflow.value;
+  if (ui.checkpoint.value) options.checkpoint = ui.checkpoint.value;
+  for (const name of ["steps", "width", "height", "seed"]) {
+    if (ui[name].value !== "") options[name] = ui[name].value;
+  }
+  return options;
+}
+
+function resetResult() {
+  streamedPrompt = "";
+  ui.progress.className = "progress";
+  setProgress(0);
+  ui.step.textContent = "";
+  ui.notes.textContent = "";
+  ui.renderInfo.textContent = "";
+  ui.preview.hidden = true;
+  ui.download.hidden = true;
+}
+
+async function startJob(fetchOptions) {
+  resetResult();
+  setBusy(true);
+  currentJob = "starting";
+  earlyEvents = [];
+  try {
+    const job = await api("/api/jobs", fetchOptions);
+    currentJob = job.job_id;
+    applySnapshot(job);
+    for (const event of earlyEvents.splice(0)) handleEvent(event);
+  } catch (err) {
+    currentJob = null;
+    setBusy(false);
+    showMessage(capitalize(err.message) + ".", "error");
+  }
+}
+
+function generate() {
+  const prompt = ui.prompt.value.trim();
+  const transcript = ui.transcript.value.trim();
+  if (!prompt && !transcript) {
+    showMessage("Record or type a request first.", "error");
+    return;
+  }
+  const body = { ...jobOptions() };
+  if (prompt) Object.assign(body, { prompt, negative_prompt: ui.negative.value, caption: ui.caption.value });
+  else body.transcript = transcript;
+  startJob({ method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+}
+
+async function cancel() {
+  if (!currentJob || currentJob === "starting") return;
+  ui.cancel.disabled = true;
+  try {
+    await api(`/api/jobs/${currentJob}/cancel`, { method: "POST" });
+    showMessage("Cancelling…", "busy");
+  } catch (err) {
+    showMessage(capitalize(err.message) + ".", "error");
+  }
+}
+
+ui.generate.addEventListener("click", generate);
+ui.cancel.addEventListener("click", cancel);
+
+function setProgress(percent) {
+  const value = Math.max(0, Math.min(100, percent));
+  ui.progressFill.style.width = value + "%";
+  ui.progress.setAttribute("aria-valuenow", String(Math.round(value)));
+}
+
+function setStage(stage, extra = {}) {
+  ui.stage.textContent = stage === "queued" && extra.position ? `Queued #${extra.position}` : (STAGE_LABELS[stage] || stage);
+  ui.stage.dataset.stage = stage;
+}
+
+function showImage(url, render) {
+  if (render && render.width && render.height) ui.canvas.style.aspectRatio = `${render.width} / ${render.height}`;
+  ui.image.onload = () => { ui.preview.hidden = true; };
+  ui.image.src = url;
+  ui.image.alt = ui.caption.value || "The generated picture";
+  ui.image.hidden = false;
+  ui.download.href = url;
+  ui.download.hidden = false;
+}
+
+function describeRender(render) {
+  const parts = [];
+  if (render.checkpoint) parts.push(render.checkpoint);
+  if (render.width) parts.push(`${render.width}×${render.height}`);
+  if (render.steps) parts.push(`${render.steps} steps`);
+  if (render.seed !== undefined) parts.push(`seed ${render.seed}`);
+  return parts.join(" · ");
+}
+
+function finish(snapshot) {
+  currentJob = null;
+  setBusy(false);
+  const stage = snapshot.stage;
+  setStage(stage);
+  if (stage === "done") {
+    setProgress(100);
+    ui.progress.className = "progress done";
+    const total = snapshot.timings.total;
+    ui.step.textContent = total ? `${total.toFixed(1)} s` : "";
+    showMessage("Done. Edit the prompt and press Generate to try again.", "ok");
+  } else if (stage === "error") {
+    ui.progress.className = "progress failed";
+    ui.preview.hidden = true;
+    showMessage(capitalize(snapshot.error.message) + (snapshot.error.message.endsWith(".") ? "" : "."), "error");
+  } else {
+    ui.preview.hidden = true;
+    showMessage("Cancelled.", "");
+  }
+  if (snapshot.notes && snapshot.notes.length) ui.notes.textContent = snapshot.notes.join(" ");
+}
+
+function applySnapshot(snapshot) {
+  setStage(snapshot.stage, { position: snapshot.queue_position });
+  if (snapshot.transcript) ui.transcript.value = snapshot.transcript;
+  if (snapshot.prompt) {
+    ui.prompt.value = snapshot.prompt;
+    ui.negative.value = snapshot.negative_prompt || "";
+    ui.caption.value = snapshot.caption || "";
+  }
+  setProgress(snapshot.percent || 0);
+  if (snapshot.image_url) showImage(snapshot.image_url, snapshot.render);
+  if (FINISHED.has(snapshot.stage)) finish(snapshot);
+}
+
+function handleEvent(event) {
+  if (event.type === "resume") {
+    currentJob = event.job_id;
+    resetResult();
+    setBusy(true);
+    applySnapshot(event.snapshot);
+    return;
+  }
+  if (currentJob === "starting" && event.job_id) {
+    earlyEvents.push(event);
+    return;
+  }
+  if (!event.job_id || event.job_id !== currentJob) return;
+  switch (event.type) {
+    case "stage":
+      setStage(event.stage, event);
+      if (event.stage === "transcribing") showMessage("Transcribing…", "busy");
+      if (event.stage === "writing_prompt") { ui.prompt.value = ""; streamedPrompt = ""; }
+      if (event.snapshot && FINISHED.has(event.stage)) finish(event.snapshot);
+      break;
+    case "transcript":
+      ui.transcript.value = event.text;
+      ui.transcriptMeta.textContent = `${event.duration_s.toFixed(1)} s of speech transcribed in ${event.elapsed_s.toFixed(2)} s`;
+      break;
+    case "token":
+      streamedPrompt += event.text;
+      ui.prompt.value = partialPrompt(streamedPrompt);
+      break;
+    case "prompt":
+      showPlan(event.plan);
+      break;
+    case "render":
+      ui.renderInfo.textContent = describeRender(event.render);
+      if (event.render.width && event.render.height) ui.canvas.style.aspectRatio = `${event.render.width} / ${event.render.height}`;
+      if (event.notes.length) ui.notes.textContent = event.notes.join(" ");
+      ui.image.hidden = true;
+      break;
+    case "node":
+      ui.step.textContent = event.title || event.class_type || `node ${event.node}`;
+      setProgress(event.percent);
+      break;
+    case "cached":
+      setProgress(event.percent);
+      break;
+    case "progress":
+      setProgress(event.percent);
+      if (event.value !== undefined) ui.step.textContent = `step ${event.value}/${event.max}`;
+      break;
+    case "preview":
+      ui.preview.src = event.url;
+      ui.preview.hidden = false;
+      break;
+    case "image":
+      showImage(event.url, event.render);
+      ui.renderInfo.textContent = describeRender(event.render);
+      if (event.notes.length) ui.notes.textContent = event.notes.join(" ");
+      break;
+    default:
+      break;
+  }
+}
+
+let socket = null;
+let retryDelay = 500;
+
+function connectRelay() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws?session=${encodeURIComponent(SESSION_ID)}`);
+  socket.onmessage = (message) => {
+    retryDelay = 500;
+    handleEvent(JSON.parse(message.data));
+  };
+  socket.onclose = () => {
+    setTimeout(connectRelay, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 8000);
+  };
+}
+
+// --- prompt writing alone (Rewrite), streamed as server-sent events over a POST ------------
 
 // Shows the "prompt" field of the JSON the LLM is still writing, or its raw text.
 function partialPrompt(text) {
@@ -210,8 +442,9 @@ function showPlan(plan) {
   ui.caption.value = plan.caption;
   ui.promptSource.hidden = false;
   ui.promptSource.className = "badge " + plan.source;
-  ui.promptSource.textContent = plan.source === "llm" ? `written by ${plan.model}` : "written offline";
-  ui.promptMeta.textContent = `${plan.preset} preset, ${plan.elapsed_s.toFixed(2)} s` + (plan.notice ? ` — ${plan.notice}` : "");
+  ui.promptSource.textContent = { llm: `written by ${plan.model}`, offline: "written offline", user: "your prompt" }[plan.source];
+  const timing = plan.elapsed_s ? `, ${plan.elapsed_s.toFixed(2)} s` : "";
+  ui.promptMeta.textContent = `${plan.preset} preset${timing}` + (plan.notice ? ` — ${plan.notice}` : "");
 }
 
 async function writePrompt() {
@@ -242,7 +475,7 @@ async function writePrompt() {
         ui.prompt.value = partialPrompt(streamed);
       } else if (event === "result") {
         showPlan(data);
-        showMessage(data.source === "llm" ? "Prompt ready. Edit it if you like." : `Prompt ready. ${data.notice || "It was written offline."}`, data.source === "llm" ? "ok" : "busy");
+        showMessage(data.source === "llm" ? "Prompt ready. Edit it if you like, then press Generate." : `Prompt ready. ${data.notice || "It was written offline."}`, data.source === "llm" ? "ok" : "busy");
       } else if (event === "error") {
         throw new Error(data.message);
       }
@@ -250,67 +483,68 @@ async function writePrompt() {
   } catch (err) {
     showMessage(capitalize(err.message) + ".", "error");
   } finally {
-    ui.rewrite.disabled = false;
+    ui.rewrite.disabled = busy();
   }
 }
 
 ui.rewrite.addEventListener("click", writePrompt);
 
+// --- choices and health ----------------------------------------------------------------
+
+function fillSelect(select, values, selected, firstLabel) {
+  select.replaceChildren(...(firstLabel !== undefined ? [new Option(firstLabel, "")] : []), ...values.map((v) => new Option(v, v)));
+  if (values.includes(selected)) select.value = selected;
+}
+
 async function loadModels() {
   try {
-    const info = await (await fetch("/api/llm")).json();
-    const current = ui.model.value;
-    ui.model.replaceChildren(new Option(info.server ? "Server default" : "No LLM server", ""));
-    for (const id of info.models) ui.model.append(new Option(id, id));
-    ui.model.value = info.models.includes(current) ? current : (info.model && info.models.includes(info.model) ? info.model : "");
-  } catch (_) { /* the health light already says the server is away */ }
+    const info = await api("/api/llm");
+    const current = ui.model.value || info.model;
+    fillSelect(ui.model, info.models, current, info.server ? "Server default" : "No LLM server");
+  } catch (_) { /* the health light says the server is away */ }
 }
 
-function setRecordingUi(on) {
-  ui.record.classList.toggle("recording", on);
-  ui.record.setAttribute("aria-pressed", String(on));
-  ui.recordLabel.textContent = on ? "Stop" : "Record";
-}
-
-async function toggleRecording() {
-  if (busy) return;
-  if (recorder.active) {
-    recorder.stop();
-    return;
-  }
+async function loadComfyChoices() {
   try {
-    await recorder.start();
-    setRecordingUi(true);
-    showMessage("Listening… click Stop (or press Space) when you are done.", "busy");
-  } catch (err) {
-    setRecordingUi(false);
-    showMessage(microphoneProblem(err), "error");
-  }
+    const info = await api("/api/comfyui");
+    fillSelect(ui.workflow, info.workflows, ui.workflow.value || info.workflow);
+    fillSelect(ui.checkpoint, info.checkpoints, ui.checkpoint.value || info.checkpoint, "Automatic");
+  } catch (_) { /* shown by the health light */ }
 }
 
-ui.record.addEventListener("click", toggleRecording);
-document.addEventListener("keydown", (event) => {
-  // Text fields keep their spaces; a focused button already clicks itself on Space.
-  const ownsSpace = event.target.closest("textarea, input, select, button, [contenteditable]");
-  if (event.code !== "Space" || ownsSpace || event.repeat) return;
-  event.preventDefault();
-  toggleRecording();
+ui.workflowFile.addEventListener("change", async () => {
+  const file = ui.workflowFile.files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("workflow", file, file.name);
+  try {
+    const result = await api("/api/workflows", { method: "POST", body: form });
+    await loadComfyChoices();
+    ui.workflow.value = result.name;
+    showMessage(`Workflow “${result.name}” added and selected.`, "ok");
+  } catch (err) {
+    showMessage(capitalize(err.message), "error");
+  } finally {
+    ui.workflowFile.value = "";
+  }
 });
+
+function setLight(id, cls, title) {
+  const light = $(id);
+  light.className = "light " + cls;
+  light.title = title;
+}
 
 async function refreshHealth() {
   try {
-    const response = await fetch("/api/health");
-    const health = await response.json();
-    const whisper = health.whisper;
-    const light = $("health-whisper");
-    light.className = "light " + ({ ready: "ok", loading: "loading", idle: "loading" }[whisper.state] || "bad");
-    light.title = whisper.state === "error"
-      ? `Whisper: ${whisper.error}`
-      : `Whisper ${whisper.model} on ${whisper.device} (${whisper.compute_type}): ${whisper.state}`;
-    const llm = health.llm;
-    const llmLight = $("health-llm");
-    llmLight.className = "light " + ({ ready: "ok", off: "unknown" }[llm.state] || "bad");
-    llmLight.title = llm.state === "ready" ? `LLM ${llm.model} at ${llm.server}` : `LLM ${llm.state}: ${llm.fix}`;
+    const health = await api("/api/health");
+    const { whisper, llm, comfyui } = health;
+    setLight("health-whisper", { ready: "ok", loading: "loading", idle: "loading" }[whisper.state] || "bad",
+      whisper.state === "error" ? `Whisper: ${whisper.error}` : `Whisper ${whisper.model} on ${whisper.device} (${whisper.compute_type}): ${whisper.state}`);
+    setLight("health-llm", { ready: "ok", off: "unknown" }[llm.state] || "bad",
+      llm.state === "ready" ? `LLM ${llm.model} at ${llm.server}` : `LLM ${llm.state}: ${llm.fix}`);
+    setLight("health-comfyui", comfyui.state === "ready" ? "ok" : "bad",
+      comfyui.state === "ready" ? `ComfyUI ${comfyui.version || ""} at ${comfyui.url}` : `ComfyUI unreachable at ${comfyui.url}: ${comfyui.fix}`);
   } catch (_) {
     for (const light of document.querySelectorAll("#health .light")) {
       light.className = "light bad";
@@ -319,6 +553,8 @@ async function refreshHealth() {
   }
 }
 
+connectRelay();
 loadModels();
+loadComfyChoices();
 refreshHealth();
 setInterval(refreshHealth, 5000);

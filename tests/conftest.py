@@ -12,6 +12,7 @@ from werkzeug.serving import make_server
 from speech2image import create_app
 
 from . import speech
+from .fake_comfy import FakeComfyUI, Knobs
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -50,9 +51,16 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
+def fake_comfy():
+    with FakeComfyUI(Knobs(step_delay_s=0.05)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory, fake_comfy):
     """One warm app for the whole session: the Whisper model loads once, as in production."""
-    app = create_app({"data_dir": str(tmp_path_factory.mktemp("instance")), "max_audio_s": 30.0, "llm_url": "off"})
+    app = create_app({"data_dir": str(tmp_path_factory.mktemp("instance")), "max_audio_s": 30.0, "llm_url": "off",
+                      "comfyui_url": fake_comfy.url, "steps": 8, "width": 128, "height": 96})
     with LiveServer(app) as server:
         status = server.wait_for_whisper()
         assert status["state"] == "ready", status

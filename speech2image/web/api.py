@@ -8,8 +8,11 @@ import threading
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from ..comfy import ComfyError
 from ..errors import BadInput, UserFacingError
+from ..pipeline import JobRequest
 from ..prompt_writer import get_preset
+from ..store import JOB_ID
 from . import service
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,20 @@ def optional_text(body: dict, name: str, max_len: int = 200) -> str | None:
 
 @bp.get("/health")
 def health():
-    return jsonify({"whisper": service("transcriber").status(), "llm": service("llm").status()})
+    return jsonify({"whisper": service("transcriber").status(), "llm": service("llm").status(),
+                    "comfyui": comfyui_status()})
+
+
+def comfyui_status() -> dict:
+    client = service("pipeline").comfy()
+    try:
+        stats = client.system_stats()
+    except ComfyError as exc:
+        return {"state": "unreachable", "url": client.base_url, "error": exc.message,
+                "fix": "start ComfyUI with --preview-method auto, or set SPEECH2IMAGE_COMFYUI_URL"}
+    system = stats.get("system", {}) if isinstance(stats, dict) else {}
+    devices = [d.get("name") for d in stats.get("devices", [])] if isinstance(stats, dict) else []
+    return {"state": "ready", "url": client.base_url, "version": system.get("comfyui_version"), "devices": devices}
 
 
 @bp.post("/transcribe")
@@ -119,3 +135,111 @@ def stream_prompt(writer, kwargs) -> Response:
 
     return Response(generate(), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# --- jobs -------------------------------------------------------------------------
+
+INT_FIELDS = {"seed": (-1, 2**53 - 1), "steps": (1, 200), "width": (64, 4096), "height": (64, 4096)}
+TEXT_FIELDS = {"transcript": 4000, "prompt": 4000, "negative_prompt": 4000, "caption": 500, "preset": 40,
+               "model": 200, "workflow": 120, "checkpoint": 300}
+
+
+def job_request_from(values: dict, session: str, audio: bytes | None) -> JobRequest:
+    """Validate the optional job fields; form values arrive as strings, JSON ones typed."""
+    fields = {}
+    for name, limit in TEXT_FIELDS.items():
+        value = values.get(name)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str) or len(value) > limit:
+            raise BadInput(f"'{name}' must be text of at most {limit} characters", code=f"bad_{name}")
+        fields[name] = value
+    for name, (low, high) in INT_FIELDS.items():
+        value = values.get(name)
+        if value in (None, ""):
+            continue
+        try:
+            number = int(value)
+            if isinstance(value, bool) or number != float(value) or not low <= number <= high:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise BadInput(f"'{name}' must be a whole number from {low} to {high}", code=f"bad_{name}")
+        fields[name] = number
+    if values.get("cfg") not in (None, ""):
+        try:
+            cfg = float(values["cfg"])
+            if isinstance(values["cfg"], bool) or not 0 < cfg <= 30:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise BadInput("'cfg' must be a number above 0 and at most 30", code="bad_cfg")
+        fields["cfg"] = cfg
+    if "preset" in fields:
+        get_preset(fields["preset"])
+    return JobRequest(session=session, audio=audio, **fields)
+
+
+def session_of(values: dict) -> str:
+    session = values.get("session") or "anonymous"
+    if not isinstance(session, str) or len(session) > 64:
+        raise BadInput("'session' must be text of at most 64 characters", code="bad_session")
+    return session
+
+
+@bp.post("/jobs")
+def start_job():
+    """Start a whole job from a recording (multipart 'audio'), a transcript or a prompt."""
+    if request.mimetype == "multipart/form-data":
+        values = request.form.to_dict()
+        upload = request.files.get("audio")
+        audio = upload.read() if upload is not None else None
+        if upload is not None and not audio:
+            raise BadInput("the uploaded audio file is empty", code="empty_audio")
+    else:
+        values, audio = json_body(), None
+    job = service("pipeline").submit(job_request_from(values, session_of(values), audio))
+    return jsonify(job.snapshot()), 202
+
+
+def job_or_404(job_id: str):
+    job = service("pipeline").get(job_id) if JOB_ID.match(job_id) else None
+    if job is None:
+        raise UserFacingError("there is no such job (the server may have restarted)", code="unknown_job", status=404)
+    return job
+
+
+@bp.get("/jobs/<job_id>")
+def job_state(job_id):
+    return jsonify(job_or_404(job_id).snapshot())
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id):
+    job_or_404(job_id)
+    return jsonify(service("pipeline").cancel(job_id).snapshot())
+
+
+# --- ComfyUI choices --------------------------------------------------------------
+
+
+@bp.get("/comfyui")
+def comfyui_choices():
+    """Workflows we have and checkpoints ComfyUI has, for the page's dropdowns."""
+    pipeline = service("pipeline")
+    answer = {"url": pipeline.defaults.comfyui_url, "workflows": service("workflows").names(),
+              "workflow": pipeline.defaults.workflow, "checkpoint": pipeline.defaults.checkpoint or None,
+              "checkpoints": [], "reachable": True}
+    try:
+        answer["checkpoints"] = pipeline.comfy().checkpoints()
+    except ComfyError as exc:
+        answer.update(reachable=False, error=exc.message)
+    return jsonify(answer)
+
+
+@bp.post("/workflows")
+def upload_workflow():
+    upload = request.files.get("workflow")
+    if upload is None:
+        raise BadInput("send the workflow file as the multipart field 'workflow'", code="missing_workflow")
+    workflow = service("workflows").save_upload(upload.filename or "workflow.json", upload.read())
+    log.info("workflow %s uploaded: roles %s", workflow.name, workflow.roles.describe())
+    return jsonify({"name": workflow.name, "roles": workflow.roles.describe(), "defaults": workflow.defaults}), 201

@@ -1,4 +1,7 @@
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, render_template, send_file
+
+from ..store import KINDS
+from . import service
 
 bp = Blueprint("pages", __name__)
 
@@ -6,3 +9,16 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 def index():
     return render_template("index.html")
+
+
+@bp.get("/outputs/<name>")
+def output_file(name: str):
+    """Results by job id only; the request never names a path."""
+    job_id, _, kind = name.partition(".")
+    try:
+        path = service("store").path(job_id, kind)
+    except FileNotFoundError:
+        abort(404)
+    if not path.is_file():
+        abort(404)
+    return send_file(path, mimetype=KINDS[kind], max_age=3600)

@@ -1,0 +1,101 @@
+"""Benchmark the render stage through the real app: relay latency and our overhead per job.
+
+Starts the app (werkzeug, threaded) and the fake ComfyUI from the tests in this
+process, runs N jobs from a prompt over HTTP, follows them on /ws like a browser,
+and compares with the fake ComfyUI's own clock:
+
+- relay latency: ComfyUI sending a `progress` frame -> the page's websocket receiving it;
+- overhead: the job's time seen by the page minus ComfyUI's own time for the prompt.
+
+    .venv/bin/python scripts/bench_render.py [--jobs 20] [--steps 20] [--step-ms 50] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import websocket
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from speech2image import create_app  # noqa: E402
+from tests.conftest import LiveServer  # noqa: E402
+from tests.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
+
+
+def pct(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(values):
+    return {"p50": round(pct(values, 0.5), 2), "p95": round(pct(values, 0.95), 2), "max": round(max(values), 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--step-ms", type=float, default=50)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    import logging
+    logging.disable(logging.INFO)
+    data_dir = tempfile.mkdtemp(prefix="bench-render-")
+    latencies, overheads, totals, comfy_times = [], [], [], []
+    with FakeComfyUI(Knobs(step_delay_s=args.step_ms / 1000, previews=True)) as comfy:
+        app = create_app({"data_dir": data_dir, "comfyui_url": comfy.url, "llm_url": "off", "preload": False,
+                          "steps": args.steps, "width": 512, "height": 512, "log_level": "WARNING"})
+        with LiveServer(app) as server:
+            session = uuid.uuid4().hex
+            ws = websocket.create_connection(f"ws://127.0.0.1:{server.server.server_port}/ws?session={session}")
+            json.loads(ws.recv())  # hello
+            for i in range(args.jobs):
+                received = []
+                sent_at = time.time()
+                job_id = requests.post(server.url + "/api/jobs", json={"prompt": f"bench {i}", "session": session,
+                                                                       "seed": i}).json()["job_id"]
+                while True:
+                    event = json.loads(ws.recv())
+                    now = time.time()
+                    if event.get("job_id") != job_id:
+                        continue
+                    if event["type"] == "progress" and "value" in event:
+                        received.append((event["value"], now))
+                    if event["type"] == "stage" and event["stage"] in ("done", "error", "cancelled"):
+                        done_at = now
+                        break
+                assert event["stage"] == "done", event
+                prompt_id = comfy.posted[-1]["prompt_id"]
+                sent = {step: t for pid, step, t in comfy.progress_sent if pid == prompt_id}
+                latencies += [(t - sent[step]) * 1000 for step, t in received if step in sent]
+                timeline = comfy.timeline[prompt_id]
+                comfy_s = timeline["finished"] - timeline["received"]
+                total_s = done_at - sent_at
+                comfy_times.append(comfy_s * 1000)
+                totals.append(total_s * 1000)
+                overheads.append((total_s - comfy_s) * 1000)
+            ws.close()
+    result = {"jobs": args.jobs, "steps": args.steps, "step_ms": args.step_ms,
+              "relay_latency_ms": summary(latencies), "overhead_ms": summary(overheads),
+              "job_ms": summary(totals), "comfyui_ms": summary(comfy_times)}
+    print(f"{args.jobs} jobs, {args.steps} steps of {args.step_ms:g} ms each, 512x512 PNG, previews on")
+    for key in ("relay_latency_ms", "overhead_ms", "job_ms", "comfyui_ms"):
+        s = result[key]
+        print(f"  {key:18} p50 {s['p50']:8.2f}   p95 {s['p95']:8.2f}   max {s['max']:8.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,523 @@
+"""ComfyUI client: submit an API-format graph, follow it over the websocket, fetch the images.
+
+Built from what a real ComfyUI 0.3.64 sends (shared/comfyui/PROTOCOL.md): the
+websocket is opened before ``POST /prompt`` with our own ``prompt_id`` (events
+can beat the HTTP answer), previews come as binary frames of type 1 (or 4 with
+metadata once we send the feature flag), and every prompt ends with
+``executing`` carrying ``node: null``. If the websocket drops, the client
+reconnects or falls back to polling ``/history``; no call waits forever.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import urlencode, urlparse
+
+import requests
+import websocket
+
+from .errors import UserFacingError
+
+log = logging.getLogger(__name__)
+
+START_HINT = (
+    "Start ComfyUI (for example `python main.py --listen 127.0.0.1 --port 8188 --preview-method auto`) "
+    "or set SPEECH2IMAGE_COMFYUI_URL to where it runs."
+)
+PREVIEW_HINT = "No live preview: start ComfyUI with --preview-method auto to see the picture form."
+PREVIEW_MIME = {1: "image/jpeg", 2: "image/png"}
+
+
+class ComfyError(UserFacingError):
+    status = 502
+    code = "comfyui_error"
+
+
+class ComfyUnavailable(ComfyError):
+    status = 503
+    code = "comfyui_unreachable"
+
+
+class RenderCancelled(UserFacingError):
+    status = 409
+    code = "cancelled"
+
+
+@dataclass
+class RenderedImage:
+    data: bytes
+    filename: str
+    subfolder: str
+    kind: str  # ComfyUI's folder type: output or temp
+
+
+@dataclass
+class RenderResult:
+    prompt_id: str
+    images: list[RenderedImage]
+    cached: bool
+    previews: int
+    elapsed_s: float
+    server: str
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_binary_frame(data: bytes) -> dict | None:
+    """Binary frames: big-endian u32 event type, then per type (PROTOCOL.md)."""
+    if len(data) < 8:
+        return None
+    (event,) = struct.unpack(">I", data[:4])
+    if event == 1:  # PREVIEW_IMAGE: u32 format, image
+        (fmt,) = struct.unpack(">I", data[4:8])
+        return {"kind": "preview", "mime": PREVIEW_MIME.get(fmt, "image/jpeg"), "image": data[8:], "meta": {}}
+    if event == 4:  # PREVIEW_IMAGE_WITH_METADATA: u32 length, JSON, image
+        (length,) = struct.unpack(">I", data[4:8])
+        try:
+            meta = json.loads(data[8 : 8 + length])
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return {"kind": "preview", "mime": meta.get("image_type", "image/jpeg"), "image": data[8 + length :], "meta": meta}
+    if event == 3:  # TEXT: u32 node-id length, node id, text
+        (length,) = struct.unpack(">I", data[4:8])
+        return {"kind": "text", "node": data[8 : 8 + length].decode("utf-8", "replace"),
+                "text": data[8 + length :].decode("utf-8", "replace")}
+    return None
+
+
+def describe_validation_error(body: dict) -> str:
+    """A 400 from POST /prompt, in words a person can act on."""
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    parts = []
+    for node_id, node_error in (body.get("node_errors") or {}).items():
+        class_type = node_error.get("class_type", "node")
+        for item in node_error.get("errors", []):
+            extra = item.get("extra_info") or {}
+            if item.get("type") == "value_not_in_list" and extra.get("input_name") == "ckpt_name":
+                available = (extra.get("input_config") or [[]])[0]
+                parts.append(f"checkpoint '{extra.get('received_value')}' is not in ComfyUI; available: "
+                             + (", ".join(available) if available else "none (put a model in ComfyUI/models/checkpoints)"))
+            elif item.get("type") == "value_not_in_list":
+                parts.append(f"{class_type} (node {node_id}): {item.get('details') or item.get('message')}")
+            elif item.get("type") == "required_input_missing":
+                parts.append(f"{class_type} (node {node_id}) is missing its required input '{item.get('details')}'")
+            else:
+                detail = f": {item['details']}" if item.get("details") else ""
+                parts.append(f"{class_type} (node {node_id}): {item.get('message', 'invalid')}{detail}")
+    if not parts:
+        message = error.get("message") or "the workflow was refused"
+        if "does not exist" in message:
+            message += " A custom node may be missing: install it in ComfyUI (ComfyUI-Manager helps)."
+        parts.append(message)
+    return "ComfyUI refused the workflow: " + "; ".join(parts)
+
+
+class ProgressTracker:
+    """One overall percentage across nodes; the sampler counts for more, and it never goes back."""
+
+    HEAVY = 8.0
+
+    def __init__(self, graph: dict, heavy_nodes: set[str] = frozenset()):
+        self.weights = {node_id: (self.HEAVY if node_id in heavy_nodes else 1.0) for node_id in graph}
+        self.total = sum(self.weights.values()) or 1.0
+        self.done: set[str] = set()
+        self.current: str | None = None
+        self.fraction = 0.0
+        self.percent = 0.0
+
+    def _update(self) -> float:
+        weight = sum(self.weights.get(n, 0) for n in self.done)
+        if self.current and self.current not in self.done:
+            weight += self.weights.get(self.current, 1.0) * self.fraction
+        self.percent = max(self.percent, min(100.0, 100.0 * weight / self.total))
+        return round(self.percent, 1)
+
+    def cached(self, nodes) -> float:
+        self.done.update(str(n) for n in nodes)
+        return self._update()
+
+    def executing(self, node: str) -> float:
+        if self.current:
+            self.done.add(self.current)
+        self.current, self.fraction = node, 0.0
+        return self._update()
+
+    def step(self, node: str, value: float, maximum: float) -> float:
+        if node != self.current:
+            self.executing(node)
+        self.fraction = max(0.0, min(1.0, value / maximum)) if maximum else 0.0
+        return self._update()
+
+    def finish(self) -> float:
+        self.percent = 100.0
+        return 100.0
+
+
+class ComfyClient:
+    def __init__(self, base_url: str, http_timeout_s: float = 10.0, render_timeout_s: float = 900.0,
+                 stall_poll_s: float = 5.0):
+        self.base_url = base_url.rstrip("/")
+        self.http_timeout_s = http_timeout_s
+        self.render_timeout_s = render_timeout_s
+        self.stall_poll_s = stall_poll_s  # silence on the socket this long: ask /history and /queue
+
+    # --- plain HTTP -----------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs) -> requests.Response:
+        try:
+            return requests.request(method, self.base_url + path, timeout=kwargs.pop("timeout", self.http_timeout_s), **kwargs)
+        except requests.ConnectionError as exc:
+            raise ComfyUnavailable(f"ComfyUI is not reachable at {self.base_url}. {START_HINT}") from exc
+        except requests.Timeout as exc:
+            raise ComfyUnavailable(f"ComfyUI at {self.base_url} did not answer within {self.http_timeout_s:g} s") from exc
+
+    def _json(self, method: str, path: str, **kwargs):
+        response = self._request(method, path, **kwargs)
+        if response.status_code != 200:
+            raise ComfyError(f"ComfyUI answered HTTP {response.status_code} to {method} {path}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ComfyError(f"ComfyUI sent something that is not JSON for {path}") from exc
+
+    def system_stats(self) -> dict:
+        return self._json("GET", "/system_stats", timeout=min(self.http_timeout_s, 3.0))
+
+    def checkpoints(self) -> list[str]:
+        try:
+            names = self._json("GET", "/models/checkpoints")
+            if isinstance(names, list):
+                return [n for n in names if isinstance(n, str)]
+        except ComfyUnavailable:
+            raise
+        except ComfyError:
+            pass  # older ComfyUI: ask the loader node instead
+        info = self._json("GET", "/object_info/CheckpointLoaderSimple")
+        return list(info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0])
+
+    def queue(self) -> dict:
+        return self._json("GET", "/queue")
+
+    def queue_position(self, prompt_id: str) -> int | None:
+        """0 while running, n when n-1 prompts are ahead, None when not in the queue."""
+        queue = self.queue()
+        if any(item[1] == prompt_id for item in queue.get("queue_running", [])):
+            return 0
+        pending = sorted(queue.get("queue_pending", []), key=lambda item: item[0])
+        for index, item in enumerate(pending):
+            if item[1] == prompt_id:
+                return len(queue.get("queue_running", [])) + index + 1
+        return None
+
+    def history(self, prompt_id: str) -> dict | None:
+        data = self._json("GET", f"/history/{prompt_id}")
+        return data.get(prompt_id) if isinstance(data, dict) else None
+
+    def view(self, filename: str, subfolder: str = "", kind: str = "output") -> bytes:
+        response = self._request("GET", "/view?" + urlencode({"filename": filename, "subfolder": subfolder, "type": kind}),
+                                 timeout=max(self.http_timeout_s, 30.0))
+        if response.status_code != 200:
+            raise ComfyError(f"ComfyUI could not send the image {filename} (HTTP {response.status_code})")
+        return response.content
+
+    def submit(self, graph: dict, client_id: str, prompt_id: str) -> dict:
+        response = self._request("POST", "/prompt", json={"prompt": graph, "client_id": client_id, "prompt_id": prompt_id})
+        if response.status_code == 400:
+            try:
+                raise ComfyError(describe_validation_error(response.json()), code="comfyui_rejected")
+            except ValueError:
+                pass
+        if response.status_code != 200:
+            raise ComfyError(f"ComfyUI answered HTTP {response.status_code} to the workflow: "
+                             f"{response.text[:200].strip()}", code="comfyui_rejected")
+        return response.json()
+
+    def cancel(self, prompt_id: str) -> str:
+        """Remove a pending prompt, or interrupt it when it runs: 'deleted', 'interrupted' or 'gone'."""
+        position = self.queue_position(prompt_id)
+        if position is None:
+            return "gone"
+        if position > 0:
+            self._request("POST", "/queue", json={"delete": [prompt_id]})
+            if self.queue_position(prompt_id) is None:
+                return "deleted"
+        self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+        return "interrupted"
+
+    # --- the websocket --------------------------------------------------------
+
+    def _ws_url(self, client_id: str) -> str:
+        parsed = urlparse(self.base_url)
+        scheme = "wss" if parsed.scheme == "https" else "ws"
+        return f"{scheme}://{parsed.netloc}{parsed.path}/ws?clientId={client_id}"
+
+    def _connect(self, client_id: str):
+        try:
+            ws = websocket.create_connection(self._ws_url(client_id), timeout=self.http_timeout_s)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ComfyUnavailable(f"ComfyUI is not reachable at {self.base_url} ({exc}). {START_HINT}") from exc
+        # ComfyUI greets a socket with 'status' once it is registered for our client id;
+        # waiting for that keeps the first events of our prompt from going nowhere.
+        ws.settimeout(0.2)
+        greeted_by = time.monotonic() + 3.0
+        while time.monotonic() < greeted_by:
+            try:
+                opcode, data = ws.recv_data()
+            except websocket.WebSocketTimeoutException:
+                continue
+            except (websocket.WebSocketException, OSError) as exc:
+                raise ComfyUnavailable(f"ComfyUI closed the websocket at {self.base_url} ({exc}). {START_HINT}") from exc
+            if opcode == websocket.ABNF.OPCODE_TEXT and b'"status"' in (data if isinstance(data, bytes) else data.encode()):
+                break
+        # Ask for previews with metadata (binary type 4) so each one names its prompt.
+        ws.send(json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}}))
+        ws.settimeout(0.5)
+        return ws
+
+    def render(
+        self,
+        graph: dict,
+        on_event: Callable[[dict], None],
+        cancel: threading.Event | None = None,
+        heavy_nodes: set[str] = frozenset(),
+        output_nodes: set[str] | None = None,
+    ) -> RenderResult:
+        """Run one graph to the end; raises ComfyError, ComfyUnavailable or RenderCancelled."""
+        cancel = cancel or threading.Event()
+        started = time.monotonic()
+        client_id, prompt_id = uuid.uuid4().hex, str(uuid.uuid4())
+        ws = self._connect(client_id)
+        run = _Run(self, prompt_id, ProgressTracker(graph, heavy_nodes), on_event)
+        try:
+            self.submit(graph, client_id, prompt_id)
+            run.refresh_queue()
+            deadline = started + self.render_timeout_s
+            while run.outcome is None:
+                if cancel.is_set():
+                    run.request_cancel()
+                if time.monotonic() > deadline:
+                    self._safe_cancel(prompt_id)
+                    raise ComfyError(f"ComfyUI did not finish within {self.render_timeout_s:g} s; the job was cancelled",
+                                     code="comfyui_timeout")
+                if ws is None:
+                    run.poll()
+                    time.sleep(0.5)
+                    continue
+                try:
+                    opcode, data = ws.recv_data()
+                except websocket.WebSocketTimeoutException:
+                    run.idle()
+                    continue
+                except (websocket.WebSocketException, OSError) as exc:
+                    log.warning("ComfyUI websocket dropped (%s); reconnecting", exc)
+                    ws = self._reconnect(client_id)
+                    run.poll()
+                    continue
+                if opcode == websocket.ABNF.OPCODE_TEXT:
+                    run.handle_text(data)
+                elif opcode == websocket.ABNF.OPCODE_BINARY:
+                    run.handle_binary(data)
+                elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                    ws = self._reconnect(client_id)
+                    run.poll()
+        finally:
+            if ws is not None:
+                try:
+                    ws.close()
+                except Exception:
+                    pass
+        if run.outcome == "cancelled":
+            raise RenderCancelled("cancelled")
+        if run.outcome == "error":
+            raise ComfyError(run.error_message, code="comfyui_execution_error")
+        images = self._collect_images(prompt_id, run, output_nodes)
+        notes = [] if run.previews or run.cached_all else [PREVIEW_HINT]
+        run.on_event({"type": "progress", "percent": run.tracker.finish()})
+        return RenderResult(prompt_id=prompt_id, images=images, cached=run.cached_all, previews=run.previews,
+                            elapsed_s=time.monotonic() - started, server=self.base_url, notes=notes)
+
+    def _reconnect(self, client_id: str, attempts: int = 3):
+        for attempt in range(attempts):
+            time.sleep(0.3 * (attempt + 1))
+            try:
+                return self._connect(client_id)
+            except ComfyUnavailable:
+                continue
+        log.warning("ComfyUI websocket did not come back; polling /history instead")
+        return None
+
+    def _safe_cancel(self, prompt_id: str) -> None:
+        try:
+            self.cancel(prompt_id)
+        except ComfyError:
+            pass
+
+    def _collect_images(self, prompt_id: str, run: "_Run", output_nodes: set[str] | None) -> list[RenderedImage]:
+        outputs = run.outputs
+        try:
+            entry = self.history(prompt_id)
+            if entry and entry.get("outputs"):
+                outputs = {node: out.get("images", []) for node, out in entry["outputs"].items()}
+        except ComfyError as exc:
+            if not outputs:
+                raise
+            log.info("history unavailable, using websocket outputs: %s", exc)
+        wanted = [img for node, images in outputs.items() if output_nodes is None or node in output_nodes
+                  for img in images]
+        if not wanted:
+            raise ComfyError("ComfyUI finished but produced no image; does the workflow end in a SaveImage node?",
+                             code="comfyui_no_image")
+        return [RenderedImage(self.view(i["filename"], i.get("subfolder", ""), i.get("type", "output")),
+                              i["filename"], i.get("subfolder", ""), i.get("type", "output")) for i in wanted]
+
+
+class _Run:
+    """The state of one prompt as its messages arrive."""
+
+    def __init__(self, client: ComfyClient, prompt_id: str, tracker: ProgressTracker, on_event):
+        self.client = client
+        self.prompt_id = prompt_id
+        self.tracker = tracker
+        self.on_event = on_event
+        self.outcome: str | None = None  # success, error, cancelled
+        self.error_message = ""
+        self.started = False
+        self.cached_all = False
+        self.previews = 0
+        self.outputs: dict[str, list] = {}
+        self.cancel_state: str | None = None
+        self.cancel_at = 0.0
+        self.last_message = time.monotonic()
+        self.last_queue_check = 0.0
+
+    def mine(self, data: dict) -> bool:
+        # Late-connecting sockets get 'executing' without prompt_id (trace g); one socket
+        # per prompt makes those ours too.
+        return data.get("prompt_id") in (None, self.prompt_id)
+
+    def refresh_queue(self) -> None:
+        self.last_queue_check = time.monotonic()
+        if self.started:
+            return
+        position = self.client.queue_position(self.prompt_id)
+        if position is not None and position > 0:
+            self.on_event({"type": "queued", "position": position})
+        elif position == 0:
+            self.mark_started()
+
+    def mark_started(self) -> None:
+        if not self.started:
+            self.started = True
+            self.on_event({"type": "started"})
+
+    def handle_text(self, raw: str) -> None:
+        self.last_message = time.monotonic()
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return
+        kind, data = message.get("type"), message.get("data") or {}
+        if kind == "status":
+            if not self.started and time.monotonic() - self.last_queue_check > 0.2:
+                self.refresh_queue()
+            return
+        if not isinstance(data, dict) or not self.mine(data):
+            return
+        if kind == "execution_start":
+            self.mark_started()
+        elif kind == "execution_cached":
+            nodes = [str(n) for n in data.get("nodes", [])]
+            self.cached_all = bool(nodes) and set(nodes) >= set(self.tracker.weights)
+            self.on_event({"type": "cached", "nodes": nodes, "percent": self.tracker.cached(nodes)})
+        elif kind == "executing":
+            node = data.get("node")
+            if node is None:
+                if data.get("prompt_id") == self.prompt_id and self.outcome is None:
+                    self.settle_from_history()
+                return
+            self.mark_started()
+            self.on_event({"type": "node", "node": str(node), "percent": self.tracker.executing(str(node))})
+        elif kind == "progress":
+            self.mark_started()
+            node, value, maximum = str(data.get("node")), data.get("value", 0), data.get("max", 0)
+            self.on_event({"type": "progress", "node": node, "value": value, "max": maximum,
+                           "percent": self.tracker.step(node, value, maximum)})
+        elif kind == "executed":
+            images = (data.get("output") or {}).get("images") or []
+            self.outputs[str(data.get("node"))] = images
+        elif kind == "execution_success":
+            self.outcome = "success"
+        elif kind == "execution_interrupted":
+            self.outcome = "cancelled"
+        elif kind == "execution_error":
+            self.outcome = "error"
+            exception = (data.get("exception_message") or "").strip()
+            self.error_message = (f"ComfyUI failed in {data.get('node_type')} (node {data.get('node_id')}): "
+                                  f"{exception or data.get('exception_type', 'unknown error')}")
+
+    def handle_binary(self, data: bytes) -> None:
+        self.last_message = time.monotonic()
+        frame = parse_binary_frame(data)
+        if not frame or frame["kind"] != "preview":
+            return
+        if frame["meta"].get("prompt_id") not in (None, self.prompt_id):
+            return
+        self.previews += 1
+        self.on_event({"type": "preview", "mime": frame["mime"], "image": frame["image"]})
+
+    def idle(self) -> None:
+        """Nothing on the socket for a while: the queue position may have moved, or a message was lost."""
+        now = time.monotonic()
+        if self.cancel_state == "interrupted" and now - self.cancel_at > 10:
+            self.outcome = "cancelled"  # ComfyUI never confirmed; stop waiting
+            return
+        if not self.started and now - self.last_queue_check > 1.0:
+            self.refresh_queue()
+        if now - self.last_message > self.client.stall_poll_s:
+            self.last_message = now
+            self.poll()
+
+    def poll(self) -> None:
+        """Learn the outcome from /history (the websocket is gone or silent)."""
+        self.settle_from_history()
+        if self.outcome is None and not self.started:
+            try:
+                self.refresh_queue()
+            except ComfyError:
+                pass
+
+    def settle_from_history(self) -> None:
+        entry = self.client.history(self.prompt_id)
+        if not entry:
+            return
+        status = entry.get("status") or {}
+        messages = status.get("messages") or []
+        for name, data in messages:
+            if name == "execution_error":
+                self.handle_text(json.dumps({"type": "execution_error", "data": data}))
+                return
+            if name == "execution_interrupted":
+                self.outcome = "cancelled"
+                return
+        if status.get("status_str") == "success" or status.get("completed"):
+            self.outcome = "success"
+            self.outputs = {n: o.get("images", []) for n, o in (entry.get("outputs") or {}).items()}
+        elif status.get("status_str") == "error":
+            self.outcome = "error"
+            self.error_message = self.error_message or "ComfyUI reported an error running the workflow"
+
+    def request_cancel(self) -> None:
+        if self.cancel_state is not None:
+            return
+        self.cancel_state = self.client.cancel(self.prompt_id)
+        self.cancel_at = time.monotonic()
+        log.info("cancel %s: %s", self.prompt_id, self.cancel_state)
+        if self.cancel_state == "gone":
+            self.settle_from_history()  # it may have just finished: keep that result
+        if self.cancel_state in ("deleted", "gone") and self.outcome is None:
+            self.outcome = "cancelled"

@@ -1,0 +1,44 @@
+"""The live relay: one websocket per browser tab carries its own jobs' events as JSON."""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+
+from flask import Blueprint, request
+from flask_sock import ConnectionClosed, Sock
+
+from . import service
+
+log = logging.getLogger(__name__)
+bp = Blueprint("live", __name__)
+sock = Sock()
+SESSION = re.compile(r"^[\w-]{8,64}$")
+KEEPALIVE_S = 15.0
+
+
+@sock.route("/ws", bp=bp)
+def relay(ws):
+    session = request.args.get("session", "")
+    if not SESSION.match(session):
+        ws.send(json.dumps({"type": "error", "code": "bad_session", "message": "open /ws?session=<id>"}))
+        return
+    pipeline = service("pipeline")
+    subscription = pipeline.hub.subscribe(session)
+    try:
+        ws.send(json.dumps({"type": "hello", "session": session}))  # subscribed: events from now on arrive
+        # A page that reconnects (reload, network blip) picks up its unfinished jobs.
+        for job in pipeline.jobs_for(session):
+            if not job.finished:
+                ws.send(json.dumps({"type": "resume", "job_id": job.id, "snapshot": job.snapshot()}))
+        while True:
+            try:
+                event = subscription.get(timeout=KEEPALIVE_S)
+            except queue.Empty:
+                event = {"type": "ping"}
+            ws.send(json.dumps(event))
+    except ConnectionClosed:
+        pass
+    finally:
+        pipeline.hub.unsubscribe(session, subscription)

@@ -1,0 +1,443 @@
+"""A fake ComfyUI for tests: a real HTTP + websocket server on 127.0.0.1 that replays the
+message shapes and order recorded from ComfyUI 0.3.64 (shared/comfyui/traces).
+
+It validates like ComfyUI (400 with node_errors, 500 for garbage), queues prompts and
+runs them one at a time, caches unchanged nodes, sends progress with JPEG previews
+(binary type 1, or type 4 with metadata after the feature flag), saves PNGs made with
+Pillow for /view, and honours /interrupt and queue deletion. Knobs make it slow, break
+a checkpoint, or drop websockets mid-run.
+"""
+from __future__ import annotations
+
+import io
+import json
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from flask import Flask, Response, jsonify, request
+from flask_sock import Sock
+from PIL import Image
+from werkzeug.serving import make_server
+
+KNOWN_CLASSES = {
+    "CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "KSamplerAdvanced", "VAEDecode",
+    "SaveImage", "PreviewImage", "LoraLoader", "ConditioningCombine", "CLIPSetLastLayer", "SamplerCustomAdvanced",
+    "CFGGuider", "RandomNoise", "KSamplerSelect", "BasicScheduler", "UNETLoader", "DualCLIPLoader", "VAELoader",
+    "EmptySD3LatentImage", "CLIPTextEncodeSDXL",
+}
+OUTPUT_CLASSES = {"SaveImage", "PreviewImage"}
+REQUIRED = {"KSampler": ["model", "positive", "negative", "latent_image", "seed", "steps", "cfg"]}
+
+
+@dataclass
+class Knobs:
+    checkpoints: list[str] = field(default_factory=lambda: ["tiny-sd15-random.safetensors", "broken.safetensors"])
+    step_delay_s: float = 0.02
+    node_delay_s: float = 0.005
+    previews: bool = True
+    drop_sockets_at_step: int | None = None  # close every socket once, at this sampler step
+    start_delay_s: float = 0.0  # before a queued prompt starts running
+    replay: str | None = None  # path of a real trace: send its websocket messages verbatim instead of running
+    replay_speed: float = 10.0  # the trace's clock runs this much faster
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def jpeg(color, size=(64, 64)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+class FakeComfyUI:
+    def __init__(self, knobs: Knobs | None = None):
+        self.knobs = knobs or Knobs()
+        self.lock = threading.Condition()
+        self.pending: list[list] = []  # [number, prompt_id, graph, extra_data, outputs]
+        self.running: list | None = None
+        self.history: dict[str, dict] = {}
+        self.files: dict[tuple[str, str], bytes] = {}
+        self.sockets: dict[str, tuple] = {}  # client_id -> (ws, lock, flags)
+        self.number = 0
+        self.counter = 0
+        self.interrupt_ids: set[str] = set()
+        self.previous_signatures: set[str] = set()
+        self.history_outputs: dict[str, dict] = {}  # node signature -> its last output, for cached runs
+        self.posted: list[dict] = []  # bodies of POST /prompt
+        self.interrupts: list[dict] = []
+        self.deletes: list[list] = []
+        self.timeline: dict[str, dict] = {}  # prompt_id -> received / finished wall-clock times, for benchmarks
+        self.progress_sent: list[tuple[str, int, float]] = []  # (prompt_id, step, wall-clock time sent)
+        self.dropped = False
+        self.stopping = False
+        self.app = self._make_app()
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.threads = [threading.Thread(target=self.server.serve_forever, daemon=True),
+                        threading.Thread(target=self._worker, daemon=True)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        with self.lock:
+            self.stopping = True
+            self.lock.notify_all()
+        for client_id in list(self.sockets):
+            self._close_socket(client_id)
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- messages ---------------------------------------------------------------
+
+    def _send(self, client_id, message) -> None:
+        entry = self.sockets.get(client_id)
+        if not entry:
+            return  # like ComfyUI: events for a client with no socket are lost
+        ws, lock, _ = entry
+        try:
+            with lock:
+                ws.send(message if isinstance(message, bytes) else json.dumps(message))
+        except Exception:
+            self.sockets.pop(client_id, None)
+
+    def _broadcast_status(self) -> None:
+        remaining = len(self.pending) + (1 if self.running else 0)
+        for client_id in list(self.sockets):
+            self._send(client_id, {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": remaining}}}})
+
+    def _close_socket(self, client_id) -> None:
+        entry = self.sockets.pop(client_id, None)
+        if entry:
+            try:
+                entry[0].close()
+            except Exception:
+                pass
+
+    # --- HTTP -------------------------------------------------------------------
+
+    def _make_app(self) -> Flask:
+        app = Flask("fake_comfyui")
+        sock = Sock(app)
+        fake = self
+
+        @app.post("/prompt")
+        def post_prompt():
+            body = request.get_json(silent=True) or {}
+            fake.posted.append(body)
+            graph = body.get("prompt")
+            if not isinstance(graph, dict):
+                return Response("500 Internal Server Error\n\nServer got itself in trouble", status=500, mimetype="text/plain")
+            error = fake._validate(graph)
+            if error:
+                return jsonify(error), 400
+            prompt_id = body.get("prompt_id") or str(uuid.uuid4())
+            fake.timeline[prompt_id] = {"received": time.time()}
+            if fake.knobs.replay:
+                threading.Thread(target=fake._replay, args=(body.get("client_id"), prompt_id), daemon=True).start()
+                return jsonify({"prompt_id": prompt_id, "number": 0, "node_errors": {}})
+            with fake.lock:
+                number = fake.number
+                fake.number += 1
+                outputs = [n for n, node in graph.items() if node["class_type"] in OUTPUT_CLASSES]
+                fake.pending.append([number, prompt_id, graph, {"client_id": body.get("client_id")}, outputs])
+                fake.lock.notify_all()
+            fake._broadcast_status()
+            return jsonify({"prompt_id": prompt_id, "number": number, "node_errors": {}})
+
+        @app.get("/queue")
+        def get_queue():
+            with fake.lock:
+                return jsonify({"queue_running": [fake.running] if fake.running else [], "queue_pending": list(fake.pending)})
+
+        @app.post("/queue")
+        def post_queue():
+            body = request.get_json(silent=True) or {}
+            with fake.lock:
+                if body.get("clear"):
+                    fake.pending.clear()
+                for prompt_id in body.get("delete", []):
+                    fake.deletes.append(prompt_id)
+                    fake.pending = [item for item in fake.pending if item[1] != prompt_id]
+            fake._broadcast_status()
+            return Response(status=200)
+
+        @app.post("/interrupt")
+        def post_interrupt():
+            body = request.get_json(silent=True) or {}
+            fake.interrupts.append(body)
+            with fake.lock:
+                if fake.running and body.get("prompt_id") in (None, fake.running[1]):
+                    fake.interrupt_ids.add(fake.running[1])
+            return Response(status=200)
+
+        @app.get("/history/<prompt_id>")
+        def get_history(prompt_id):
+            entry = fake.history.get(prompt_id)
+            return jsonify({prompt_id: entry} if entry else {})
+
+        @app.get("/view")
+        def view():
+            key = (request.args.get("filename", ""), request.args.get("type", "output"))
+            if key not in fake.files:
+                return Response(status=404)
+            return Response(fake.files[key], mimetype="image/png")
+
+        @app.get("/models/checkpoints")
+        def checkpoints():
+            return jsonify(fake.knobs.checkpoints)
+
+        @app.get("/object_info/CheckpointLoaderSimple")
+        def object_info():
+            return jsonify({"CheckpointLoaderSimple": {"input": {"required": {"ckpt_name": [fake.knobs.checkpoints, {}]}}}})
+
+        @app.get("/system_stats")
+        def system_stats():
+            return jsonify({"system": {"comfyui_version": "0.3.64", "os": "posix"},
+                            "devices": [{"name": "cpu", "type": "cpu"}]})
+
+        @sock.route("/ws")
+        def ws_route(ws):
+            client_id = request.args.get("clientId") or uuid.uuid4().hex
+            fake._close_socket(client_id)  # a second socket with the same id replaces the first
+            lock, flags = threading.Lock(), {}
+            fake.sockets[client_id] = (ws, lock, flags)
+            remaining = len(fake.pending) + (1 if fake.running else 0)
+            fake._send(client_id, {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": remaining}}, "sid": client_id}})
+            while not fake.stopping:
+                try:
+                    message = ws.receive(timeout=1)
+                except Exception:
+                    break
+                if message is None:
+                    if fake.sockets.get(client_id, (None,))[0] is not ws:
+                        break
+                    continue
+                try:
+                    data = json.loads(message)
+                except ValueError:
+                    continue
+                if data.get("type") == "feature_flags":
+                    flags.update(data.get("data") or {})
+                    fake._send(client_id, {"type": "feature_flags", "data": {"supports_preview_metadata": True, "max_upload_size": 104857600}})
+
+        return app
+
+    def _validate(self, graph: dict) -> dict | None:
+        if "nodes" in graph and "links" in graph:
+            return {"error": {"type": "invalid_prompt", "message": "Cannot execute because a node is missing the class_type property.", "details": "Node ID '#nodes'", "extra_info": {}}, "node_errors": {}}
+        for node_id, node in graph.items():
+            if not isinstance(node, dict) or node.get("class_type") not in KNOWN_CLASSES:
+                name = node.get("class_type") if isinstance(node, dict) else None
+                return {"error": {"type": "invalid_prompt", "message": f"Cannot execute because node {name} does not exist.", "details": f"Node ID '#{node_id}'", "extra_info": {}}, "node_errors": {}}
+        outputs = [n for n, node in graph.items() if node["class_type"] in OUTPUT_CLASSES]
+        if not outputs:
+            return {"error": {"type": "prompt_no_outputs", "message": "Prompt has no outputs", "details": "", "extra_info": {}}, "node_errors": {}}
+        node_errors = {}
+        for node_id, node in graph.items():
+            errors = []
+            for name in REQUIRED.get(node["class_type"], []):
+                if name not in node["inputs"]:
+                    errors.append({"type": "required_input_missing", "message": "Required input is missing", "details": name, "extra_info": {"input_name": name}})
+            ckpt = node["inputs"].get("ckpt_name")
+            if node["class_type"] == "CheckpointLoaderSimple" and ckpt not in self.knobs.checkpoints:
+                errors.append({"type": "value_not_in_list", "message": "Value not in list",
+                               "details": f"ckpt_name: '{ckpt}' not in {self.knobs.checkpoints}",
+                               "extra_info": {"input_name": "ckpt_name", "input_config": [self.knobs.checkpoints, {"tooltip": "The name of the checkpoint (model) to load."}], "received_value": ckpt}})
+            if errors:
+                node_errors[node_id] = {"errors": errors, "dependent_outputs": outputs, "class_type": node["class_type"]}
+        if node_errors:
+            return {"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation", "details": "", "extra_info": {}}, "node_errors": node_errors}
+        return None
+
+    # --- execution ----------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while True:
+            with self.lock:
+                while not self.pending and not self.stopping:
+                    self.lock.wait(0.5)
+                if self.stopping:
+                    return
+                self.pending.sort(key=lambda item: item[0])
+                item = self.pending.pop(0)
+                self.running = item
+            if self.knobs.start_delay_s:
+                time.sleep(self.knobs.start_delay_s)
+            try:
+                self._execute(item)
+            finally:
+                with self.lock:
+                    self.running = None
+                self._broadcast_status()
+
+    def _order(self, graph: dict) -> list[str]:
+        order, seen = [], set()
+
+        def visit(node_id):
+            if node_id in seen:
+                return
+            seen.add(node_id)
+            for value in graph[node_id]["inputs"].values():
+                if isinstance(value, list) and len(value) == 2 and value[0] in graph:
+                    visit(value[0])
+            order.append(node_id)
+
+        for node_id, node in graph.items():
+            if node["class_type"] in OUTPUT_CLASSES:
+                visit(node_id)
+        return order
+
+    def _signatures(self, graph: dict) -> dict[str, str]:
+        memo = {}
+
+        def sig(node_id):
+            if node_id not in memo:
+                node = graph[node_id]
+                inputs = {k: (sig(v[0]), v[1]) if isinstance(v, list) and len(v) == 2 and v[0] in graph else v
+                          for k, v in sorted(node["inputs"].items())}
+                memo[node_id] = json.dumps([node["class_type"], inputs], sort_keys=True)
+            return memo[node_id]
+
+        return {n: sig(n) for n in graph}
+
+    def _execute(self, item) -> None:
+        number, prompt_id, graph, extra, outputs = item
+        client = extra.get("client_id")
+        messages = [["execution_start", {"prompt_id": prompt_id, "timestamp": now_ms()}]]
+        self._send(client, {"type": "execution_start", "data": messages[0][1]})
+        signatures = self._signatures(graph)
+        order = self._order(graph)
+        cached = [n for n in order if signatures[n] in self.previous_signatures and graph[n]["class_type"] not in OUTPUT_CLASSES]
+        if all(signatures[n] in self.previous_signatures for n in order):
+            cached = list(order)
+        messages.append(["execution_cached", {"nodes": cached, "prompt_id": prompt_id, "timestamp": now_ms()}])
+        self._send(client, {"type": "execution_cached", "data": messages[-1][1]})
+        results: dict[str, dict] = {}
+        seed = 0
+        for node_id in order:
+            node = graph[node_id]
+            ctype = node["class_type"]
+            if "seed" in node["inputs"] or "noise_seed" in node["inputs"]:
+                seed = int(node["inputs"].get("seed", node["inputs"].get("noise_seed", 0)))
+            if node_id in cached and ctype not in OUTPUT_CLASSES:
+                continue
+            if node_id in cached:  # an output from cache is still reported as executed
+                results[node_id] = self.history_outputs.get(signatures[node_id], {"images": []})
+                self._send(client, {"type": "executed", "data": {"node": node_id, "display_node": node_id, "output": results[node_id], "prompt_id": prompt_id}})
+                continue
+            self._send(client, {"type": "executing", "data": {"node": node_id, "display_node": node_id, "prompt_id": prompt_id}})
+            time.sleep(self.knobs.node_delay_s)
+            if ctype == "CheckpointLoaderSimple" and node["inputs"].get("ckpt_name") == "broken.safetensors":
+                data = {"prompt_id": prompt_id, "node_id": node_id, "node_type": ctype, "executed": [],
+                        "exception_message": "Error while deserializing header: header too large\n",
+                        "exception_type": "safetensors._safetensors_rust.SafetensorError",
+                        "traceback": ["  File \"ComfyUI/execution.py\", line 496, in execute\n"],
+                        "current_inputs": {}, "current_outputs": {}, "timestamp": now_ms()}
+                return self._finish(item, "error", ["execution_error", data], messages, results)
+            steps = node["inputs"].get("steps") if ctype in ("KSampler", "KSamplerAdvanced", "BasicScheduler") else None
+            for step in range(1, (steps or 0) + 1):
+                time.sleep(self.knobs.step_delay_s)
+                if prompt_id in self.interrupt_ids:
+                    data = {"prompt_id": prompt_id, "node_id": node_id, "node_type": ctype, "executed": [], "timestamp": now_ms()}
+                    return self._finish(item, "interrupted", ["execution_interrupted", data], messages, results)
+                self._send(client, {"type": "progress", "data": {"value": step, "max": steps, "prompt_id": prompt_id, "node": node_id}})
+                self.progress_sent.append((prompt_id, step, time.time()))
+                if self.knobs.previews:
+                    self._send_preview(client, prompt_id, node_id, step)
+                if self.knobs.drop_sockets_at_step == step and not self.dropped:
+                    self.dropped = True
+                    for cid in list(self.sockets):
+                        self._close_socket(cid)
+            if ctype in OUTPUT_CLASSES:
+                results[node_id] = {"images": [self._save_png(graph, node, seed)]}
+                self._send(client, {"type": "executed", "data": {"node": node_id, "display_node": node_id, "output": results[node_id], "prompt_id": prompt_id}})
+        self.previous_signatures = set(signatures.values())
+        for node_id, output in results.items():
+            self.history_outputs[signatures[node_id]] = output
+        self._finish(item, "success", ["execution_success", {"prompt_id": prompt_id, "timestamp": now_ms()}], messages, results)
+
+    def _finish(self, item, status_str, last_message, messages, results) -> None:
+        number, prompt_id, graph, extra, outputs = item
+        client = extra.get("client_id")
+        self.interrupt_ids.discard(prompt_id)
+        messages.append(last_message)
+        self.history[prompt_id] = {
+            "prompt": [number, prompt_id, graph, extra, outputs],
+            "outputs": results if status_str == "success" else {},
+            "status": {"status_str": "success" if status_str == "success" else "error",
+                       "completed": status_str == "success", "messages": messages},
+            "meta": {},
+        }
+        self._send(client, {"type": last_message[0], "data": last_message[1]})
+        with self.lock:
+            self.running = None
+        self._broadcast_status()
+        self._send(client, {"type": "executing", "data": {"node": None, "prompt_id": prompt_id}})
+        self.timeline.setdefault(prompt_id, {})["finished"] = time.time()
+
+    def _replay(self, client, prompt_id) -> None:
+        """Send a recorded run's frames in their order and rhythm, with our prompt id in them."""
+        trace = json.loads(open(self.knobs.replay).read())
+        recorded = next(e["body"]["prompt_id"] for e in trace if e.get("http") == "POST /prompt")
+        history = next((e["body"][recorded] for e in trace if e.get("http", "").startswith("GET /history")), None)
+        started = time.monotonic()
+        for event in trace:
+            if "t" in event:
+                delay = started + event["t"] / self.knobs.replay_speed - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            if "ws" in event:
+                if event["ws"].get("type") == "status":
+                    continue  # the connection's own greeting was sent already
+                message = json.loads(json.dumps(event["ws"]).replace(recorded, prompt_id))
+                if message["type"] == "executed":  # ComfyUI has written the file when it says so
+                    for image in message["data"]["output"].get("images", []):
+                        buf = io.BytesIO()
+                        Image.new("RGB", (128, 128), (10, 20, 30)).save(buf, "PNG")
+                        self.files[(image["filename"], image["type"])] = buf.getvalue()
+                if message["type"] == "executing" and message["data"].get("node") is None and history:
+                    self.history[prompt_id] = json.loads(json.dumps(history).replace(recorded, prompt_id))
+                self._send(client, message)
+            elif "ws_binary" in event:
+                frame = event["ws_binary"]
+                image = jpeg((200, 100, 50))
+                if frame["event"] == 4:
+                    meta = json.dumps(frame["metadata"]).replace(recorded, prompt_id).encode()
+                    self._send(client, struct.pack(">II", 4, len(meta)) + meta + image)
+                else:
+                    self._send(client, struct.pack(">II", 1, frame["u32_2"]) + image)
+
+    def _send_preview(self, client, prompt_id, node_id, step) -> None:
+        image = jpeg((step * 30 % 256, 80, 160))
+        entry = self.sockets.get(client)
+        if entry and entry[2].get("supports_preview_metadata"):
+            meta = json.dumps({"node_id": node_id, "prompt_id": prompt_id, "display_node_id": node_id,
+                               "parent_node_id": None, "real_node_id": node_id, "image_type": "image/jpeg"}).encode()
+            self._send(client, struct.pack(">II", 4, len(meta)) + meta + image)
+        else:
+            self._send(client, struct.pack(">II", 1, 1) + image)
+
+    def _save_png(self, graph, node, seed) -> dict:
+        width = height = 64
+        for other in graph.values():
+            if "width" in other["inputs"] and "height" in other["inputs"]:
+                width, height = int(other["inputs"]["width"]), int(other["inputs"]["height"])
+        self.counter += 1
+        prefix = node["inputs"].get("filename_prefix", "ComfyUI")
+        kind = "output" if node["class_type"] == "SaveImage" else "temp"
+        filename = f"{prefix}_{self.counter:05d}_.png"
+        buf = io.BytesIO()
+        Image.new("RGB", (width, height), (seed % 256, (seed // 256) % 256, 128)).save(buf, "PNG")
+        self.files[(filename, kind)] = buf.getvalue()
+        return {"filename": filename, "subfolder": "", "type": kind}

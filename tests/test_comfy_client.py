@@ -1,0 +1,244 @@
+"""The ComfyUI client against the fake ComfyUI built from the real traces."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from speech2image.comfy import (ComfyClient, ComfyError, ComfyUnavailable, RenderCancelled, describe_validation_error,
+                                parse_binary_frame)
+from speech2image.workflows import RenderParams, fill, load_workflow
+
+from .fake_comfy import FakeComfyUI, Knobs
+from .fake_llm import dead_url
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "comfyui"
+
+
+@pytest.fixture
+def comfy():
+    with FakeComfyUI() as server:
+        yield server
+
+
+def shipped_graph(prompt="a cat wearing a red hat", checkpoint="tiny-sd15-random.safetensors", seed=7, steps=6, **kw):
+    workflow = load_workflow((ROOT / "workflows" / "txt2img.json").read_text(), "txt2img.json")
+    graph, _ = fill(workflow, RenderParams(prompt=prompt, negative_prompt="blurry", seed=seed, steps=steps,
+                                           width=kw.get("width", 96), height=kw.get("height", 64), checkpoint=checkpoint))
+    return graph, workflow
+
+
+def render(comfy_url, graph, workflow=None, cancel=None, **client_args):
+    events = []
+    client = ComfyClient(comfy_url, **client_args)
+    heavy = {workflow.roles.sampler} if workflow else set()
+    result = client.render(graph, events.append, cancel=cancel, heavy_nodes=heavy)
+    return result, events
+
+
+def test_normal_run_reports_progress_previews_and_image(comfy):
+    graph, workflow = shipped_graph()
+    result, events = render(comfy.url, graph, workflow)
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "started"
+    steps = [(e["value"], e["max"]) for e in events if e["type"] == "progress" and "value" in e]
+    assert steps == [(i, 6) for i in range(1, 7)]
+    percents = [e["percent"] for e in events if "percent" in e]
+    assert percents == sorted(percents) and percents[-1] == 100.0
+    assert kinds.count("preview") == 6
+    assert result.previews == 6 and result.notes == []
+    image = Image.open(io.BytesIO(result.images[0].data))
+    assert image.format == "PNG" and image.size == (96, 64)
+    body = comfy.posted[0]
+    assert body["prompt_id"] == result.prompt_id and len(body["client_id"]) == 32
+    assert body["prompt"]["6"]["inputs"]["text"] == "a cat wearing a red hat"
+
+
+def test_previews_carry_metadata_after_feature_flag(comfy):
+    graph, workflow = shipped_graph()
+    _, events = render(comfy.url, graph, workflow)
+    previews = [e for e in events if e["type"] == "preview"]
+    assert all(p["mime"] == "image/jpeg" and p["image"][:2] == b"\xff\xd8" for p in previews)
+
+
+def test_cached_run_has_no_progress_but_still_an_image(comfy):
+    graph, workflow = shipped_graph(seed=11)
+    render(comfy.url, graph, workflow)
+    result, events = render(comfy.url, graph, workflow)
+    assert result.cached is True
+    assert not [e for e in events if e["type"] == "progress" and "value" in e]
+    assert result.images and result.notes == []  # no preview hint for a cached run
+
+
+def test_no_previews_gives_the_hint(comfy):
+    comfy.knobs.previews = False
+    graph, workflow = shipped_graph(seed=12)
+    result, _ = render(comfy.url, graph, workflow)
+    assert "--preview-method auto" in result.notes[0]
+
+
+def test_unknown_checkpoint_lists_available(comfy):
+    graph, workflow = shipped_graph(checkpoint="nope.safetensors")
+    with pytest.raises(ComfyError) as info:
+        render(comfy.url, graph, workflow)
+    assert info.value.code == "comfyui_rejected"
+    assert "checkpoint 'nope.safetensors' is not in ComfyUI; available: tiny-sd15-random.safetensors, broken.safetensors" in info.value.message
+
+
+def test_execution_error_names_node_and_exception(comfy):
+    graph, workflow = shipped_graph(checkpoint="broken.safetensors", seed=13)
+    with pytest.raises(ComfyError) as info:
+        render(comfy.url, graph, workflow)
+    assert info.value.code == "comfyui_execution_error"
+    assert info.value.message == ("ComfyUI failed in CheckpointLoaderSimple (node 4): "
+                                  "Error while deserializing header: header too large")
+
+
+def test_interrupt_while_running(comfy):
+    comfy.knobs.step_delay_s = 0.2
+    graph, workflow = shipped_graph(seed=14, steps=12)
+    cancel = threading.Event()
+    events = []
+
+    def on_event(event):
+        events.append(event)
+        if event.get("value") == 3:
+            cancel.set()
+
+    with pytest.raises(RenderCancelled):
+        ComfyClient(comfy.url).render(graph, on_event, cancel=cancel)
+    assert comfy.interrupts[0]["prompt_id"] == comfy.posted[0]["prompt_id"]
+    assert max(e.get("value", 0) for e in events) < 12
+
+
+def test_cancel_while_pending_deletes_from_queue(comfy):
+    comfy.knobs.step_delay_s = 0.2
+    first, workflow = shipped_graph(seed=15, steps=10)
+    runner = threading.Thread(target=render, args=(comfy.url, first, workflow))
+    runner.start()
+    while not comfy.running:
+        threading.Event().wait(0.02)
+    second, _ = shipped_graph(seed=16)
+    cancel = threading.Event()
+    events = []
+
+    def on_event(event):
+        events.append(event)
+        if event["type"] == "queued":
+            cancel.set()
+
+    with pytest.raises(RenderCancelled):
+        ComfyClient(comfy.url).render(second, on_event, cancel=cancel)
+    assert events[0] == {"type": "queued", "position": 2}
+    assert comfy.deletes == [comfy.posted[1]["prompt_id"]]
+    assert not comfy.interrupts
+    runner.join()
+
+
+def test_queue_position_is_reported(comfy):
+    comfy.knobs.step_delay_s = 0.1
+    first, workflow = shipped_graph(seed=17, steps=5)
+    runner = threading.Thread(target=render, args=(comfy.url, first, workflow))
+    runner.start()
+    while not comfy.running:
+        threading.Event().wait(0.02)
+    second, workflow = shipped_graph(seed=18, steps=2)
+    _, events = render(comfy.url, second, workflow)
+    runner.join()
+    assert events[0] == {"type": "queued", "position": 2}
+    assert [e["type"] for e in events].index("started") > 0
+
+
+def test_websocket_drop_mid_run_still_finishes(comfy):
+    comfy.knobs.drop_sockets_at_step = 2
+    comfy.knobs.step_delay_s = 0.1
+    graph, workflow = shipped_graph(seed=19)
+    result, events = render(comfy.url, graph, workflow)
+    assert comfy.dropped
+    assert Image.open(io.BytesIO(result.images[0].data)).format == "PNG"
+
+
+def test_unreachable_comfyui_says_how_to_start_it():
+    with pytest.raises(ComfyUnavailable) as info:
+        ComfyClient(dead_url().replace("/v1", "")).render({}, lambda e: None)
+    assert "--preview-method auto" in info.value.message
+    assert "SPEECH2IMAGE_COMFYUI_URL" in info.value.message
+
+
+def test_garbage_prompt_500(comfy):
+    with pytest.raises(ComfyError) as info:
+        ComfyClient(comfy.url).submit("garbage", "c", "p")
+    assert "HTTP 500" in info.value.message
+
+
+def test_checkpoints_list(comfy):
+    assert ComfyClient(comfy.url).checkpoints() == ["tiny-sd15-random.safetensors", "broken.safetensors"]
+
+
+# --- facts from the real traces -------------------------------------------------
+
+
+@pytest.mark.parametrize("trace,steps,previews,cached", [
+    ("a_normal.json", 6, 6, False),
+    ("b_cached.json", 0, 0, True),
+    ("e_small.json", 6, 6, False),
+    ("h_preview_metadata.json", 6, 6, False),
+])
+def test_real_trace_replayed(trace, steps, previews, cached):
+    graph = json.loads((SHARED / "txt2img_api.json").read_text())
+    with FakeComfyUI(Knobs(replay=str(SHARED / "traces" / trace), replay_speed=20)) as comfy:
+        result, events = render(comfy.url, graph)
+    progress = [e for e in events if e["type"] == "progress" and "value" in e]
+    assert [e["value"] for e in progress] == list(range(1, steps + 1))
+    assert result.previews == previews and result.cached is cached
+    assert Image.open(io.BytesIO(result.images[0].data)).format == "PNG"
+    percents = [e["percent"] for e in events if "percent" in e]
+    assert percents == sorted(percents) and percents[-1] == 100.0
+
+
+def test_real_interrupt_trace_ends_cancelled():
+    graph = json.loads((SHARED / "txt2img_api.json").read_text())
+    with FakeComfyUI(Knobs(replay=str(SHARED / "traces" / "d_interrupt.json"), replay_speed=5)) as comfy:
+        with pytest.raises(RenderCancelled):
+            render(comfy.url, graph)
+
+
+def test_real_execution_error_trace():
+    graph = json.loads((SHARED / "txt2img_api.json").read_text())
+    with FakeComfyUI(Knobs(replay=str(SHARED / "traces" / "e_exec_error.json"))) as comfy:
+        with pytest.raises(ComfyError, match="CheckpointLoaderSimple .node 4.: Error while deserializing header"):
+            render(comfy.url, graph)
+
+
+def test_real_late_connect_trace_executing_without_prompt_id():
+    """g_late_connect: the socket joined after the start; 'executing' has no prompt_id."""
+    graph = json.loads((SHARED / "txt2img_api.json").read_text())
+    with FakeComfyUI(Knobs(replay=str(SHARED / "traces" / "g_late_connect.json"), replay_speed=10)) as comfy:
+        result, events = render(comfy.url, graph)
+    assert [e["value"] for e in events if "value" in e] == [4, 5, 6]
+    assert result.images
+
+
+@pytest.mark.parametrize("trace,expected", [
+    ("c_bad_ckpt.json", "checkpoint 'nope.safetensors' is not in ComfyUI; available: tiny-sd15-random.safetensors"),
+    ("c_missing_input.json", "KSampler (node 3) is missing its required input 'positive'"),
+    ("c_unknown_node.json", "Cannot execute because node NoSuchNode does not exist. A custom node may be missing"),
+])
+def test_real_400_answers_are_described(trace, expected):
+    body = json.loads((SHARED / "traces" / trace).read_text())[0]["body"]
+    assert expected in describe_validation_error(body)
+
+
+def test_binary_frame_parsing():
+    assert parse_binary_frame(b"\x00\x00\x00\x01\x00\x00\x00\x01\xff\xd8jpeg")["mime"] == "image/jpeg"
+    meta = json.dumps({"prompt_id": "p", "image_type": "image/png"}).encode()
+    frame = parse_binary_frame(b"\x00\x00\x00\x04" + len(meta).to_bytes(4, "big") + meta + b"\x89PNG")
+    assert frame["meta"]["prompt_id"] == "p" and frame["image"] == b"\x89PNG" and frame["mime"] == "image/png"
+    text = parse_binary_frame(b"\x00\x00\x00\x03\x00\x00\x00\x013hello")
+    assert text == {"kind": "text", "node": "3", "text": "hello"}
+    assert parse_binary_frame(b"\x00") is None

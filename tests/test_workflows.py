@@ -1,0 +1,189 @@
+"""Finding the nodes to fill by following the graph, on differently wired workflows."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from speech2image import create_app
+from speech2image.workflows import RenderParams, WorkflowError, WorkflowLibrary, fill, load_workflow
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = json.loads((ROOT / "workflows" / "txt2img.json").read_text())
+
+# A LoRA between checkpoint and sampler, clip skip, a combined positive conditioning,
+# KSamplerAdvanced (noise_seed) and two outputs.
+LORA_GRAPH = {
+    "10": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "dreamshaper_8.safetensors"}},
+    "11": {"class_type": "LoraLoader", "inputs": {"model": ["10", 0], "clip": ["10", 1], "lora_name": "ink.safetensors",
+                                                   "strength_model": 0.8, "strength_clip": 0.8}},
+    "12": {"class_type": "CLIPSetLastLayer", "inputs": {"clip": ["11", 1], "stop_at_clip_layer": -2}},
+    "20": {"class_type": "CLIPTextEncode", "inputs": {"text": "main subject", "clip": ["12", 0]}},
+    "21": {"class_type": "CLIPTextEncode", "inputs": {"text": "ink style", "clip": ["12", 0]}},
+    "22": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["20", 0], "conditioning_2": ["21", 0]}},
+    "23": {"class_type": "CLIPTextEncode", "inputs": {"text": "ugly", "clip": ["12", 0]}},
+    "30": {"class_type": "EmptyLatentImage", "inputs": {"width": 768, "height": 512, "batch_size": 1}},
+    "40": {"class_type": "KSamplerAdvanced", "inputs": {
+        "add_noise": "enable", "noise_seed": 5, "steps": 30, "cfg": 6.5, "sampler_name": "dpmpp_2m",
+        "scheduler": "karras", "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": "disable",
+        "model": ["11", 0], "positive": ["22", 0], "negative": ["23", 0], "latent_image": ["30", 0]}},
+    "50": {"class_type": "VAEDecode", "inputs": {"samples": ["40", 0], "vae": ["10", 2]}},
+    "60": {"class_type": "PreviewImage", "inputs": {"images": ["50", 0]}},
+    "61": {"class_type": "SaveImage", "inputs": {"images": ["50", 0], "filename_prefix": "ink"}},
+}
+
+# Flux-style: no checkpoint loader, SamplerCustomAdvanced with a guider, a noise node and a scheduler.
+CUSTOM_SAMPLER_GRAPH = {
+    "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "flux1-schnell.safetensors", "weight_dtype": "default"}},
+    "2": {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "t5.safetensors", "clip_name2": "clip_l.safetensors", "type": "flux"}},
+    "3": {"class_type": "VAELoader", "inputs": {"vae_name": "ae.safetensors"}},
+    "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "pos", "clip": ["2", 0]}},
+    "5": {"class_type": "CLIPTextEncode", "inputs": {"text": "neg", "clip": ["2", 0]}},
+    "6": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["4", 0], "negative": ["5", 0], "cfg": 1.0}},
+    "7": {"class_type": "RandomNoise", "inputs": {"noise_seed": 99}},
+    "8": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+    "9": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "simple", "steps": 4, "denoise": 1.0}},
+    "10": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 1024, "height": 1024, "batch_size": 1}},
+    "11": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["7", 0], "guider": ["6", 0], "sampler": ["8", 0],
+                                                             "sigmas": ["9", 0], "latent_image": ["10", 0]}},
+    "12": {"class_type": "VAEDecode", "inputs": {"samples": ["11", 0], "vae": ["3", 0]}},
+    "13": {"class_type": "SaveImage", "inputs": {"images": ["12", 0], "filename_prefix": "flux"}},
+}
+
+
+def test_shipped_workflow_roles():
+    roles = load_workflow(json.dumps(SHIPPED), "txt2img.json").roles
+    assert roles.sampler == "3" and roles.output == "9" and roles.latent == "5"
+    assert roles.positive == ("6", "text") and roles.negative == ("7", "text")
+    assert roles.checkpoint == ("4", "ckpt_name") and roles.seed == ("3", "seed")
+    assert roles.steps == ("3", "steps") and roles.cfg == ("3", "cfg")
+
+
+def test_lora_workflow_roles_and_fill():
+    workflow = load_workflow(json.dumps(LORA_GRAPH), "lora.json")
+    roles = workflow.roles
+    assert roles.sampler == "40" and roles.output == "61"  # SaveImage preferred over PreviewImage
+    assert roles.positive == ("20", "text")  # through ConditioningCombine
+    assert roles.negative == ("23", "text")
+    assert roles.checkpoint == ("10", "ckpt_name")  # through the LoRA loader
+    assert roles.seed == ("40", "noise_seed") and roles.latent == "30"
+    assert workflow.defaults == {"steps": 30, "cfg": 6.5, "seed": 5, "width": 768, "height": 512,
+                                 "checkpoint": "dreamshaper_8.safetensors"}
+    graph, used = fill(workflow, RenderParams("a heron", "blurry", seed=None, steps=12, width=640, checkpoint="x.ckpt"))
+    assert graph["20"]["inputs"]["text"] == "a heron" and graph["23"]["inputs"]["text"] == "blurry"
+    assert graph["21"]["inputs"]["text"] == "ink style"  # the other branch of the combine is left alone
+    assert graph["40"]["inputs"]["steps"] == 12 and graph["30"]["inputs"]["width"] == 640
+    assert graph["30"]["inputs"]["height"] == 512 and graph["10"]["inputs"]["ckpt_name"] == "x.ckpt"
+    assert 0 <= graph["40"]["inputs"]["noise_seed"] < 2**53 and used["seed"] == graph["40"]["inputs"]["noise_seed"]
+    assert LORA_GRAPH["20"]["inputs"]["text"] == "main subject"  # the loaded workflow is never modified
+
+
+def test_custom_sampler_workflow_roles():
+    workflow = load_workflow(json.dumps(CUSTOM_SAMPLER_GRAPH), "flux.json")
+    roles = workflow.roles
+    assert roles.sampler == "11" and roles.positive == ("4", "text") and roles.negative == ("5", "text")
+    assert roles.seed == ("7", "noise_seed") and roles.steps == ("9", "steps") and roles.cfg == ("6", "cfg")
+    assert roles.latent == "10" and roles.checkpoint is None and workflow.checkpoint is None
+    graph, used = fill(workflow, RenderParams("p", "n", seed=3, checkpoint="ignored"))
+    assert graph["7"]["inputs"]["noise_seed"] == 3 and "checkpoint" not in used
+
+
+def test_seeds_are_random_unless_fixed():
+    workflow = load_workflow(json.dumps(SHIPPED), "txt2img.json")
+    seeds = {fill(workflow, RenderParams("p"))[1]["seed"] for _ in range(5)}
+    assert len(seeds) == 5
+    assert fill(workflow, RenderParams("p", seed=77))[1]["seed"] == 77
+
+
+def test_ui_format_is_refused_with_export_hint():
+    ui_format = {"last_node_id": 9, "last_link_id": 9, "nodes": [{"id": 3, "type": "KSampler"}], "links": [[1, 4, 0, 3, 0, "MODEL"]],
+                 "groups": [], "config": {}, "version": 0.4}
+    with pytest.raises(WorkflowError) as info:
+        load_workflow(json.dumps(ui_format), "mine.json")
+    assert info.value.code == "ui_format_workflow"
+    assert "Export (API)" in info.value.message
+
+
+@pytest.mark.parametrize("mutate,role", [
+    (lambda g: g.pop("9"), "output image node"),
+    (lambda g: g["3"]["inputs"].pop("positive"), "sampler"),
+    (lambda g: g["6"].update(class_type="ConditioningZeroOut", inputs={}), "positive prompt"),
+])
+def test_unmappable_graph_names_the_role(mutate, role):
+    graph = json.loads(json.dumps(SHIPPED))
+    mutate(graph)
+    with pytest.raises(WorkflowError, match=f"could not find the {role}"):
+        load_workflow(json.dumps(graph), "broken.json")
+
+
+@pytest.mark.parametrize("data,words", [
+    ("not json", "not valid JSON"),
+    ("[1, 2]", "not a ComfyUI API-format workflow"),
+    ('{"1": {"inputs": {}}}', "has no class_type"),
+    ('{"1": {"class_type": "SaveImage", "inputs": {"images": ["9", 0]}}}', "links to missing node 9"),
+])
+def test_malformed_workflows(data, words):
+    with pytest.raises(WorkflowError, match=words):
+        load_workflow(data, "x.json")
+
+
+def shared_encoder_graph():
+    graph = json.loads(json.dumps(SHIPPED))
+    graph["3"]["inputs"]["negative"] = ["6", 0]  # both prompts from one encoder: links cannot tell
+    for node in graph.values():
+        node.pop("_meta", None)
+    return graph
+
+
+def test_ambiguous_graph_asks_for_a_mapping(tmp_path):
+    with pytest.raises(WorkflowError, match="roles.json"):
+        load_workflow(json.dumps(shared_encoder_graph()), "shared.json")
+
+
+def test_sidecar_mapping_settles_ambiguity(tmp_path):
+    shipped, uploads = tmp_path / "shipped", tmp_path / "uploads"
+    shipped.mkdir()
+    (shipped / "shared.json").write_text(json.dumps(shared_encoder_graph()))
+    (shipped / "shared.roles.json").write_text(json.dumps({"positive": "6", "negative": "7"}))
+    library = WorkflowLibrary(shipped, uploads)
+    assert library.names() == ["shared.json"]
+    roles = library.load("shared.json").roles
+    assert roles.positive == ("6", "text") and roles.negative == ("7", "text")
+
+
+def test_titles_settle_ambiguity():
+    graph = shared_encoder_graph()
+    graph["6"]["_meta"] = {"title": "Positive"}
+    graph["7"]["_meta"] = {"title": "Negative"}
+    roles = load_workflow(json.dumps(graph), "titled.json").roles
+    assert roles.positive == ("6", "text") and roles.negative == ("7", "text")
+
+
+def test_library_refuses_path_tricks(tmp_path):
+    library = WorkflowLibrary(ROOT / "workflows", tmp_path)
+    for name in ("../secrets.json", "/etc/passwd", "x.roles.json", "txt2img"):
+        with pytest.raises(WorkflowError):
+            library.load(name)
+
+
+def test_upload_on_the_page(tmp_path):
+    client = create_app({"data_dir": str(tmp_path), "preload": False, "comfyui_url": "http://127.0.0.1:9"}).test_client()
+    ok = client.post("/api/workflows", data={"workflow": (io.BytesIO(json.dumps(LORA_GRAPH).encode()), "my lora.json")},
+                     content_type="multipart/form-data")
+    assert ok.status_code == 201
+    assert ok.get_json()["name"] == "my lora.json"
+    assert ok.get_json()["roles"]["positive"] == ["20", "text"]
+    listed = client.get("/api/comfyui").get_json()
+    assert "my lora.json" in listed["workflows"] and "txt2img.json" in listed["workflows"]
+    assert listed["reachable"] is False
+    ui = {"nodes": [], "links": []}
+    refused = client.post("/api/workflows", data={"workflow": (io.BytesIO(json.dumps(ui).encode()), "ui.json")},
+                          content_type="multipart/form-data")
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["code"] == "ui_format_workflow"
+    unmappable = client.post("/api/workflows", data={"workflow": (io.BytesIO(b'{"1": {"class_type": "VAELoader", "inputs": {}}}'), "x.json")},
+                             content_type="multipart/form-data")
+    assert "could not find the output image node" in unmappable.get_json()["error"]["message"]
+    assert client.post("/api/workflows").status_code == 400
