@@ -13,6 +13,7 @@ from .llm import LlmClient
 from .pipeline import Pipeline, RenderDefaults
 from .prompt_writer import PromptWriter
 from .store import OutputStore
+from .tts import Voices
 from .workflows import WorkflowLibrary
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +55,11 @@ def create_app(test_config: dict | None = None) -> Flask:
         steps=settings.steps, cfg=settings.cfg, width=settings.width, height=settings.height, seed=settings.seed,
         render_timeout_s=settings.render_timeout_s,
     )
-    app.extensions["speech2image.pipeline"] = Pipeline(transcriber, prompt_writer, workflows, store, defaults)
+    voices = Voices(settings.tts_engine, settings.tts_voice, settings.tts_coqui_model_path,
+                    settings.tts_coqui_config_path)
+    app.extensions["speech2image.voices"] = voices
+    app.extensions["speech2image.pipeline"] = Pipeline(transcriber, prompt_writer, workflows, store, defaults,
+                                                       voices=voices)
 
     from .web import api, errors, live, pages
 
@@ -66,4 +71,5 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     if settings.preload:
         transcriber.start_loading()
+        voices.get().start_loading()
     return app

@@ -71,6 +71,14 @@ class Settings:
     height: int = field(default=0, metadata={"doc": "Image height in pixels; 0 keeps the workflow's value."})
     seed: int = field(default=-1, metadata={"doc": "Seed; -1 picks a new random seed for every image."})
     render_timeout_s: float = field(default=900.0, metadata={"doc": "Longest a render may take before it is cancelled."})
+    tts_engine: str = field(default="piper", metadata={"doc": "Voice for the caption: piper, coqui, espeak or off."})
+    tts_voice: str = field(
+        default="",
+        metadata={"doc": "Piper: path of a .onnx voice (default: bundled en_US-joe-medium); espeak: a voice name; "
+                  "coqui: a catalogue model name (default tts_models/en/ljspeech/vits)."},
+    )
+    tts_coqui_model_path: str = field(default="", metadata={"doc": "Coqui: a local model file (with the config below)."})
+    tts_coqui_config_path: str = field(default="", metadata={"doc": "Coqui: the config.json of that local model."})
     max_upload_mb: float = field(default=25.0, metadata={"doc": "Largest accepted upload, in MB."})
     max_audio_s: float = field(default=120.0, metadata={"doc": "Longest accepted recording, in seconds."})
 

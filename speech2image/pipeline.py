@@ -22,6 +22,7 @@ from .comfy import ComfyClient, ComfyError, RenderCancelled
 from .errors import BadInput, UserFacingError
 from .prompt_writer import PromptPlan, PromptWriter, caption_for
 from .store import OutputStore, new_job_id
+from .tts import Voices
 from .workflows import RenderParams, WorkflowLibrary, fill
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class JobRequest:
     cfg: float | None = None
     width: int | None = None
     height: int | None = None
+    tts_engine: str | None = None
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Job:
     percent: float = 0.0
     image_url: str | None = None
     thumb_url: str | None = None
+    audio_url: str | None = None
     timings: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     error: dict | None = None
@@ -111,6 +114,7 @@ class Job:
             "percent": round(self.percent, 1),
             "image_url": self.image_url,
             "thumb_url": self.thumb_url,
+            "audio_url": self.audio_url,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "notes": list(self.notes),
             "error": self.error,
@@ -159,8 +163,10 @@ class Pipeline:
         store: OutputStore,
         defaults: RenderDefaults,
         hub: EventHub | None = None,
+        voices: Voices | None = None,
         workers: int = 4,
         max_jobs_kept: int = 500,
+        speech_wait_s: float = 120.0,
     ):
         self.transcriber = transcriber
         self.prompt_writer = prompt_writer
@@ -172,6 +178,9 @@ class Pipeline:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
+        self.voices = voices or Voices("off")
+        self.speech_wait_s = speech_wait_s
+        self._speech_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="speech")
 
     # --- public interface -------------------------------------------------------
 
@@ -208,6 +217,7 @@ class Pipeline:
         for job in list(self._jobs.values()):
             job.cancel_event.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._speech_executor.shutdown(wait=False, cancel_futures=True)
 
     # --- running a job --------------------------------------------------------
 
@@ -237,7 +247,12 @@ class Pipeline:
         try:
             self._transcribe(job)
             self._write_prompt(job)
-            self._render(job)
+            # The caption is spoken while ComfyUI renders, so the voice is ready with the picture.
+            speech = self._speech_executor.submit(self._speak, job)
+            try:
+                self._render(job)
+            finally:
+                self._await_speech(job, speech)
             job.percent = 100.0
             job.timings["total"] = time.perf_counter() - started
             self._set_stage(job, "done")
@@ -290,6 +305,35 @@ class Pipeline:
         )
         job.timings["prompt"] = time.perf_counter() - t0
         self._emit(job, {"type": "prompt", "plan": job.plan.to_dict()})
+
+    def _speak(self, job: Job) -> None:
+        """Never raises: a voice that fails leaves the picture alone and says so."""
+        t0 = time.perf_counter()
+        try:
+            spoken = self.voices.get(job.request.tts_engine).speak(job.plan.caption)
+            if spoken is None:
+                return
+            self.store.save_audio(job.id, spoken.wav)
+            job.timings["speech"] = time.perf_counter() - t0
+            job.audio_url = f"/outputs/{job.id}.wav"
+            self._emit(job, {"type": "audio", "url": job.audio_url, "duration_s": round(spoken.duration_s, 2),
+                             "engine": spoken.engine, "voice": spoken.voice})
+        except UserFacingError as exc:
+            self._voice_failed(job, exc.message)
+        except Exception as exc:
+            log.exception("speech for job %s failed", job.id)
+            self._voice_failed(job, str(exc))
+
+    def _voice_failed(self, job: Job, message: str) -> None:
+        note = f"The voice failed: {message}"
+        job.notes.append(note)
+        self._emit(job, {"type": "audio_error", "message": note})
+
+    def _await_speech(self, job: Job, speech) -> None:
+        try:
+            speech.result(timeout=self.speech_wait_s)
+        except Exception:
+            self._voice_failed(job, f"no audio after {self.speech_wait_s:g} s")
 
     def choose_checkpoint(self, client: ComfyClient, workflow, requested: str | None) -> tuple[str | None, str | None]:
         """Settings first, then the workflow's own if ComfyUI has it, else the first ComfyUI lists."""

@@ -19,7 +19,7 @@ from .errors import UserFacingError
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 THUMB_SIZE = (320, 320)
-KINDS = {"png": "image/png", "thumb.jpg": "image/jpeg"}
+KINDS = {"png": "image/png", "thumb.jpg": "image/jpeg", "wav": "audio/wav"}
 
 
 class StorageError(UserFacingError):
@@ -75,3 +75,6 @@ class OutputStore:
         self._write(self.path(job_id, "png"), png.getvalue())
         self._write(self.path(job_id, "thumb.jpg"), jpg.getvalue())
         return {"width": image.width, "height": image.height}
+
+    def save_audio(self, job_id: str, wav: bytes) -> None:
+        self._write(self.path(job_id, "wav"), wav)

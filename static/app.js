@@ -7,6 +7,7 @@ const ui = Object.fromEntries([
   "preset", "model", "rewrite", "prompt", "prompt-source", "negative", "caption", "prompt-meta",
   "workflow", "workflow-file", "checkpoint", "steps", "width", "height", "seed", "generate", "cancel",
   "stage", "step", "progress", "progress-fill", "canvas", "preview", "image", "render-info", "notes", "download",
+  "speak", "tts-engine", "spoken-caption", "voice",
 ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
 
 // One id per browser tab: its jobs' events come only to it, and follow-ups edit its own last prompt.
@@ -204,6 +205,7 @@ function jobOptions() {
   if (ui.model.value) options.model = ui.model.value;
   if (ui.workflow.value) options.workflow = ui.workflow.value;
   if (ui.checkpoint.value) options.checkpoint = ui.checkpoint.value;
+  if (ui.ttsEngine.value) options.tts_engine = ui.ttsEngine.value;
   for (const name of ["steps", "width", "height", "seed"]) {
     if (ui[name].value !== "") options[name] = ui[name].value;
   }
@@ -219,6 +221,30 @@ function resetResult() {
   ui.renderInfo.textContent = "";
   ui.preview.hidden = true;
   ui.download.hidden = true;
+  ui.voice.hidden = true;
+  ui.voice.removeAttribute("src");
+  ui.spokenCaption.textContent = "";
+  voiceUrl = null;
+  imageShown = false;
+}
+
+// The caption plays when the picture appears; whichever of the two arrives last starts it.
+let voiceUrl = null;
+let imageShown = false;
+
+function playVoice(url) {
+  ui.voice.src = url;
+  ui.voice.hidden = false;
+  ui.spokenCaption.textContent = ui.caption.value;
+  ui.voice.play().catch(() => {
+    // Autoplay can be blocked until the page has been clicked: the player stays visible.
+    ui.notes.textContent = (ui.notes.textContent + " Press play to hear the caption.").trim();
+  });
+}
+
+function voiceReady(url) {
+  voiceUrl = url;
+  if (imageShown) playVoice(url);
 }
 
 async function startJob(fetchOptions) {
@@ -278,7 +304,13 @@ function setStage(stage, extra = {}) {
 
 function showImage(url, render) {
   if (render && render.width && render.height) ui.canvas.style.aspectRatio = `${render.width} / ${render.height}`;
-  ui.image.onload = () => { ui.preview.hidden = true; };
+  ui.image.onload = () => {
+    ui.preview.hidden = true;
+    if (!imageShown) {
+      imageShown = true;
+      if (voiceUrl) playVoice(voiceUrl);
+    }
+  };
   ui.image.src = url;
   ui.image.alt = ui.caption.value || "The generated picture";
   ui.image.hidden = false;
@@ -326,6 +358,7 @@ function applySnapshot(snapshot) {
     ui.caption.value = snapshot.caption || "";
   }
   setProgress(snapshot.percent || 0);
+  if (snapshot.audio_url && !voiceUrl) voiceReady(snapshot.audio_url);
   if (snapshot.image_url) showImage(snapshot.image_url, snapshot.render);
   if (FINISHED.has(snapshot.stage)) finish(snapshot);
 }
@@ -381,6 +414,12 @@ function handleEvent(event) {
     case "preview":
       ui.preview.src = event.url;
       ui.preview.hidden = false;
+      break;
+    case "audio":
+      voiceReady(event.url);
+      break;
+    case "audio_error":
+      ui.notes.textContent = event.message;
       break;
     case "image":
       showImage(event.url, event.render);
@@ -489,6 +528,24 @@ async function writePrompt() {
 
 ui.rewrite.addEventListener("click", writePrompt);
 
+ui.speak.addEventListener("click", async () => {
+  const text = ui.caption.value.trim();
+  if (!text) return;
+  ui.speak.disabled = true;
+  try {
+    const result = await api("/api/speak", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ text, engine: ui.ttsEngine.value || undefined }),
+    });
+    if (result.audio_url) playVoice(result.audio_url);
+    else showMessage("The voice is off.", "");
+  } catch (err) {
+    showMessage(capitalize(err.message) + ".", "error");
+  } finally {
+    ui.speak.disabled = false;
+  }
+});
+
 // --- choices and health ----------------------------------------------------------------
 
 function fillSelect(select, values, selected, firstLabel) {
@@ -545,6 +602,9 @@ async function refreshHealth() {
       llm.state === "ready" ? `LLM ${llm.model} at ${llm.server}` : `LLM ${llm.state}: ${llm.fix}`);
     setLight("health-comfyui", comfyui.state === "ready" ? "ok" : "bad",
       comfyui.state === "ready" ? `ComfyUI ${comfyui.version || ""} at ${comfyui.url}` : `ComfyUI unreachable at ${comfyui.url}: ${comfyui.fix}`);
+    const tts = health.tts;
+    setLight("health-tts", { ready: "ok", loading: "loading", idle: "loading", off: "unknown" }[tts.state] || "bad",
+      tts.state === "error" ? `Voice: ${tts.error}` : `Voice: ${tts.engine} ${tts.voice || ""} (${tts.state})`);
   } catch (_) {
     for (const light of document.querySelectorAll("#health .light")) {
       light.className = "light bad";

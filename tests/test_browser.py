@@ -73,6 +73,12 @@ def test_record_click_fills_transcript(playwright, live_server, clips_dir, artif
         page.wait_for_function("document.querySelector('#image').naturalWidth === 128")
         page.wait_for_function("document.querySelector('#stage').textContent === 'Done'")
         assert page.get_attribute("#progress", "aria-valuenow") == "100"
+        # the caption is spoken when the picture appears: the audio loads and its text shows
+        page.wait_for_function("document.querySelector('#voice').src.endsWith('.wav') && "
+                               "document.querySelector('#voice').readyState >= 1")
+        assert page.is_visible("#voice")
+        assert page.inner_text("#spoken-caption").startswith("Here is")
+        assert page.evaluate("document.querySelector('#voice').duration") > 1.0
         assert errors == []
         page.screenshot(path=str(artifacts_dir / "browser-record-to-image.png"), full_page=True)
     finally:

@@ -12,7 +12,7 @@ from ..comfy import ComfyError
 from ..errors import BadInput, UserFacingError
 from ..pipeline import JobRequest
 from ..prompt_writer import get_preset
-from ..store import JOB_ID
+from ..store import JOB_ID, new_job_id
 from . import service
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def optional_text(body: dict, name: str, max_len: int = 200) -> str | None:
 @bp.get("/health")
 def health():
     return jsonify({"whisper": service("transcriber").status(), "llm": service("llm").status(),
-                    "comfyui": comfyui_status()})
+                    "comfyui": comfyui_status(), "tts": service("voices").get().status()})
 
 
 def comfyui_status() -> dict:
@@ -141,7 +141,7 @@ def stream_prompt(writer, kwargs) -> Response:
 
 INT_FIELDS = {"seed": (-1, 2**53 - 1), "steps": (1, 200), "width": (64, 4096), "height": (64, 4096)}
 TEXT_FIELDS = {"transcript": 4000, "prompt": 4000, "negative_prompt": 4000, "caption": 500, "preset": 40,
-               "model": 200, "workflow": 120, "checkpoint": 300}
+               "model": 200, "workflow": 120, "checkpoint": 300, "tts_engine": 20}
 
 
 def job_request_from(values: dict, session: str, audio: bytes | None) -> JobRequest:
@@ -175,6 +175,8 @@ def job_request_from(values: dict, session: str, audio: bytes | None) -> JobRequ
         fields["cfg"] = cfg
     if "preset" in fields:
         get_preset(fields["preset"])
+    if "tts_engine" in fields:
+        service("voices").get(fields["tts_engine"])  # a bad engine is a 400 now, not a failed job later
     return JobRequest(session=session, audio=audio, **fields)
 
 
@@ -243,3 +245,20 @@ def upload_workflow():
     workflow = service("workflows").save_upload(upload.filename or "workflow.json", upload.read())
     log.info("workflow %s uploaded: roles %s", workflow.name, workflow.roles.describe())
     return jsonify({"name": workflow.name, "roles": workflow.roles.describe(), "defaults": workflow.defaults}), 201
+
+
+@bp.post("/speak")
+def speak():
+    """Speak an (edited) caption again; answers the audio's URL."""
+    body = json_body()
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise BadInput("send the caption as 'text'", code="empty_text")
+    spoken = service("voices").get(optional_text(body, "engine", 20)).speak(text)
+    if spoken is None:
+        return jsonify({"audio_url": None, "engine": "off"})
+    audio_id = new_job_id()
+    service("store").save_audio(audio_id, spoken.wav)
+    return jsonify({"audio_url": f"/outputs/{audio_id}.wav", "duration_s": round(spoken.duration_s, 2),
+                    "elapsed_s": round(spoken.elapsed_s, 3), "engine": spoken.engine, "voice": spoken.voice,
+                    "sample_rate": spoken.sample_rate})

@@ -1,0 +1,184 @@
+"""The spoken caption: engines, intelligibility, the API, and speech beside the render."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import jiwer
+import pytest
+import requests
+
+from speech2image import create_app
+from speech2image.asr import Transcriber
+from speech2image.errors import BadInput
+from speech2image.tts import CoquiEngine, Speaker, TtsError, Voices, wav_info
+
+from .conftest import LiveServer
+from .fake_comfy import FakeComfyUI, Knobs
+from .test_jobs import Relay, finished
+from .test_transcribe import NORMALIZE
+
+CAPTIONS = [
+    "Here is a red fox sitting in a snowy forest at sunrise.",
+    "Here is a lighthouse on a rocky coast during a storm.",
+    "Here is an astronaut riding a horse on the moon.",
+    "Here is a small wooden cabin by a quiet lake with mountains behind it.",
+    "Here is a golden retriever puppy playing in the autumn leaves.",
+    "Here is a cup of hot coffee on a wooden table next to an open book.",
+]
+
+
+@pytest.fixture(scope="module")
+def transcriber():
+    model = Transcriber()
+    assert model.wait_ready()
+    return model
+
+
+@pytest.fixture(scope="module")
+def piper():
+    speaker = Speaker("piper")
+    speaker.start_loading()
+    return speaker
+
+
+def test_piper_is_intelligible(piper, transcriber):
+    heard = []
+    for caption in CAPTIONS:
+        spoken = piper.speak(caption)
+        assert spoken.sample_rate == 22050 and spoken.engine == "piper" and spoken.voice == "en_US-joe-medium"
+        words = len(caption.split())
+        assert 0.15 * words < spoken.duration_s < 0.8 * words + 1.0, (caption, spoken.duration_s)
+        heard.append(transcriber.transcribe(spoken.wav).text)
+    wer = jiwer.wer(CAPTIONS, heard, reference_transform=NORMALIZE, hypothesis_transform=NORMALIZE)
+    print(f"Piper caption WER {wer:.3f}: {heard}")
+    assert wer <= 0.10, (wer, heard)
+    assert piper.status()["state"] == "ready"
+
+
+def test_espeak_engine_speaks():
+    spoken = Speaker("espeak").speak("Here is a blue bicycle.")
+    rate, duration = wav_info(spoken.wav)
+    assert rate == spoken.sample_rate and 0.5 < duration < 5
+
+
+def test_off_engine_says_nothing():
+    assert Speaker("off").speak("anything") is None
+    assert Speaker("off").status() == {"engine": "off", "state": "off"}
+
+
+def test_empty_and_long_text_are_refused(piper):
+    with pytest.raises(BadInput):
+        piper.speak("   ")
+    with pytest.raises(BadInput):
+        piper.speak("word " * 500)
+
+
+def test_missing_piper_voice_is_a_clear_error(tmp_path):
+    speaker = Speaker("piper", voice=str(tmp_path / "nope.onnx"))
+    with pytest.raises(TtsError, match="does not exist"):
+        speaker.speak("hello")
+    assert speaker.status()["state"] == "error"
+
+
+def test_licensed_coqui_model_never_prompts(monkeypatch):
+    monkeypatch.delenv("COQUI_TOS_AGREED", raising=False)
+    speaker = Speaker("coqui", voice="tts_models/multilingual/multi-dataset/xtts_v2")
+    with pytest.raises(TtsError, match="COQUI_TOS_AGREED=1"):
+        speaker.speak("hello")
+
+
+def test_unknown_engine_is_400():
+    with pytest.raises(BadInput):
+        Voices("piper").get("festival")
+
+
+def tiny_vits(folder):
+    """A randomly initialised VITS of a few MB, saved as Coqui saves its models."""
+    import torch
+    from TTS.tts.configs.vits_config import VitsConfig
+    from TTS.tts.models.vits import Vits, VitsArgs
+
+    config = VitsConfig(
+        model_args=VitsArgs(hidden_channels=32, hidden_channels_ffn_text_encoder=64, num_layers_text_encoder=2,
+                            num_heads_text_encoder=2, resblock_type_decoder="2", upsample_rates_decoder=[8, 8, 4],
+                            upsample_initial_channel_decoder=32, upsample_kernel_sizes_decoder=[16, 16, 8],
+                            resblock_kernel_sizes_decoder=[3], resblock_dilation_sizes_decoder=[[1, 3]],
+                            num_layers_flow=2, num_layers_posterior_encoder=2, use_sdp=False,
+                            init_discriminator=False),
+        text_cleaner="basic_cleaners", use_phonemes=False, characters=None,
+    )
+    config.audio.sample_rate = 16000
+    config.audio.hop_length = 256
+    config.audio.win_length = 1024
+    model = Vits.init_from_config(config)
+    model_path, config_path = folder / "model.pth", folder / "config.json"
+    torch.save({"model": model.state_dict(), "config": config.to_dict()}, model_path)
+    config.save_json(str(config_path))
+    return model_path, config_path
+
+
+def test_coqui_engine_loads_a_local_model(tmp_path):
+    model_path, config_path = tiny_vits(tmp_path)
+    assert model_path.stat().st_size < 20_000_000
+    speaker = Speaker("coqui", coqui_model_path=str(model_path), coqui_config_path=str(config_path))
+    spoken = speaker.speak("Here is a red fox.")
+    assert spoken.engine == "coqui" and spoken.voice == "model.pth"
+    rate, duration = wav_info(spoken.wav)
+    assert rate == 16000 and duration > 0.1 and len(spoken.wav) > 1000
+    assert speaker.status()["state"] == "ready"
+
+
+def test_speak_api(tmp_path):
+    client = create_app({"data_dir": str(tmp_path), "preload": False}).test_client()
+    body = client.post("/api/speak", json={"text": "Here is a cat in a red hat."}).get_json()
+    assert body["engine"] == "piper" and body["duration_s"] > 0.5
+    audio = client.get(body["audio_url"])
+    assert audio.mimetype == "audio/wav" and audio.data[:4] == b"RIFF"
+    assert client.post("/api/speak", json={"text": ""}).status_code == 400
+    assert client.post("/api/speak", json={"text": "hi", "engine": "festival"}).get_json()["error"]["code"] == "bad_tts_engine"
+    assert client.post("/api/speak", json={"text": "hi", "engine": "off"}).get_json() == {"audio_url": None, "engine": "off"}
+    assert client.get("/api/health").get_json()["tts"]["engine"] == "piper"
+
+
+def run_job(tmp_path, comfy, **config):
+    app = create_app({"data_dir": str(tmp_path / "instance"), "comfyui_url": comfy.url, "llm_url": "off",
+                      "preload": True, "steps": 10, "width": 96, "height": 64, **config})
+    with LiveServer(app) as server:
+        deadline = time.monotonic() + 60
+        while app.extensions["speech2image.voices"].get().status()["state"] in ("loading", "idle"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        relay = Relay(server)
+        caption = "Here is a small wooden cabin by a quiet lake with tall mountains behind it and a clear starry sky above."
+        requests.post(server.url + "/api/jobs", json={"prompt": "a cabin", "caption": caption,
+                                                      "session": relay.session}, timeout=10)
+        events = relay.until(finished, timeout=60)
+        relay.close()
+        snapshot = events[-1]["snapshot"]
+        audio = requests.get(server.url + snapshot["audio_url"], timeout=5) if snapshot["audio_url"] else None
+    return events, snapshot, audio
+
+
+def test_speech_runs_beside_the_render(tmp_path):
+    with FakeComfyUI(Knobs(step_delay_s=0.25)) as comfy:  # 10 steps: a render of about 2.5 s
+        events, snapshot, audio = run_job(tmp_path, comfy)
+    timings = snapshot["timings"]
+    assert snapshot["stage"] == "done" and audio.content[:4] == b"RIFF"
+    assert timings["speech"] > 0.3 and timings["render"] > 2.0
+    # Overlapped: close to max(render, speech), far from their sum.
+    assert timings["total"] < max(timings["render"], timings["speech"]) + 0.5
+    assert timings["total"] < timings["render"] + timings["speech"] - 0.2
+    kinds = [e["type"] for e in events]
+    assert kinds.index("audio") < kinds.index("image")  # the voice was ready before the picture
+
+
+def test_voice_failure_keeps_the_picture(tmp_path):
+    broken_voice = tmp_path / "broken.onnx"
+    broken_voice.write_bytes(b"not a model")
+    with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
+        events, snapshot, audio = run_job(tmp_path, comfy, tts_voice=str(broken_voice))
+    assert snapshot["stage"] == "done" and snapshot["image_url"] and snapshot["audio_url"] is None
+    assert any(note.startswith("The voice failed") for note in snapshot["notes"])
+    assert any(e["type"] == "audio_error" for e in events)
