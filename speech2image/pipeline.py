@@ -21,7 +21,7 @@ from .asr import Transcriber
 from .comfy import ComfyClient, ComfyError, RenderCancelled
 from .errors import BadInput, UserFacingError
 from .prompt_writer import PromptPlan, PromptWriter, caption_for
-from .store import OutputStore, new_job_id
+from .store import JobHistory, OutputStore, new_job_id
 from .tts import Voices
 from .workflows import RenderParams, WorkflowLibrary, fill
 
@@ -164,6 +164,7 @@ class Pipeline:
         defaults: RenderDefaults,
         hub: EventHub | None = None,
         voices: Voices | None = None,
+        history: JobHistory | None = None,
         workers: int = 4,
         max_jobs_kept: int = 500,
         speech_wait_s: float = 120.0,
@@ -179,6 +180,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self.voices = voices or Voices("off")
+        self.history = history
         self.speech_wait_s = speech_wait_s
         self._speech_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="speech")
 
@@ -264,8 +266,18 @@ class Pipeline:
         except Exception:
             log.exception("job %s failed", job.id)
             self._fail(job, "internal_error", "the job failed unexpectedly; the server log has the details", started)
+        self._keep(job)
         log.info("job %s %s in %.2f s %s", job.id, job.stage, job.timings.get("total", 0.0),
                  {k: round(v, 3) for k, v in job.timings.items()})
+
+    def _keep(self, job: Job) -> None:
+        """Into the gallery's history; a job that cannot be recorded says so instead of vanishing."""
+        if self.history is None:
+            return
+        try:
+            self.history.record(job.snapshot(), job.session, time.time())
+        except UserFacingError as exc:
+            log.error("job %s not kept in history: %s", job.id, exc.message)
 
     def _fail(self, job: Job, code: str, message: str, started: float) -> None:
         job.error = {"code": code, "message": message, "stage": job.stage}

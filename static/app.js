@@ -7,7 +7,9 @@ const ui = Object.fromEntries([
   "preset", "model", "rewrite", "prompt", "prompt-source", "negative", "caption", "prompt-meta",
   "workflow", "workflow-file", "checkpoint", "steps", "width", "height", "seed", "generate", "cancel",
   "stage", "step", "progress", "progress-fill", "canvas", "preview", "image", "render-info", "notes", "download",
-  "speak", "tts-engine", "spoken-caption", "voice",
+  "speak", "tts-engine", "spoken-caption", "voice", "typed-form", "typed", "auto-stop", "stages",
+  "entry-actions", "again-same", "again-new", "delete-entry", "gallery", "gallery-empty", "settings-form",
+  "settings-status", "settings-workflow", "llm-models", "checkpoints",
 ].map((id) => [id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(id)]));
 
 // One id per browser tab: its jobs' events come only to it, and follow-ups edit its own last prompt.
@@ -47,6 +49,11 @@ async function api(path, options = {}) {
 
 // --- recording -------------------------------------------------------------------
 
+const SPEECH_LEVEL = 25;
+const AUTO_STOP_SILENCE_MS = 1500;
+ui.autoStop.checked = localStorage.getItem("s2i-auto-stop") === "1";
+ui.autoStop.addEventListener("change", () => localStorage.setItem("s2i-auto-stop", ui.autoStop.checked ? "1" : "0"));
+
 const MIME_CANDIDATES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/ogg", "audio/mp4"];
 const EXTENSIONS = { "audio/webm": "webm", "audio/ogg": "ogg", "audio/mp4": "m4a" };
 
@@ -84,6 +91,8 @@ class Recorder {
     if (mimeType === null) throw new Error("this browser has no MediaRecorder");
     this.stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
     this.chunks = [];
+    this.heardSpeech = false;
+    this.quietSince = null;
     this.recorder = new MediaRecorder(this.stream, mimeType ? { mimeType } : undefined);
     this.recorder.ondataavailable = (event) => { if (event.data && event.data.size) this.chunks.push(event.data); };
     this.recorder.onstop = () => this.finish();
@@ -112,6 +121,19 @@ class Recorder {
     this.onStop(new Blob(this.chunks, { type }), (performance.now() - this.startedAt) / 1000);
   }
 
+  // Optional auto-stop: once the person has spoken, ~1.5 s of quiet ends the recording.
+  checkSilence(level) {
+    if (!ui.autoStop.checked || !this.active) return;
+    const now = performance.now();
+    if (level > SPEECH_LEVEL) {
+      this.heardSpeech = true;
+      this.quietSince = null;
+    } else if (this.heardSpeech) {
+      this.quietSince = this.quietSince || now;
+      if (now - this.quietSince > AUTO_STOP_SILENCE_MS) this.stop();
+    }
+  }
+
   showTime() {
     const seconds = Math.floor((performance.now() - this.startedAt) / 1000);
     ui.timer.textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
@@ -131,6 +153,7 @@ class Recorder {
         const level = Math.min(100, Math.round(Math.sqrt(Math.sqrt(sum / samples.length)) * 160));
         ui.meterFill.style.width = level + "%";
         ui.meter.setAttribute("aria-valuenow", String(level));
+        this.checkSilence(level);
         this.frame = requestAnimationFrame(draw);
       };
       draw();
@@ -215,7 +238,15 @@ function jobOptions() {
 function resetResult() {
   streamedPrompt = "";
   ui.progress.className = "progress";
-  setProgress(0);
+  stageStarts = [];
+  clearInterval(stageTimer);
+  stageTimer = null;
+  renderPercent = 0;
+  overall = 0;
+  ui.stage.dataset.stage = "pending";
+  ui.stages.replaceChildren();
+  ui.entryActions.hidden = true;
+  showBar(0);
   ui.step.textContent = "";
   ui.notes.textContent = "";
   ui.renderInfo.textContent = "";
@@ -289,17 +320,85 @@ async function cancel() {
 }
 
 ui.generate.addEventListener("click", generate);
+
+ui.typedForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = ui.typed.value.trim();
+  if (!text || busy()) return;
+  ui.transcript.value = text;
+  ui.prompt.value = "";
+  startJob({ method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ ...jobOptions(), transcript: text }) });
+});
 ui.cancel.addEventListener("click", cancel);
 
-function setProgress(percent) {
+// One bar for the whole job: each stage owns a slice, the render's own percentage fills its slice.
+const STAGE_SPAN = {
+  pending: [0, 0], transcribing: [0, 15], writing_prompt: [15, 25], submitting: [25, 28], queued: [28, 30],
+  rendering: [30, 95], saving: [95, 100], done: [100, 100],
+};
+let stageStarts = [];
+let stageTimer = null;
+let renderPercent = 0;
+let overall = 0;
+
+function setProgress(renderValue) {
+  renderPercent = renderValue;
+  const stage = ui.stage.dataset.stage || "pending";
+  const [low, high] = STAGE_SPAN[stage] || [overall, overall];
+  const within = stage === "rendering" || stage === "queued" ? renderPercent / 100 : 0;
+  overall = Math.max(overall, low + (high - low) * within);
+  showBar(overall);
+}
+
+function showBar(percent) {
   const value = Math.max(0, Math.min(100, percent));
   ui.progressFill.style.width = value + "%";
   ui.progress.setAttribute("aria-valuenow", String(Math.round(value)));
 }
 
+const STAGE_NAMES = { transcribing: "Transcribing", writing_prompt: "Writing prompt", submitting: "Sending",
+  queued: "Queued", rendering: "Rendering", saving: "Saving" };
+
 function setStage(stage, extra = {}) {
   ui.stage.textContent = stage === "queued" && extra.position ? `Queued #${extra.position}` : (STAGE_LABELS[stage] || stage);
+  const previous = ui.stage.dataset.stage;
   ui.stage.dataset.stage = stage;
+  if (stage !== previous && STAGE_NAMES[stage]) {
+    stageStarts.push({ stage, at: performance.now() });
+  }
+  if (FINISHED.has(stage)) {
+    clearInterval(stageTimer);
+    stageTimer = null;
+  } else if (!stageTimer && STAGE_NAMES[stage]) {
+    stageTimer = setInterval(drawStages, 200);
+  }
+  drawStages();
+  setProgress(renderPercent);
+}
+
+function drawStages(final = null) {
+  const now = performance.now();
+  const items = stageStarts.map((entry, i) => {
+    const end = i + 1 < stageStarts.length ? stageStarts[i + 1].at : (final ? entry.at : now);
+    const seconds = (end - entry.at) / 1000;
+    const li = document.createElement("li");
+    li.textContent = `${STAGE_NAMES[entry.stage]} ${seconds.toFixed(1)} s`;
+    if (i === stageStarts.length - 1 && !final) li.className = "current";
+    return li;
+  });
+  if (final) {
+    // The server's own timings, once the job is over.
+    const names = { asr: "Speech recognition", prompt: "Prompt", render: "Render", speech: "Voice", save: "Saving", total: "Total" };
+    items.length = 0;
+    for (const [key, label] of Object.entries(names)) {
+      if (final[key] === undefined) continue;
+      const li = document.createElement("li");
+      li.textContent = `${label} ${final[key].toFixed(2)} s`;
+      items.push(li);
+    }
+  }
+  ui.stages.replaceChildren(...items);
 }
 
 function showImage(url, render) {
@@ -332,12 +431,15 @@ function finish(snapshot) {
   setBusy(false);
   const stage = snapshot.stage;
   setStage(stage);
+  drawStages(snapshot.timings || {});
   if (stage === "done") {
-    setProgress(100);
+    overall = 100;
+    showBar(100);
     ui.progress.className = "progress done";
     const total = snapshot.timings.total;
     ui.step.textContent = total ? `${total.toFixed(1)} s` : "";
     showMessage("Done. Edit the prompt and press Generate to try again.", "ok");
+    loadGallery();
   } else if (stage === "error") {
     ui.progress.className = "progress failed";
     ui.preview.hidden = true;
@@ -613,7 +715,125 @@ async function refreshHealth() {
   }
 }
 
+// --- gallery ------------------------------------------------------------------------------
+
+let openEntry = null;
+
+async function loadGallery() {
+  try {
+    const { entries } = await api("/api/gallery");
+    ui.galleryEmpty.hidden = entries.length > 0;
+    ui.gallery.replaceChildren(...entries.map((entry) => {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.jobId = entry.job_id;
+      button.title = entry.prompt || "";
+      const img = document.createElement("img");
+      img.src = entry.thumb_url;
+      img.alt = entry.caption || entry.prompt || "A picture from the gallery";
+      img.loading = "lazy";
+      button.append(img);
+      button.addEventListener("click", () => showEntry(entry));
+      li.append(button);
+      return li;
+    }));
+  } catch (_) { /* the gallery fills on the next successful load */ }
+}
+
+function showEntry(entry) {
+  if (busy()) return;
+  openEntry = entry;
+  resetResult();
+  ui.transcript.value = entry.transcript || "";
+  ui.prompt.value = entry.prompt || "";
+  ui.negative.value = entry.negative_prompt || "";
+  ui.caption.value = entry.caption || "";
+  setStage("done");
+  showBar(100);
+  ui.progress.className = "progress done";
+  ui.renderInfo.textContent = describeRender(entry.render || {});
+  drawStages(entry.timings || {});
+  showImage(entry.image_url, entry.render);
+  if (entry.audio_url) voiceReady(entry.audio_url);
+  ui.entryActions.hidden = false;
+  showMessage("From the gallery. Run it again, or edit the prompt and press Generate.", "ok");
+  ui.stage.scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+function runEntryAgain(sameSeed) {
+  if (!openEntry || busy()) return;
+  const render = openEntry.render || {};
+  const body = { ...jobOptions(), prompt: openEntry.prompt, negative_prompt: openEntry.negative_prompt || "",
+    caption: openEntry.caption || "" };
+  for (const key of ["workflow", "checkpoint", "steps", "width", "height"]) if (render[key]) body[key] = render[key];
+  if (render.cfg) body.cfg = render.cfg;
+  if (sameSeed && render.seed !== undefined) body.seed = render.seed;
+  else delete body.seed;
+  openEntry = null;
+  startJob({ method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+}
+
+ui.againSame.addEventListener("click", () => runEntryAgain(true));
+ui.againNew.addEventListener("click", () => runEntryAgain(false));
+ui.deleteEntry.addEventListener("click", async () => {
+  if (!openEntry || !confirm("Delete this picture and its voice from the gallery?")) return;
+  try {
+    await api(`/api/gallery/${openEntry.job_id}`, { method: "DELETE" });
+    openEntry = null;
+    resetResult();
+    ui.image.hidden = true;
+    setStage("pending");
+    ui.stage.textContent = "Ready";
+    showMessage("Deleted.", "");
+    loadGallery();
+  } catch (err) {
+    showMessage(capitalize(err.message) + ".", "error");
+  }
+});
+
+// --- settings ---------------------------------------------------------------------------
+
+const NUMBER_SETTINGS = new Set(["steps", "cfg", "width", "height", "seed"]);
+
+async function loadSettings() {
+  try {
+    const { settings } = await api("/api/settings");
+    const comfy = await api("/api/comfyui").catch(() => ({ workflows: [settings.workflow], checkpoints: [] }));
+    fillSelect(ui.settingsWorkflow, comfy.workflows, settings.workflow);
+    ui.checkpoints.replaceChildren(...comfy.checkpoints.map((name) => new Option(name, name)));
+    const llm = await api("/api/llm").catch(() => ({ models: [] }));
+    ui.llmModels.replaceChildren(...llm.models.map((name) => new Option(name, name)));
+    for (const [name, value] of Object.entries(settings)) {
+      const field = ui.settingsForm.elements[name];
+      if (field) field.value = value;
+    }
+    if (settings.llm_preset) ui.preset.value = settings.llm_preset;
+  } catch (err) {
+    ui.settingsStatus.textContent = "Could not read the settings: " + err.message;
+  }
+}
+
+ui.settingsForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const changes = {};
+  for (const field of ui.settingsForm.elements) {
+    if (!field.name) continue;
+    changes[field.name] = NUMBER_SETTINGS.has(field.name) ? Number(field.value) : field.value;
+  }
+  ui.settingsStatus.textContent = "Saving…";
+  try {
+    await api("/api/settings", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(changes) });
+    ui.settingsStatus.textContent = "Saved. Changes apply to the next job.";
+    await Promise.all([loadSettings(), loadModels(), loadComfyChoices(), refreshHealth()]);
+  } catch (err) {
+    ui.settingsStatus.textContent = capitalize(err.message) + ".";
+  }
+});
+
 connectRelay();
+loadGallery();
+loadSettings();
 loadModels();
 loadComfyChoices();
 refreshHealth();

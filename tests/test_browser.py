@@ -9,6 +9,7 @@ from speech2image import create_app
 
 from . import speech
 from .conftest import LiveServer
+from .fake_comfy import FakeComfyUI, Knobs
 from .fake_llm import FakeLlmServer
 
 pytestmark = pytest.mark.browser
@@ -38,6 +39,25 @@ def launch(playwright, *extra_args):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BASE_ARGS + list(extra_args))
 
 
+# Records every stage label the page shows, so a test can check none was skipped.
+WATCH_STAGES = """
+window.__stages = [];
+document.addEventListener('DOMContentLoaded', () => {
+  const stage = document.querySelector('#stage');
+  // Every change is a record, even those made within one task, so instant stages count too.
+  new MutationObserver((records) => {
+    for (const record of records) {
+      for (const node of record.addedNodes) {
+        const text = node.textContent;
+        if (text === 'Starting…') continue;  // the instant between the click and the server's answer
+        if (window.__stages[window.__stages.length - 1] !== text) window.__stages.push(text);
+      }
+    }
+  }).observe(stage, {childList: true});
+});
+"""
+
+
 def test_record_click_fills_transcript(playwright, live_server, clips_dir, artifacts_dir):
     said = "a lighthouse on a rocky coast during a storm"
     wav = speech.piper_wav(said, clips_dir / "browser-said.wav")
@@ -47,6 +67,7 @@ def test_record_click_fills_transcript(playwright, live_server, clips_dir, artif
         page = browser.new_page(viewport={"width": 1100, "height": 700})
         errors = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.add_init_script(WATCH_STAGES)
         page.goto(live_server.url)
         page.wait_for_selector("#health-whisper.ok", timeout=60_000)
         page.click("#record")
@@ -148,3 +169,126 @@ def test_rewrite_streams_the_llm_prompt_live(playwright, tmp_path, artifacts_dir
                 assert request["stream"] is True
             finally:
                 browser.close()
+
+
+def open_page(browser, server, viewport=None):
+    page = browser.new_page(viewport=viewport or {"width": 1200, "height": 900})
+    page.add_init_script(WATCH_STAGES)
+    page.goto(server.url)
+    return page
+
+
+def serve(tmp_path, comfy, **config):
+    app = create_app({"data_dir": str(tmp_path / "instance"), "comfyui_url": comfy.url, "llm_url": "off",
+                      "preload": False, "tts_engine": "espeak", "steps": 6, "width": 96, "height": 96, **config})
+    return LiveServer(app)
+
+
+def type_request(page, text):
+    page.fill("#typed", text)
+    page.press("#typed", "Enter")
+
+
+def test_typed_request_to_image(playwright, live_server, artifacts_dir):
+    browser = launch(playwright)
+    try:
+        page = open_page(browser, live_server, {"width": 390, "height": 844})  # a phone
+        type_request(page, "a paper boat on a puddle")
+        page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
+        assert page.evaluate("window.__stages") == ["Writing the prompt…", "Sending to ComfyUI…", "Rendering…",
+                                                     "Saving…", "Done"]
+        page.wait_for_function("document.querySelector('#image').naturalWidth > 0")
+        assert page.input_value("#transcript") == "a paper boat on a puddle"
+        assert page.input_value("#prompt").startswith("a paper boat on a puddle")
+        assert page.get_attribute("#progress", "aria-valuenow") == "100"
+        page.wait_for_selector("#gallery button")
+        page.screenshot(path=str(artifacts_dir / "browser-typed-phone.png"), full_page=True)
+    finally:
+        browser.close()
+
+
+def test_cancel_mid_render(playwright, tmp_path, artifacts_dir):
+    with FakeComfyUI(Knobs(step_delay_s=0.4)) as comfy, serve(tmp_path, comfy, steps=30) as server:
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server)
+            type_request(page, "a very slow painting")
+            page.wait_for_function("document.querySelector('#step').textContent === 'step 2/30'", timeout=20_000)
+            assert page.is_visible("#cancel")
+            page.click("#cancel")
+            page.wait_for_function("document.querySelector('#stage').textContent === 'Cancelled'", timeout=20_000)
+            page.screenshot(path=str(artifacts_dir / "browser-cancelled.png"), full_page=True)
+            assert comfy.interrupts, "ComfyUI was not asked to interrupt"
+            assert page.is_hidden("#cancel") and page.is_hidden("#image")
+            assert page.is_enabled("#generate")
+        finally:
+            browser.close()
+
+
+def test_gallery_after_restart_and_run_again(playwright, tmp_path, artifacts_dir):
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
+        with serve(tmp_path, comfy) as server:
+            browser = launch(playwright)
+            try:
+                page = open_page(browser, server)
+                type_request(page, "a lantern in the fog")
+                page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
+            finally:
+                browser.close()
+        first_seed = comfy.posted[-1]["prompt"]["3"]["inputs"]["seed"]
+        with serve(tmp_path, comfy) as server:  # a new server on the same data folder
+            browser = launch(playwright)
+            try:
+                page = open_page(browser, server)
+                page.wait_for_selector("#gallery button")
+                assert page.locator("#gallery button").count() == 1
+                page.click("#gallery button")
+                assert page.input_value("#prompt").startswith("a lantern in the fog")
+                page.wait_for_function("document.querySelector('#image').naturalWidth > 0")
+                page.screenshot(path=str(artifacts_dir / "browser-gallery-entry.png"), full_page=True)
+                page.click("#again-same")
+                page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
+                assert comfy.posted[-1]["prompt"]["3"]["inputs"]["seed"] == first_seed
+                page.wait_for_function("document.querySelectorAll('#gallery button').length === 2")
+            finally:
+                browser.close()
+
+
+def test_settings_change_applies_to_next_job(playwright, tmp_path, artifacts_dir):
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(tmp_path, comfy) as server:
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server)
+            page.click("#settings-panel summary")
+            page.wait_for_function("document.querySelector('#settings-form [name=steps]').value === '6'")
+            page.fill("#settings-form [name=steps]", "3")
+            page.fill("#settings-form [name=seed]", "4242")
+            page.click("#settings-form button[type=submit]")
+            page.wait_for_function("document.querySelector('#settings-status').textContent.startsWith('Saved')")
+            page.screenshot(path=str(artifacts_dir / "browser-settings.png"), full_page=True)
+            type_request(page, "a quiet harbour")
+            page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
+            inputs = comfy.posted[-1]["prompt"]["3"]["inputs"]
+            assert (inputs["steps"], inputs["seed"]) == (3, 4242)
+            assert "3 steps" in page.inner_text("#render-info")
+            page.fill("#settings-form [name=comfyui_url]", "ftp://nowhere")
+            page.click("#settings-form button[type=submit]")
+            page.wait_for_function("document.querySelector('#settings-status').textContent.includes('must look like')")
+        finally:
+            browser.close()
+
+
+def test_health_light_turns_red_when_comfyui_stops(playwright, tmp_path, artifacts_dir):
+    comfy = FakeComfyUI()
+    comfy.__enter__()
+    with serve(tmp_path, comfy) as server:
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server)
+            page.wait_for_selector("#health-comfyui.ok", timeout=10_000)
+            comfy.stop()
+            page.wait_for_selector("#health-comfyui.bad", timeout=15_000)
+            assert "unreachable" in page.get_attribute("#health-comfyui", "title")
+            page.screenshot(path=str(artifacts_dir / "browser-comfyui-down.png"))
+        finally:
+            browser.close()

@@ -6,12 +6,13 @@ import logging
 import queue
 import threading
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from ..comfy import ComfyError
 from ..errors import BadInput, UserFacingError
 from ..pipeline import JobRequest
 from ..prompt_writer import get_preset
+from ..runtime import EDITABLE, editable_view
 from ..store import JOB_ID, new_job_id
 from . import service
 
@@ -90,7 +91,7 @@ def prompt():
         raise BadInput("the transcript is empty: record or type a request first", code="empty_transcript")
     if len(transcript) > 4000:
         raise BadInput("the transcript is longer than 4000 characters", code="transcript_too_long")
-    preset = optional_text(body, "preset") or current_app.config["SETTINGS"].llm_preset
+    preset = optional_text(body, "preset") or service("runtime").settings.llm_preset
     get_preset(preset)  # a bad preset is a 400 before any streaming starts
     kwargs = {
         "transcript": transcript,
@@ -173,8 +174,8 @@ def job_request_from(values: dict, session: str, audio: bytes | None) -> JobRequ
         except (TypeError, ValueError):
             raise BadInput("'cfg' must be a number above 0 and at most 30", code="bad_cfg")
         fields["cfg"] = cfg
-    if "preset" in fields:
-        get_preset(fields["preset"])
+    fields.setdefault("preset", service("runtime").settings.llm_preset)
+    get_preset(fields["preset"])
     if "tts_engine" in fields:
         service("voices").get(fields["tts_engine"])  # a bad engine is a 400 now, not a failed job later
     return JobRequest(session=session, audio=audio, **fields)
@@ -262,3 +263,53 @@ def speak():
     return jsonify({"audio_url": f"/outputs/{audio_id}.wav", "duration_s": round(spoken.duration_s, 2),
                     "elapsed_s": round(spoken.elapsed_s, 3), "engine": spoken.engine, "voice": spoken.voice,
                     "sample_rate": spoken.sample_rate})
+
+
+# --- settings and gallery -----------------------------------------------------------
+
+
+@bp.get("/settings")
+def get_settings():
+    runtime = service("runtime")
+    return jsonify({"settings": editable_view(runtime.settings), "defaults": editable_view(runtime.base),
+                    "editable": list(EDITABLE)})
+
+
+@bp.post("/settings")
+def change_settings():
+    """Partial update: only the fields sent change; they apply at once and persist."""
+    runtime = service("runtime")
+    runtime.update(json_body())
+    return jsonify({"settings": editable_view(runtime.settings), "defaults": editable_view(runtime.base),
+                    "editable": list(EDITABLE)})
+
+
+@bp.get("/gallery")
+def gallery():
+    try:
+        limit = min(200, max(1, int(request.args.get("limit", 60))))
+        before = float(request.args["before"]) if request.args.get("before") else None
+    except ValueError:
+        raise BadInput("'limit' and 'before' must be numbers", code="bad_query")
+    return jsonify({"entries": service("history").list(limit, before, only_images=request.args.get("all") != "1")})
+
+
+def gallery_entry_or_404(job_id: str) -> dict:
+    entry = service("history").get(job_id) if JOB_ID.match(job_id) else None
+    if entry is None:
+        raise UserFacingError("that picture is not in the gallery", code="unknown_entry", status=404)
+    return entry
+
+
+@bp.get("/gallery/<job_id>")
+def gallery_entry(job_id):
+    return jsonify(gallery_entry_or_404(job_id))
+
+
+@bp.delete("/gallery/<job_id>")
+def delete_gallery_entry(job_id):
+    gallery_entry_or_404(job_id)
+    service("history").delete(job_id)
+    service("store").delete(job_id)
+    log.info("gallery entry %s deleted", job_id)
+    return jsonify({"deleted": job_id})
