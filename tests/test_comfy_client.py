@@ -17,7 +17,7 @@ from .fake_comfy import FakeComfyUI, Knobs
 from .fake_llm import dead_url
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "comfyui"
+TRACES = Path(__file__).resolve().parent / "comfyui_traces"  # recorded from a real ComfyUI 0.3.64
 
 
 @pytest.fixture
@@ -190,8 +190,8 @@ def test_checkpoints_list(comfy):
     ("h_preview_metadata.json", 6, 6, False),
 ])
 def test_real_trace_replayed(trace, steps, previews, cached):
-    graph = json.loads((SHARED / "txt2img_api.json").read_text())
-    with FakeComfyUI(Knobs(replay=str(SHARED / "traces" / trace), replay_speed=20)) as comfy:
+    graph = json.loads((TRACES / "txt2img_api.json").read_text())
+    with FakeComfyUI(Knobs(replay=str(TRACES / trace), replay_speed=20)) as comfy:
         result, events = render(comfy.url, graph)
     progress = [e for e in events if e["type"] == "progress" and "value" in e]
     assert [e["value"] for e in progress] == list(range(1, steps + 1))
@@ -202,23 +202,23 @@ def test_real_trace_replayed(trace, steps, previews, cached):
 
 
 def test_real_interrupt_trace_ends_cancelled():
-    graph = json.loads((SHARED / "txt2img_api.json").read_text())
-    with FakeComfyUI(Knobs(replay=str(SHARED / "traces" / "d_interrupt.json"), replay_speed=5)) as comfy:
+    graph = json.loads((TRACES / "txt2img_api.json").read_text())
+    with FakeComfyUI(Knobs(replay=str(TRACES / "d_interrupt.json"), replay_speed=5)) as comfy:
         with pytest.raises(RenderCancelled):
             render(comfy.url, graph)
 
 
 def test_real_execution_error_trace():
-    graph = json.loads((SHARED / "txt2img_api.json").read_text())
-    with FakeComfyUI(Knobs(replay=str(SHARED / "traces" / "e_exec_error.json"))) as comfy:
+    graph = json.loads((TRACES / "txt2img_api.json").read_text())
+    with FakeComfyUI(Knobs(replay=str(TRACES / "e_exec_error.json"))) as comfy:
         with pytest.raises(ComfyError, match="CheckpointLoaderSimple .node 4.: Error while deserializing header"):
             render(comfy.url, graph)
 
 
 def test_real_late_connect_trace_executing_without_prompt_id():
     """g_late_connect: the socket joined after the start; 'executing' has no prompt_id."""
-    graph = json.loads((SHARED / "txt2img_api.json").read_text())
-    with FakeComfyUI(Knobs(replay=str(SHARED / "traces" / "g_late_connect.json"), replay_speed=10)) as comfy:
+    graph = json.loads((TRACES / "txt2img_api.json").read_text())
+    with FakeComfyUI(Knobs(replay=str(TRACES / "g_late_connect.json"), replay_speed=10)) as comfy:
         result, events = render(comfy.url, graph)
     assert [e["value"] for e in events if "value" in e] == [4, 5, 6]
     assert result.images
@@ -230,7 +230,7 @@ def test_real_late_connect_trace_executing_without_prompt_id():
     ("c_unknown_node.json", "Cannot execute because node NoSuchNode does not exist. A custom node may be missing"),
 ])
 def test_real_400_answers_are_described(trace, expected):
-    body = json.loads((SHARED / "traces" / trace).read_text())[0]["body"]
+    body = json.loads((TRACES / trace).read_text())[0]["body"]
     assert expected in describe_validation_error(body)
 
 
