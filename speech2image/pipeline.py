@@ -9,6 +9,7 @@ disk before the job says done.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import queue
 import threading
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from .asr import Transcriber
 from .comfy import ComfyClient, ComfyError, RenderCancelled
 from .errors import BadInput, UserFacingError
+from .metrics import Metrics
 from .prompt_writer import PromptPlan, PromptWriter, caption_for
 from .store import JobHistory, OutputStore, new_job_id
 from .tts import Voices
@@ -165,6 +167,7 @@ class Pipeline:
         hub: EventHub | None = None,
         voices: Voices | None = None,
         history: JobHistory | None = None,
+        metrics: Metrics | None = None,
         workers: int = 4,
         max_jobs_kept: int = 500,
         speech_wait_s: float = 120.0,
@@ -181,6 +184,7 @@ class Pipeline:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self.voices = voices or Voices("off")
         self.history = history
+        self.metrics = metrics or Metrics()
         self.speech_wait_s = speech_wait_s
         self._speech_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="speech")
 
@@ -197,6 +201,7 @@ class Pipeline:
             self._jobs[job.id] = job
             self._forget_old()
         self._emit(job, {"type": "job", "stage": job.stage})
+        self.metrics.job_started()
         self._executor.submit(self._run, job)
         return job
 
@@ -267,8 +272,14 @@ class Pipeline:
             log.exception("job %s failed", job.id)
             self._fail(job, "internal_error", "the job failed unexpectedly; the server log has the details", started)
         self._keep(job)
-        log.info("job %s %s in %.2f s %s", job.id, job.stage, job.timings.get("total", 0.0),
-                 {k: round(v, 3) for k, v in job.timings.items()})
+        self.metrics.job_ended(job.stage, job.timings)
+        # One structured line per job for log tools: ids, outcome, timings; never audio or transcript.
+        log.info("job_finished %s", json.dumps({
+            "job_id": job.id, "outcome": job.stage, "source": "audio" if job.timings.get("asr") is not None else "text",
+            "prompt_source": job.plan.source if job.plan else None, "workflow": job.render.get("workflow"),
+            "checkpoint": job.render.get("checkpoint"), "error": job.error["code"] if job.error else None,
+            "timings": {k: round(v, 4) for k, v in job.timings.items()},
+        }))
 
     def _keep(self, job: Job) -> None:
         """Into the gallery's history; a job that cannot be recorded says so instead of vanishing."""

@@ -19,6 +19,7 @@ from .asr import Transcriber
 from .config import Settings
 from .errors import BadInput
 from .llm import LlmClient
+from .metrics import Metrics
 from .pipeline import Pipeline, RenderDefaults
 from .prompt_writer import PRESETS, PromptWriter
 from .store import JobHistory, OutputStore
@@ -59,12 +60,14 @@ class Runtime:
         s = self.settings
         self.store = OutputStore(Path(app.instance_path) / "outputs")
         self.history = JobHistory(Path(app.instance_path) / "speech2image.db")
+        self.metrics = Metrics()
         self.transcriber = self._transcriber(s)
         self.llm = self._llm(s)
         self.prompt_writer = PromptWriter(self.llm)
         self.voices = self._voices(s)
         self.pipeline = Pipeline(self.transcriber, self.prompt_writer, self.workflows, self.store,
-                                 self._render_defaults(s), voices=self.voices, history=self.history)
+                                 self._render_defaults(s), voices=self.voices, history=self.history,
+                                 metrics=self.metrics)
         self._publish()
 
     # --- building -------------------------------------------------------------------
@@ -98,6 +101,7 @@ class Runtime:
         ext["speech2image.workflows"] = self.workflows
         ext["speech2image.store"] = self.store
         ext["speech2image.history"] = self.history
+        ext["speech2image.metrics"] = self.metrics
         ext["speech2image.pipeline"] = self.pipeline
 
     def start_loading(self) -> None:

@@ -1,4 +1,4 @@
-from flask import Blueprint, abort, render_template, send_file
+from flask import Blueprint, Response, abort, render_template, send_file
 
 from ..store import KINDS
 from . import service
@@ -22,3 +22,17 @@ def output_file(name: str):
     if not path.is_file():
         abort(404)
     return send_file(path, mimetype=KINDS[kind], max_age=3600)
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text format: jobs by outcome, stage latency histograms, queue depth, ComfyUI up."""
+    collected = service("metrics")
+    pipeline = service("pipeline")
+    try:
+        pipeline.comfy().system_stats()
+        collected.comfyui_up.labels(pipeline.defaults.comfyui_url).set(1)
+    except Exception:
+        collected.comfyui_up.labels(pipeline.defaults.comfyui_url).set(0)
+    return Response(collected.exposition(), mimetype=collected.content_type.split(";")[0],
+                    headers={"Content-Type": collected.content_type})

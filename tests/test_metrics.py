@@ -1,0 +1,49 @@
+"""Operators' view: /metrics in Prometheus format and one structured log line per job."""
+from __future__ import annotations
+
+import json
+import logging
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from speech2image import create_app
+
+from .conftest import LiveServer
+from .fake_comfy import FakeComfyUI, Knobs
+from .fake_llm import dead_url
+from .test_settings_gallery import config, run
+
+
+def samples(text: str) -> dict:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_metrics_count_jobs_stages_and_comfyui(tmp_path, caplog):
+    with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
+        app = create_app(config(tmp_path, comfy.url))
+        with LiveServer(app) as server, caplog.at_level(logging.INFO, logger="speech2image.pipeline"):
+            run(server, prompt="a red kite")
+            run(server, prompt="x", checkpoint="nope.safetensors")
+            text = app.test_client().get("/metrics").get_data(as_text=True)
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("job_finished ")]
+    values = samples(text)
+    assert values[("speech2image_jobs_total", (("outcome", "done"),))] == 1
+    assert values[("speech2image_jobs_total", (("outcome", "error"),))] == 1
+    assert values[("speech2image_jobs_in_flight", ())] == 0
+    assert values[("speech2image_stage_seconds_count", (("stage", "render"),))] == 2
+    assert values[("speech2image_stage_seconds_count", (("stage", "total"),))] == 2
+    assert values[("speech2image_comfyui_up", (("url", comfy.url),))] == 1
+    records = [json.loads(line.split(" ", 1)[1]) for line in lines]
+    assert [r["outcome"] for r in records] == ["done", "error"]
+    assert records[0]["timings"]["render"] > 0 and records[1]["error"] == "comfyui_rejected"
+    assert "a red kite" not in " ".join(lines)  # prompts and transcripts stay out of the log line
+
+
+def test_comfyui_down_shows_in_metrics(tmp_path):
+    url = dead_url().replace("/v1", "")
+    text = create_app(config(tmp_path, url)).test_client().get("/metrics").get_data(as_text=True)
+    assert samples(text)[("speech2image_comfyui_up", (("url", url),))] == 0
