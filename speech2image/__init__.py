@@ -28,11 +28,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_upload_bytes, DEBUG=settings.debug)
     os.makedirs(app.instance_path, exist_ok=True)
 
+    from .web import api, errors, live, pages, security
+
+    security.check_bind(settings.host, settings.token)
     runtime = Runtime(app, settings)
-
-    from .web import api, errors, live, pages
-
     errors.init_app(app)
+    security.init_app(app)
     live.sock.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

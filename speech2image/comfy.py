@@ -521,3 +521,70 @@ class _Run:
             self.settle_from_history()  # it may have just finished: keep that result
         if self.cancel_state in ("deleted", "gone") and self.outcome is None:
             self.outcome = "cancelled"
+
+
+def parse_urls(value: str) -> list[str]:
+    """SPEECH2IMAGE_COMFYUI_URL may list several servers, comma-separated (one per GPU or machine)."""
+    urls = [u.strip().rstrip("/") for u in (value or "").split(",") if u.strip()]
+    return urls or ["http://127.0.0.1:8188"]
+
+
+class ComfyPool:
+    """Several ComfyUI servers: each job goes to the reachable one with the shortest queue."""
+
+    _reserved: dict[str, int] = {}  # jobs we sent per server and that are not finished
+    _lock = threading.Lock()
+
+    def __init__(self, urls: list[str], render_timeout_s: float = 900.0, probe_timeout_s: float = 2.0):
+        self.clients = [ComfyClient(u, render_timeout_s=render_timeout_s) for u in urls]
+        self.probe_timeout_s = probe_timeout_s
+
+    @property
+    def urls(self) -> list[str]:
+        return [c.base_url for c in self.clients]
+
+    def _queue_length(self, client: ComfyClient) -> int | None:
+        probe = ComfyClient(client.base_url, http_timeout_s=self.probe_timeout_s)
+        try:
+            queue = probe.queue()
+            return len(queue.get("queue_running", [])) + len(queue.get("queue_pending", []))
+        except ComfyError:
+            return None
+
+    def choose(self, exclude: set[str] = frozenset()) -> ComfyClient:
+        candidates = [c for c in self.clients if c.base_url not in exclude]
+        if len(candidates) == 1 and not exclude:
+            return candidates[0]  # one server: its own errors say what is wrong
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, len(candidates))) as probes:
+            lengths = list(probes.map(self._queue_length, candidates))
+        best, best_load = None, None
+        with self._lock:
+            for client, length in zip(candidates, lengths):
+                if length is None:
+                    log.info("ComfyUI at %s is not answering; skipped", client.base_url)
+                    continue
+                load = max(length, self._reserved.get(client.base_url, 0))
+                if best_load is None or load < best_load:
+                    best, best_load = client, load
+        if best is None:
+            tried = ", ".join(c.base_url for c in candidates) or "none left"
+            raise ComfyUnavailable(f"no ComfyUI server is reachable (tried {tried}). {START_HINT}")
+        return best
+
+    def reserve(self, client: ComfyClient, delta: int) -> None:
+        with self._lock:
+            self._reserved[client.base_url] = max(0, self._reserved.get(client.base_url, 0) + delta)
+
+    def status(self) -> list[dict]:
+        servers = []
+        for client in self.clients:
+            probe = ComfyClient(client.base_url, http_timeout_s=self.probe_timeout_s)
+            try:
+                stats = probe.system_stats()
+                system = stats.get("system", {}) if isinstance(stats, dict) else {}
+                servers.append({"url": client.base_url, "state": "ready", "version": system.get("comfyui_version")})
+            except ComfyError as exc:
+                servers.append({"url": client.base_url, "state": "unreachable", "error": exc.message})
+        return servers

@@ -79,6 +79,12 @@ class Settings:
     )
     tts_coqui_model_path: str = field(default="", metadata={"doc": "Coqui: a local model file (with the config below)."})
     tts_coqui_config_path: str = field(default="", metadata={"doc": "Coqui: the config.json of that local model."})
+    token: str = field(
+        default="", metadata={"doc": "Access token; required when HOST is not a loopback address (page login, API, /ws)."}
+    )
+    max_jobs_per_session: int = field(
+        default=3, metadata={"doc": "Jobs one browser tab may have running or queued at once (429 beyond)."}
+    )
     max_upload_mb: float = field(default=25.0, metadata={"doc": "Largest accepted upload, in MB."})
     max_audio_s: float = field(default=120.0, metadata={"doc": "Longest accepted recording, in seconds."})
 

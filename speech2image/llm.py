@@ -256,7 +256,8 @@ class LlmClient:
             try:
                 return parse_prompt_fields(text), model_id, server
             except LlmError as exc:
-                log.info("unusable LLM answer from %s (%s): %.200r", server, exc.message, text)
+                log.info("unusable LLM answer from %s: %s", server, exc.message)
+                log.debug("the answer was: %.300r", text)  # may repeat what the person said: debug only
                 raise LlmError(f"the LLM at {server} answered, but {exc.message}", server)
         raise LlmError(f"the LLM server at {server} refused the request: {last_error}", server)
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .asr import Transcriber
-from .comfy import ComfyClient, ComfyError, RenderCancelled
+from .comfy import ComfyClient, ComfyError, ComfyPool, ComfyUnavailable, RenderCancelled, parse_urls
 from .errors import BadInput, UserFacingError
 from .metrics import Metrics
 from .prompt_writer import PromptPlan, PromptWriter, caption_for
@@ -169,6 +169,7 @@ class Pipeline:
         history: JobHistory | None = None,
         metrics: Metrics | None = None,
         workers: int = 4,
+        max_jobs_per_session: int = 3,
         max_jobs_kept: int = 500,
         speech_wait_s: float = 120.0,
     ):
@@ -179,6 +180,7 @@ class Pipeline:
         self.defaults = defaults
         self.hub = hub or EventHub()
         self.max_jobs_kept = max_jobs_kept
+        self.max_jobs_per_session = max_jobs_per_session
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
@@ -190,14 +192,22 @@ class Pipeline:
 
     # --- public interface -------------------------------------------------------
 
+    def comfy_pool(self) -> ComfyPool:
+        return ComfyPool(parse_urls(self.defaults.comfyui_url), render_timeout_s=self.defaults.render_timeout_s)
+
     def comfy(self) -> ComfyClient:
-        return ComfyClient(self.defaults.comfyui_url, render_timeout_s=self.defaults.render_timeout_s)
+        """The first configured server, for choices such as checkpoints and workflows."""
+        return self.comfy_pool().clients[0]
 
     def submit(self, request: JobRequest) -> Job:
         if request.audio is None and not (request.transcript or "").strip() and not (request.prompt or "").strip():
             raise BadInput("send a recording, a transcript or a prompt", code="empty_job")
         job = Job(id=new_job_id(), request=request)
         with self._lock:
+            in_flight = sum(1 for j in self._jobs.values() if j.session == request.session and not j.finished)
+            if in_flight >= self.max_jobs_per_session:
+                raise UserFacingError(f"you already have {in_flight} jobs running; wait for one to finish or "
+                                      "cancel it", code="too_many_jobs", status=429)
             self._jobs[job.id] = job
             self._forget_old()
         self._emit(job, {"type": "job", "stage": job.stage})
@@ -251,6 +261,7 @@ class Pipeline:
 
     def _run(self, job: Job) -> None:
         started = time.perf_counter()
+        outcome, extra = "done", {}
         try:
             self._transcribe(job)
             self._write_prompt(job)
@@ -261,23 +272,26 @@ class Pipeline:
             finally:
                 self._await_speech(job, speech)
             job.percent = 100.0
-            job.timings["total"] = time.perf_counter() - started
-            self._set_stage(job, "done")
         except (JobCancelled, RenderCancelled):
-            job.timings["total"] = time.perf_counter() - started
-            self._set_stage(job, "cancelled")
+            outcome = "cancelled"
         except UserFacingError as exc:
-            self._fail(job, exc.code, exc.message, started)
+            outcome, extra = "error", {"error": self._failure(job, exc.code, exc.message)}
         except Exception:
             log.exception("job %s failed", job.id)
-            self._fail(job, "internal_error", "the job failed unexpectedly; the server log has the details", started)
+            outcome, extra = "error", {"error": self._failure(
+                job, "internal_error", "the job failed unexpectedly; the server log has the details")}
+        job.timings["total"] = time.perf_counter() - started
+        # Recorded before it is announced: a page told "done" finds it in the gallery and the metrics.
+        job.stage = outcome
         self._keep(job)
-        self.metrics.job_ended(job.stage, job.timings)
+        self.metrics.job_ended(outcome, job.timings)
+        self._set_stage(job, outcome, **extra)
         # One structured line per job for log tools: ids, outcome, timings; never audio or transcript.
         log.info("job_finished %s", json.dumps({
             "job_id": job.id, "outcome": job.stage, "source": "audio" if job.timings.get("asr") is not None else "text",
             "prompt_source": job.plan.source if job.plan else None, "workflow": job.render.get("workflow"),
-            "checkpoint": job.render.get("checkpoint"), "error": job.error["code"] if job.error else None,
+            "server": job.render.get("server"), "checkpoint": job.render.get("checkpoint"),
+            "error": job.error["code"] if job.error else None,
             "timings": {k: round(v, 4) for k, v in job.timings.items()},
         }))
 
@@ -290,11 +304,10 @@ class Pipeline:
         except UserFacingError as exc:
             log.error("job %s not kept in history: %s", job.id, exc.message)
 
-    def _fail(self, job: Job, code: str, message: str, started: float) -> None:
+    def _failure(self, job: Job, code: str, message: str) -> dict:
         job.error = {"code": code, "message": message, "stage": job.stage}
-        job.timings["total"] = time.perf_counter() - started
         log.warning("job %s failed at %s: %s", job.id, job.stage, message)
-        self._set_stage(job, "error", error=job.error)
+        return job.error
 
     def _transcribe(self, job: Job) -> None:
         request = job.request
@@ -383,26 +396,28 @@ class Pipeline:
         self._set_stage(job, "submitting")
         request, defaults = job.request, self.defaults
         workflow = self.workflows.load(request.workflow or defaults.workflow)
-        client = self.comfy()
+        pool = self.comfy_pool()
         t0 = time.perf_counter()
-        checkpoint, note = self.choose_checkpoint(client, workflow, request.checkpoint or defaults.checkpoint or None)
-        if note:
-            job.notes.append(note)
+        seed = request.seed if request.seed is not None else defaults.seed
+        seed = seed if seed is not None and seed >= 0 else None
 
         def pick(value, default):
             return value if value not in (None, "", 0) else (default or None)
 
-        seed = request.seed if request.seed is not None else defaults.seed
-        params = RenderParams(
-            prompt=job.plan.prompt, negative_prompt=job.plan.negative_prompt,
-            seed=seed if seed is not None and seed >= 0 else None,
-            steps=pick(request.steps, defaults.steps), cfg=pick(request.cfg, defaults.cfg),
-            width=pick(request.width, defaults.width), height=pick(request.height, defaults.height),
-            checkpoint=checkpoint,
-        )
-        graph, used = fill(workflow, params)
-        job.render = {"workflow": workflow.name, **used}
-        self._emit(job, {"type": "render", "render": job.render, "notes": list(job.notes)})
+        def prepare(client: ComfyClient) -> tuple[dict, dict]:
+            checkpoint, note = self.choose_checkpoint(client, workflow, request.checkpoint or defaults.checkpoint or None)
+            if note:
+                job.notes.append(note)
+            params = RenderParams(
+                prompt=job.plan.prompt, negative_prompt=job.plan.negative_prompt, seed=seed,
+                steps=pick(request.steps, defaults.steps), cfg=pick(request.cfg, defaults.cfg),
+                width=pick(request.width, defaults.width), height=pick(request.height, defaults.height),
+                checkpoint=checkpoint,
+            )
+            graph, used = fill(workflow, params)
+            job.render = {"workflow": workflow.name, "server": client.base_url, **used}
+            self._emit(job, {"type": "render", "render": job.render, "notes": list(job.notes)})
+            return graph, used
 
         last_preview = [0.0]
 
@@ -422,16 +437,41 @@ class Pipeline:
                     self._emit(job, {"type": "preview", "url": f"data:{event['mime']};base64,{encoded}"})
             else:
                 if "percent" in event:
-                    job.percent = event["percent"]
+                    job.percent = max(job.percent, event["percent"])
                 if kind == "node":
                     node = workflow.graph.get(event["node"], {})
                     event = {**event, "class_type": node.get("class_type"),
                              "title": (node.get("_meta") or {}).get("title") or node.get("class_type")}
                 self._emit(job, dict(event))
 
+        def run_on(client: ComfyClient):
+            graph, used = prepare(client)
+            pool.reserve(client, +1)
+            try:
+                return client.render(graph, on_event, cancel=job.cancel_event, heavy_nodes={workflow.roles.sampler},
+                                     output_nodes={workflow.roles.output}), graph, used
+            finally:
+                pool.reserve(client, -1)
+
+        client = pool.choose()
         try:
-            result = client.render(graph, on_event, cancel=job.cancel_event,
-                                   heavy_nodes={workflow.roles.sampler}, output_nodes={workflow.roles.output})
+            try:
+                result, graph, used = run_on(client)
+            except ComfyUnavailable as lost:
+                # The server dropped out mid-job: another reachable one takes it, else say so.
+                if len(pool.clients) == 1:
+                    raise ComfyUnavailable(f"ComfyUI at {client.base_url} stopped answering during the job. "
+                                           f"{lost.message}") from lost
+                try:
+                    other = pool.choose(exclude={client.base_url})
+                except ComfyUnavailable:
+                    raise ComfyUnavailable(f"ComfyUI at {client.base_url} stopped answering during the job and no "
+                                           "other ComfyUI server is reachable") from lost
+                seed = job.render.get("seed", seed)
+                job.notes.append(f"ComfyUI at {client.base_url} stopped answering; the job was sent to "
+                                 f"{other.base_url} instead")
+                log.warning("job %s: %s dropped out, resubmitting to %s", job.id, client.base_url, other.base_url)
+                result, graph, used = run_on(other)
         finally:
             job.timings["render"] = time.perf_counter() - t0
         job.notes.extend(result.notes)

@@ -67,7 +67,7 @@ class Runtime:
         self.voices = self._voices(s)
         self.pipeline = Pipeline(self.transcriber, self.prompt_writer, self.workflows, self.store,
                                  self._render_defaults(s), voices=self.voices, history=self.history,
-                                 metrics=self.metrics)
+                                 metrics=self.metrics, max_jobs_per_session=s.max_jobs_per_session)
         self._publish()
 
     # --- building -------------------------------------------------------------------
@@ -140,8 +140,9 @@ class Runtime:
                     raise BadInput(f"'{name}' must be from {low} to {high}", code="bad_setting")
                 value = kind(value)
             clean[name] = value
-        if "comfyui_url" in clean and not URL.match(clean["comfyui_url"]):
-            raise BadInput("'comfyui_url' must look like http://127.0.0.1:8188", code="bad_setting")
+        if "comfyui_url" in clean and not all(URL.match(u.strip()) for u in clean["comfyui_url"].split(",")):
+            raise BadInput("'comfyui_url' must look like http://127.0.0.1:8188 (several: comma-separated)",
+                           code="bad_setting")
         if clean.get("llm_url") not in (None, "", "off") and not URL.match(clean["llm_url"]):
             raise BadInput("'llm_url' must be empty (find one), 'off', or look like http://localhost:1234/v1",
                            code="bad_setting")

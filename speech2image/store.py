@@ -51,7 +51,10 @@ class OutputStore:
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass  # the folder itself is the problem; there is nothing to clean
             raise StorageError(f"could not save the result in {self.root}: {exc.strerror or exc}") from exc
 
     def save_image(self, job_id: str, image_bytes: bytes, metadata: dict, graph: dict | None = None) -> dict:

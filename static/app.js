@@ -703,7 +703,8 @@ async function refreshHealth() {
     setLight("health-llm", { ready: "ok", off: "unknown" }[llm.state] || "bad",
       llm.state === "ready" ? `LLM ${llm.model} at ${llm.server}` : `LLM ${llm.state}: ${llm.fix}`);
     setLight("health-comfyui", comfyui.state === "ready" ? "ok" : "bad",
-      comfyui.state === "ready" ? `ComfyUI ${comfyui.version || ""} at ${comfyui.url}` : `ComfyUI unreachable at ${comfyui.url}: ${comfyui.fix}`);
+      comfyui.servers.map((srv) => `ComfyUI at ${srv.url}: ${srv.state === "ready" ? `ready (${srv.version || "?"})` : "unreachable"}`).join("\n")
+        + (comfyui.fix ? `\nTo fix: ${comfyui.fix}` : ""));
     const tts = health.tts;
     setLight("health-tts", { ready: "ok", loading: "loading", idle: "loading", off: "unknown" }[tts.state] || "bad",
       tts.state === "error" ? `Voice: ${tts.error}` : `Voice: ${tts.engine} ${tts.voice || ""} (${tts.state})`);

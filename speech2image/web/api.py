@@ -43,15 +43,16 @@ def health():
 
 
 def comfyui_status() -> dict:
-    client = service("pipeline").comfy()
-    try:
-        stats = client.system_stats()
-    except ComfyError as exc:
-        return {"state": "unreachable", "url": client.base_url, "error": exc.message,
-                "fix": "start ComfyUI with --preview-method auto, or set SPEECH2IMAGE_COMFYUI_URL"}
-    system = stats.get("system", {}) if isinstance(stats, dict) else {}
-    devices = [d.get("name") for d in stats.get("devices", [])] if isinstance(stats, dict) else []
-    return {"state": "ready", "url": client.base_url, "version": system.get("comfyui_version"), "devices": devices}
+    servers = service("pipeline").comfy_pool().status()
+    ready = [srv for srv in servers if srv["state"] == "ready"]
+    status = {"state": "ready" if ready else "unreachable", "url": ", ".join(srv["url"] for srv in servers),
+              "servers": servers}
+    if ready:
+        status["version"] = ready[0].get("version")
+    if len(ready) < len(servers):
+        status["fix"] = ("start ComfyUI with --preview-method auto, or set SPEECH2IMAGE_COMFYUI_URL "
+                         "(several servers: comma-separated)")
+    return status
 
 
 @bp.post("/transcribe")

@@ -28,11 +28,7 @@ def output_file(name: str):
 def metrics():
     """Prometheus text format: jobs by outcome, stage latency histograms, queue depth, ComfyUI up."""
     collected = service("metrics")
-    pipeline = service("pipeline")
-    try:
-        pipeline.comfy().system_stats()
-        collected.comfyui_up.labels(pipeline.defaults.comfyui_url).set(1)
-    except Exception:
-        collected.comfyui_up.labels(pipeline.defaults.comfyui_url).set(0)
+    for server in service("pipeline").comfy_pool().status():
+        collected.comfyui_up.labels(server["url"]).set(1 if server["state"] == "ready" else 0)
     return Response(collected.exposition(), mimetype=collected.content_type.split(";")[0],
                     headers={"Content-Type": collected.content_type})

@@ -1,0 +1,154 @@
+"""Jobs that cannot be lost: several ComfyUI servers, servers that die, many browsers at once."""
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from speech2image import create_app
+from speech2image.comfy import ComfyPool
+
+from .conftest import LiveServer
+from .fake_comfy import FakeComfyUI, Knobs
+from .fake_llm import dead_url
+from .test_jobs import Relay, finished
+from .test_workflows import SHIPPED
+
+
+def serve(tmp_path, urls, **extra):
+    app = create_app({"data_dir": str(tmp_path / "instance"), "comfyui_url": ",".join(urls), "llm_url": "off",
+                      "preload": False, "tts_engine": "off", "steps": 6, "width": 64, "height": 64, **extra})
+    return LiveServer(app)
+
+
+def occupy(comfy: FakeComfyUI, steps=30):
+    """Queue a long prompt straight on this ComfyUI, as another user of it would."""
+    graph = {k: {**v, "inputs": dict(v["inputs"])} for k, v in SHIPPED.items()}
+    graph["4"]["inputs"]["ckpt_name"] = "tiny-sd15-random.safetensors"
+    graph["3"]["inputs"].update(steps=steps, seed=random.randint(0, 10**9))
+    requests.post(comfy.url + "/prompt", json={"prompt": graph, "client_id": "other-user"}, timeout=5)
+
+
+def test_job_goes_to_the_shortest_queue(tmp_path):
+    with FakeComfyUI(Knobs(step_delay_s=0.1)) as busy, FakeComfyUI(Knobs(step_delay_s=0.01)) as idle:
+        occupy(busy)
+        occupy(busy)
+        with serve(tmp_path, [busy.url, idle.url]) as server:
+            relay = Relay(server)
+            requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
+            snapshot = relay.until(finished)[-1]["snapshot"]
+    assert snapshot["stage"] == "done" and snapshot["render"]["server"] == idle.url
+    assert len(idle.posted) == 1 and len(busy.posted) == 2
+
+
+def test_unreachable_server_is_skipped_and_shown(tmp_path):
+    down = dead_url().replace("/v1", "")
+    with FakeComfyUI(Knobs(step_delay_s=0.01)) as up, serve(tmp_path, [down, up.url]) as server:
+        relay = Relay(server)
+        requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
+        snapshot = relay.until(finished)[-1]["snapshot"]
+        health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
+    assert snapshot["stage"] == "done" and snapshot["render"]["server"] == up.url
+    assert health["state"] == "ready"
+    assert [s["state"] for s in health["servers"]] == ["unreachable", "ready"]
+    assert "comma-separated" in health["fix"]
+
+
+def test_server_killed_mid_render_resubmits_elsewhere(tmp_path):
+    with FakeComfyUI(Knobs(step_delay_s=0.2)) as first, FakeComfyUI(Knobs(step_delay_s=0.01)) as second:
+        with serve(tmp_path, [first.url, second.url], seed=77) as server:
+            relay = Relay(server)
+            requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
+            relay.until(lambda e: e["type"] == "progress" and e.get("value") == 2)
+            first.stop()  # ComfyUI killed mid-render
+            snapshot = relay.until(finished, timeout=60)[-1]["snapshot"]
+    assert snapshot["stage"] == "done" and snapshot["render"]["server"] == second.url
+    assert snapshot["render"]["seed"] == 77
+    assert any("stopped answering; the job was sent to" in note for note in snapshot["notes"])
+    assert second.posted[0]["prompt"]["3"]["inputs"]["seed"] == 77
+
+
+def test_only_server_killed_mid_render_fails_clearly(tmp_path):
+    with FakeComfyUI(Knobs(step_delay_s=0.2)) as only, serve(tmp_path, [only.url]) as server:
+        relay = Relay(server)
+        requests.post(server.url + "/api/jobs", json={"transcript": "a kite over a beach", "session": relay.session},
+                      timeout=10)
+        relay.until(lambda e: e["type"] == "progress" and e.get("value") == 2)
+        only.stop()
+        event = relay.until(finished, timeout=60)[-1]
+    assert event["stage"] == "error" and event["error"]["code"] == "comfyui_unreachable"
+    assert f"ComfyUI at {only.url} stopped answering during the job" in event["error"]["message"]
+    assert event["snapshot"]["prompt"].startswith("a kite over a beach")  # the finished prompt is kept
+
+
+def test_pool_reports_when_nothing_answers():
+    pool = ComfyPool([dead_url().replace("/v1", ""), dead_url().replace("/v1", "")])
+    try:
+        pool.choose()
+    except Exception as exc:
+        assert "no ComfyUI server is reachable" in exc.message
+    else:
+        raise AssertionError("no server should have been chosen")
+
+
+def test_stress_ten_sessions_three_jobs_each(tmp_path):
+    """Random delays, injected failures and cancels: every job ends, nothing leaks across sessions."""
+    rng = random.Random(1122)
+    with FakeComfyUI(Knobs(step_delay_s=0.01)) as a, FakeComfyUI(Knobs(step_delay_s=0.02)) as b:
+        with serve(tmp_path, [a.url, b.url], max_jobs_per_session=3) as server:
+            relays = [Relay(server) for _ in range(10)]
+            planned: dict[str, dict] = {}
+            lock = threading.Lock()
+
+            def browser(relay: Relay, seed: int):
+                local = random.Random(seed)
+                for n in range(3):
+                    kind = local.choice(["ok", "ok", "ok", "bad_checkpoint", "cancel"])
+                    body = {"prompt": f"{relay.session} job {n}", "session": relay.session,
+                            "steps": local.randint(2, 8)}
+                    if kind == "bad_checkpoint":
+                        body["checkpoint"] = "nope.safetensors"
+                    time.sleep(local.uniform(0, 0.2))
+                    answer = requests.post(server.url + "/api/jobs", json=body, timeout=30)
+                    assert answer.status_code == 202, answer.text
+                    job_id = answer.json()["job_id"]
+                    with lock:
+                        planned[job_id] = {"session": relay.session, "kind": kind}
+                    if kind == "cancel":
+                        requests.post(f"{server.url}/api/jobs/{job_id}/cancel", timeout=30)
+
+            threads = [threading.Thread(target=browser, args=(r, rng.random())) for r in relays]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=120)
+            ends: dict[str, dict] = {}
+            for relay in relays:
+                mine = [j for j, p in planned.items() if p["session"] == relay.session]
+                relay.until(lambda e: finished(e) and ends.setdefault(e["job_id"], e) is not None
+                            and all(j in ends for j in mine), timeout=120)
+                seen = {e["job_id"] for e in relay.events if "job_id" in e}
+                assert seen <= set(mine), "a session saw another session's job"
+                relay.close()
+            states = {j: requests.get(f"{server.url}/api/jobs/{j}", timeout=10).json() for j in planned}
+            gallery = requests.get(server.url + "/api/gallery?all=1&limit=200", timeout=10).json()["entries"]
+    assert len(planned) == 30 and set(ends) == set(planned)
+    outputs = Path(tmp_path / "instance" / "outputs")
+    for job_id, plan in planned.items():
+        state = states[job_id]
+        assert state["stage"] in ("done", "error", "cancelled"), state
+        if plan["kind"] == "bad_checkpoint":
+            assert state["stage"] == "error" and state["error"]["code"] == "comfyui_rejected"
+        if plan["kind"] == "ok":
+            assert state["stage"] == "done", state
+        if state["stage"] == "done":
+            assert (outputs / f"{job_id}.png").is_file()
+            assert state["prompt"].startswith(plan["session"])  # its own prompt, not another's
+        else:
+            assert state["image_url"] is None
+    assert {e["job_id"] for e in gallery} == set(planned)  # every job is in the history
+    assert not list(outputs.glob("*.part"))
