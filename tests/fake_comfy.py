@@ -39,6 +39,7 @@ class Knobs:
     node_delay_s: float = 0.005
     previews: bool = True
     drop_sockets_at_step: int | None = None  # close every socket once, at this sampler step
+    refuse_sockets_after_drop: bool = False  # and then refuse new websockets: HTTP only from then on
     start_delay_s: float = 0.0  # before a queued prompt starts running
     replay: str | None = None  # path of a real trace: send its websocket messages verbatim instead of running
     replay_speed: float = 10.0  # the trace's clock runs this much faster
@@ -208,6 +209,8 @@ class FakeComfyUI:
 
         @sock.route("/ws")
         def ws_route(ws):
+            if fake.dropped and fake.knobs.refuse_sockets_after_drop:
+                return  # the handshake completes, then the socket closes at once
             client_id = request.args.get("clientId") or uuid.uuid4().hex
             fake._close_socket(client_id)  # a second socket with the same id replaces the first
             lock, flags = threading.Lock(), {}

@@ -85,6 +85,17 @@ def test_only_server_killed_mid_render_fails_clearly(tmp_path):
     assert event["snapshot"]["prompt"].startswith("a kite over a beach")  # the finished prompt is kept
 
 
+def test_websocket_gone_for_good_job_finishes_by_polling_history(tmp_path):
+    knobs = Knobs(step_delay_s=0.1, drop_sockets_at_step=2, refuse_sockets_after_drop=True)
+    with FakeComfyUI(knobs) as comfy, serve(tmp_path, [comfy.url]) as server:
+        relay = Relay(server)
+        requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
+        snapshot = relay.until(finished, timeout=60)[-1]["snapshot"]
+    assert comfy.dropped
+    assert snapshot["stage"] == "done" and snapshot["image_url"]
+    assert snapshot["percent"] == 100.0
+
+
 def test_pool_reports_when_nothing_answers():
     pool = ComfyPool([dead_url().replace("/v1", ""), dead_url().replace("/v1", "")])
     try:

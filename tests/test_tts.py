@@ -112,7 +112,7 @@ def tiny_vits(folder):
     config.audio.sample_rate = 16000
     config.audio.hop_length = 256
     config.audio.win_length = 1024
-    model = Vits.init_from_config(config)
+    model = Vits(config)  # Vits.init_from_config(config) is deprecated in coqui-tts 0.28
     model_path, config_path = folder / "model.pth", folder / "config.json"
     torch.save({"model": model.state_dict(), "config": config.to_dict()}, model_path)
     config.save_json(str(config_path))
