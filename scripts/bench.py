@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,9 +28,7 @@ import requests
 import websocket
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+from benchlib import ROOT, free_port, peak_rss_mb, summary
 from tests import speech  # noqa: E402
 from tests.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
 from tests.test_transcribe import NORMALIZE  # noqa: E402
@@ -55,29 +52,6 @@ REQUESTS = [
 STAGES = ("asr", "prompt", "render", "speech", "save")
 COLORS = {"asr": (76, 139, 245), "prompt": (245, 165, 36), "render": (48, 164, 108), "speech": (155, 89, 182),
           "save": (120, 120, 120), "overhead": (229, 72, 77)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
-
-
-def summary(values, scale=1.0):
-    return {"p50": round(pct(values, 0.5) * scale, 3), "p95": round(pct(values, 0.95) * scale, 3),
-            "max": round(max(values) * scale, 3) if values else None, "n": len(values)}
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def chart(rows: list[dict], path: Path) -> None:

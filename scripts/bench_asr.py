@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,9 +21,7 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+from benchlib import ROOT, free_port, peak_rss_mb
 from tests import speech  # noqa: E402  (the same clip maker the tests use)
 
 CLIPS = [
@@ -33,19 +30,6 @@ CLIPS = [
     "draw me a lighthouse on a rocky coast during a storm with huge waves",
     "a small wooden cabin by a quiet lake with mountains behind it and a clear starry sky above",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> int:

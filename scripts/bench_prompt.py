@@ -8,19 +8,11 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+from benchlib import pct
 from speech2image.llm import LlmClient  # noqa: E402
 from speech2image.prompt_writer import PRESETS, OfflineRewriter, PromptWriter  # noqa: E402
 from tests.test_offline_rewriter import CASES  # noqa: E402  (31 varied transcripts)
-
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> int:
@@ -38,7 +30,7 @@ def main() -> int:
             rewriter.rewrite(text, PRESETS["balanced"])
             times.append((time.perf_counter() - t0) * 1000)
     print(f"offline rewriter: {len(times)} rewrites, median {statistics.median(times):.3f} ms, "
-          f"p95 {percentile(times, 0.95):.3f} ms, max {max(times):.3f} ms")
+          f"p95 {pct(times, 0.95):.3f} ms, max {max(times):.3f} ms")
 
     if args.llm_url:
         writer = PromptWriter(LlmClient(url=args.llm_url, timeout_s=120))

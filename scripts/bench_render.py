@@ -23,21 +23,10 @@ from pathlib import Path
 import requests
 import websocket
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+from benchlib import summary
 from speech2image import create_app  # noqa: E402
 from tests.conftest import LiveServer  # noqa: E402
 from tests.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
-
-
-def pct(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def summary(values):
-    return {"p50": round(pct(values, 0.5), 2), "p95": round(pct(values, 0.95), 2), "max": round(max(values), 2)}
 
 
 def main() -> int:
@@ -54,6 +43,7 @@ def main() -> int:
     latencies, overheads, totals, comfy_times = [], [], [], []
     with FakeComfyUI(Knobs(step_delay_s=args.step_ms / 1000, previews=True)) as comfy:
         app = create_app({"data_dir": data_dir, "comfyui_url": comfy.url, "llm_url": "off", "preload": False,
+                          "tts_engine": "off",  # the render alone: no voice competing for the 2 cores
                           "steps": args.steps, "width": 512, "height": 512, "log_level": "WARNING"})
         with LiveServer(app) as server:
             session = uuid.uuid4().hex

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+import benchlib  # noqa: F401  (puts the project on the path)
 from speech2image import create_app  # noqa: E402
 from speech2image.tts import Speaker  # noqa: E402
 from tests.conftest import LiveServer  # noqa: E402

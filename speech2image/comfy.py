@@ -295,6 +295,10 @@ class ComfyClient:
         run = _Run(self, prompt_id, ProgressTracker(graph, heavy_nodes), on_event)
         try:
             self.submit(graph, client_id, prompt_id)
+        except BaseException:
+            ws.close()
+            raise
+        try:
             run.refresh_queue()
             deadline = started + self.render_timeout_s
             while run.outcome is None:
@@ -325,6 +329,9 @@ class ComfyClient:
                 elif opcode == websocket.ABNF.OPCODE_CLOSE:
                     ws = self._reconnect(client_id)
                     run.poll()
+        except ComfyUnavailable as exc:
+            exc.after_submit = True  # ComfyUI had our prompt: it went away mid-job
+            raise
         finally:
             if ws is not None:
                 try:

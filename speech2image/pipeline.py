@@ -458,18 +458,20 @@ class Pipeline:
             try:
                 result, graph, used = run_on(client)
             except ComfyUnavailable as lost:
-                # The server dropped out mid-job: another reachable one takes it, else say so.
+                # The server dropped out: another reachable one takes the job, else say so.
+                mid_job = getattr(lost, "after_submit", False)
+                what = "stopped answering during the job" if mid_job else "did not answer"
                 if len(pool.clients) == 1:
-                    raise ComfyUnavailable(f"ComfyUI at {client.base_url} stopped answering during the job. "
-                                           f"{lost.message}") from lost
+                    if not mid_job:
+                        raise
+                    raise ComfyUnavailable(f"ComfyUI at {client.base_url} {what}. {lost.message}") from lost
                 try:
                     other = pool.choose(exclude={client.base_url})
                 except ComfyUnavailable:
-                    raise ComfyUnavailable(f"ComfyUI at {client.base_url} stopped answering during the job and no "
-                                           "other ComfyUI server is reachable") from lost
+                    raise ComfyUnavailable(f"ComfyUI at {client.base_url} {what} and no other ComfyUI server "
+                                           "is reachable") from lost
                 seed = job.render.get("seed", seed)
-                job.notes.append(f"ComfyUI at {client.base_url} stopped answering; the job was sent to "
-                                 f"{other.base_url} instead")
+                job.notes.append(f"ComfyUI at {client.base_url} {what}; the job was sent to {other.base_url} instead")
                 log.warning("job %s: %s dropped out, resubmitting to %s", job.id, client.base_url, other.base_url)
                 result, graph, used = run_on(other)
         finally:

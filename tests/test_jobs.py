@@ -198,6 +198,7 @@ def test_comfyui_down_says_how_to_start_it(tmp_path):
         health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
     assert events[-1]["error"]["code"] == "comfyui_unreachable"
     assert "--preview-method auto" in events[-1]["error"]["message"]
+    assert "during the job" not in events[-1]["error"]["message"]  # it never answered at all
     snapshot = events[-1]["snapshot"]
     assert snapshot["prompt"].startswith("a red fox")  # the finished prompt is kept for another try
     assert health["state"] == "unreachable" and "--preview-method auto" in health["fix"]

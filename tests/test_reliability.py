@@ -68,7 +68,7 @@ def test_server_killed_mid_render_resubmits_elsewhere(tmp_path):
             snapshot = relay.until(finished, timeout=60)[-1]["snapshot"]
     assert snapshot["stage"] == "done" and snapshot["render"]["server"] == second.url
     assert snapshot["render"]["seed"] == 77
-    assert any("stopped answering; the job was sent to" in note for note in snapshot["notes"])
+    assert any("stopped answering during the job; the job was sent to" in note for note in snapshot["notes"])
     assert second.posted[0]["prompt"]["3"]["inputs"]["seed"] == 77
 
 

@@ -1,0 +1,35 @@
+"""Helpers the benchmark scripts share: percentiles, a free port, a process's peak memory."""
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the scripts import the app and the tests' fakes
+
+
+def pct(values, q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def summary(values, scale: float = 1.0, digits: int = 3) -> dict:
+    """p50, p95 and max (times ``scale``), and how many values there were."""
+    values = list(values)
+    return {"p50": round(pct(values, 0.5) * scale, digits), "p95": round(pct(values, 0.95) * scale, digits),
+            "max": round(max(values) * scale, digits) if values else None, "n": len(values)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
