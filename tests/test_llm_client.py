@@ -5,7 +5,6 @@ import json
 import time
 
 import pytest
-import requests
 
 from speech2image.llm import LlmClient, find_json_object, parse_prompt_fields, LlmError
 from speech2image.prompt_writer import DEFAULT_NEGATIVE, PromptWriter

@@ -4,7 +4,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import requests

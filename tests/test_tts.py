@@ -1,9 +1,7 @@
 """The spoken caption: engines, intelligibility, the API, and speech beside the render."""
 from __future__ import annotations
 
-import json
 import time
-import uuid
 
 import jiwer
 import pytest
@@ -12,7 +10,7 @@ import requests
 from speech2image import create_app
 from speech2image.asr import Transcriber
 from speech2image.errors import BadInput
-from speech2image.tts import CoquiEngine, Speaker, TtsError, Voices, wav_info
+from speech2image.tts import Speaker, TtsError, Voices, wav_info
 
 from .conftest import LiveServer
 from .fake_comfy import FakeComfyUI, Knobs
