@@ -536,15 +536,38 @@ def parse_urls(value: str) -> list[str]:
     return urls or ["http://127.0.0.1:8188"]
 
 
+class ServerLoad:
+    """Jobs we sent to each server and that are not finished yet.
+
+    A server's /queue does not show a job we are still submitting, so jobs chosen at the same
+    moment would all pick the same idle server; counting our own in-flight jobs spreads them.
+    One instance lives as long as the pipeline, so every job sees the others.
+    """
+
+    def __init__(self):
+        self._in_flight: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def claim_least_busy(self, queue_lengths: dict[str, int]) -> str:
+        """Pick the server with the least work and count our job on it, in one step."""
+        with self._lock:
+            url = min(queue_lengths, key=lambda u: max(queue_lengths[u], self._in_flight.get(u, 0)))
+            self._in_flight[url] = self._in_flight.get(url, 0) + 1
+            return url
+
+    def release(self, url: str) -> None:
+        with self._lock:
+            self._in_flight[url] = max(0, self._in_flight.get(url, 0) - 1)
+
+
 class ComfyPool:
     """Several ComfyUI servers: each job goes to the reachable one with the shortest queue."""
 
-    _reserved: dict[str, int] = {}  # jobs we sent per server and that are not finished
-    _lock = threading.Lock()
-
-    def __init__(self, urls: list[str], render_timeout_s: float = 900.0, probe_timeout_s: float = 2.0):
+    def __init__(self, urls: list[str], render_timeout_s: float = 900.0, probe_timeout_s: float = 2.0,
+                 load: ServerLoad | None = None):
         self.clients = [ComfyClient(u, render_timeout_s=render_timeout_s) for u in urls]
         self.probe_timeout_s = probe_timeout_s
+        self.load = load or ServerLoad()
 
     @property
     def urls(self) -> list[str]:
@@ -558,31 +581,30 @@ class ComfyPool:
         except ComfyError:
             return None
 
-    def choose(self, exclude: set[str] = frozenset()) -> ComfyClient:
+    def claim(self, exclude: set[str] = frozenset()) -> ComfyClient:
+        """The reachable server with the shortest queue, counted as busy until `release`."""
         candidates = [c for c in self.clients if c.base_url not in exclude]
         if len(candidates) == 1 and not exclude:
-            return candidates[0]  # one server: its own errors say what is wrong
-        from concurrent.futures import ThreadPoolExecutor
+            lengths = [0]  # one server: its own errors say what is wrong
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=max(1, len(candidates))) as probes:
-            lengths = list(probes.map(self._queue_length, candidates))
-        best, best_load = None, None
-        with self._lock:
-            for client, length in zip(candidates, lengths):
-                if length is None:
-                    log.info("ComfyUI at %s is not answering; skipped", client.base_url)
-                    continue
-                load = max(length, self._reserved.get(client.base_url, 0))
-                if best_load is None or load < best_load:
-                    best, best_load = client, load
-        if best is None:
+            with ThreadPoolExecutor(max_workers=max(1, len(candidates))) as probes:
+                lengths = list(probes.map(self._queue_length, candidates))
+        reachable = {}
+        for client, length in zip(candidates, lengths):
+            if length is None:
+                log.info("ComfyUI at %s is not answering; skipped", client.base_url)
+            else:
+                reachable.setdefault(client.base_url, length)
+        if not reachable:
             tried = ", ".join(c.base_url for c in candidates) or "none left"
             raise ComfyUnavailable(f"no ComfyUI server is reachable (tried {tried}). {START_HINT}")
-        return best
+        url = self.load.claim_least_busy(reachable)
+        return next(c for c in candidates if c.base_url == url)
 
-    def reserve(self, client: ComfyClient, delta: int) -> None:
-        with self._lock:
-            self._reserved[client.base_url] = max(0, self._reserved.get(client.base_url, 0) + delta)
+    def release(self, client: ComfyClient) -> None:
+        self.load.release(client.base_url)
 
     def status(self) -> list[dict]:
         servers = []

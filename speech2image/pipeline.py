@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .asr import Transcriber
-from .comfy import ComfyClient, ComfyError, ComfyPool, ComfyUnavailable, RenderCancelled, parse_urls
+from .comfy import ComfyClient, ComfyError, ComfyPool, ComfyUnavailable, RenderCancelled, ServerLoad, parse_urls
 from .errors import BadInput, UserFacingError
 from .metrics import Metrics
 from .prompt_writer import PromptPlan, PromptWriter, caption_for
@@ -189,11 +189,13 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self.speech_wait_s = speech_wait_s
         self._speech_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="speech")
+        self._server_load = ServerLoad()
 
     # --- public interface -------------------------------------------------------
 
     def comfy_pool(self) -> ComfyPool:
-        return ComfyPool(parse_urls(self.defaults.comfyui_url), render_timeout_s=self.defaults.render_timeout_s)
+        return ComfyPool(parse_urls(self.defaults.comfyui_url), render_timeout_s=self.defaults.render_timeout_s,
+                         load=self._server_load)
 
     def comfy(self) -> ComfyClient:
         """The first configured server, for choices such as checkpoints and workflows."""
@@ -445,15 +447,14 @@ class Pipeline:
                 self._emit(job, dict(event))
 
         def run_on(client: ComfyClient):
-            graph, used = prepare(client)
-            pool.reserve(client, +1)
             try:
+                graph, used = prepare(client)
                 return client.render(graph, on_event, cancel=job.cancel_event, heavy_nodes={workflow.roles.sampler},
                                      output_nodes={workflow.roles.output}), graph, used
             finally:
-                pool.reserve(client, -1)
+                pool.release(client)
 
-        client = pool.choose()
+        client = pool.claim()
         try:
             try:
                 result, graph, used = run_on(client)
@@ -466,7 +467,7 @@ class Pipeline:
                         raise
                     raise ComfyUnavailable(f"ComfyUI at {client.base_url} {what}. {lost.message}") from lost
                 try:
-                    other = pool.choose(exclude={client.base_url})
+                    other = pool.claim(exclude={client.base_url})
                 except ComfyUnavailable:
                     raise ComfyUnavailable(f"ComfyUI at {client.base_url} {what} and no other ComfyUI server "
                                            "is reachable") from lost

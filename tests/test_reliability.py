@@ -95,10 +95,25 @@ def test_websocket_gone_for_good_job_finishes_by_polling_history(tmp_path):
     assert snapshot["percent"] == 100.0
 
 
+def test_jobs_chosen_together_spread_over_idle_servers():
+    """Both queues look empty while our jobs are still being submitted; our own count breaks the tie."""
+    with FakeComfyUI(Knobs()) as first, FakeComfyUI(Knobs()) as second:
+        pool = ComfyPool([first.url, second.url])
+        a, b = pool.claim(), pool.claim()
+        assert {a.base_url, b.base_url} == {first.url, second.url}
+        pool.release(a)
+        assert pool.claim().base_url == a.base_url
+        # one job on each again: a tie goes to the first listed; a later pool of the same pipeline
+        # shares the count, so the next job goes to the other server
+        again = ComfyPool([first.url, second.url], load=pool.load)
+        assert again.claim().base_url == first.url
+        assert again.claim().base_url == second.url
+
+
 def test_pool_reports_when_nothing_answers():
     pool = ComfyPool([dead_url().replace("/v1", ""), dead_url().replace("/v1", "")])
     try:
-        pool.choose()
+        pool.claim()
     except Exception as exc:
         assert "no ComfyUI server is reachable" in exc.message
     else:
