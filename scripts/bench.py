@@ -28,7 +28,7 @@ import requests
 import websocket
 from PIL import Image, ImageDraw
 
-from benchlib import ROOT, free_port, peak_rss_mb, summary
+from benchlib import ROOT, follow_job, free_port, peak_rss_mb, summary
 from tests import speech  # noqa: E402
 from tests.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
 from tests.test_transcribe import NORMALIZE  # noqa: E402
@@ -139,16 +139,7 @@ def main() -> int:
                     sent = time.time()
                     job_id = requests.post(url + "/api/jobs", files={"audio": (clip.name, f, "audio/webm")},
                                            data={"session": session}, timeout=30).json()["job_id"]
-                progress = []
-                while True:
-                    event = json.loads(ws.recv())
-                    now = time.time()
-                    if event.get("job_id") != job_id:
-                        continue
-                    if event["type"] == "progress" and "value" in event:
-                        progress.append((event["value"], now))
-                    if event["type"] == "stage" and event["stage"] in ("done", "error", "cancelled"):
-                        break
+                event, progress, now = follow_job(ws, job_id)
                 snapshot = event["snapshot"]
                 if round_number == 0:
                     continue

@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 import websocket
 
-from benchlib import summary
+from benchlib import follow_job, summary
 from speech2image import create_app  # noqa: E402
 from tests.conftest import LiveServer  # noqa: E402
 from tests.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
@@ -49,20 +49,10 @@ def main() -> int:
             ws = websocket.create_connection(f"ws://127.0.0.1:{server.server.server_port}/ws?session={session}")
             json.loads(ws.recv())  # hello
             for i in range(args.jobs):
-                received = []
                 sent_at = time.time()
                 job_id = requests.post(server.url + "/api/jobs", json={"prompt": f"bench {i}", "session": session,
                                                                        "seed": i}).json()["job_id"]
-                while True:
-                    event = json.loads(ws.recv())
-                    now = time.time()
-                    if event.get("job_id") != job_id:
-                        continue
-                    if event["type"] == "progress" and "value" in event:
-                        received.append((event["value"], now))
-                    if event["type"] == "stage" and event["stage"] in ("done", "error", "cancelled"):
-                        done_at = now
-                        break
+                event, received, done_at = follow_job(ws, job_id)
                 assert event["stage"] == "done", event
                 prompt_id = comfy.posted[-1]["prompt_id"]
                 sent = {step: t for pid, step, t in comfy.progress_sent if pid == prompt_id}

@@ -1,8 +1,10 @@
-"""Helpers the benchmark scripts share: percentiles, a free port, a process's peak memory."""
+"""Helpers the benchmark scripts share: percentiles, a free port, a process's peak memory, following a job."""
 from __future__ import annotations
 
+import json
 import socket
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,3 +35,21 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def follow_job(ws, job_id: str) -> tuple[dict, list[tuple[int, float]], float]:
+    """Read the relay until the job ends: its last event, when each sampler step arrived, and when it ended.
+
+    Arrival times are taken the moment a frame is read, so they can be set against the fake
+    ComfyUI's send times to measure the relay.
+    """
+    steps = []
+    while True:
+        event = json.loads(ws.recv())
+        now = time.time()
+        if event.get("job_id") != job_id:
+            continue
+        if event["type"] == "progress" and "value" in event:
+            steps.append((event["value"], now))
+        if event["type"] == "stage" and event["stage"] in ("done", "error", "cancelled"):
+            return event, steps, now
