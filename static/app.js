@@ -482,6 +482,7 @@ function handleEvent(event) {
     case "stage":
       setStage(event.stage, event);
       if (event.stage === "transcribing") showMessage("Transcribing…", "busy");
+      else if (/^(Uploading|Transcribing)/.test(ui.message.textContent)) showMessage("");  // the stage label takes over
       if (event.stage === "writing_prompt") { ui.prompt.value = ""; streamedPrompt = ""; }
       if (event.snapshot && FINISHED.has(event.stage)) finish(event.snapshot);
       break;

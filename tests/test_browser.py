@@ -84,6 +84,9 @@ def test_record_click_fills_transcript(playwright, live_server, clips_dir, artif
         for word in ("lighthouse", "rocky", "coast", "storm"):
             assert word in squashed, text
         assert "transcribed" in page.inner_text("#transcript-meta")
+        # once the words are in, the stage label on the right says what happens next, not a stale note
+        page.wait_for_function("document.querySelector('#stage').dataset.stage !== 'transcribing'")
+        assert "Transcribing" not in page.inner_text("#message")
         assert page.get_attribute("#record", "aria-pressed") == "false"
         # the prompt and the render follow by themselves; this server has the LLM off
         page.wait_for_selector("#prompt-source:not([hidden])", timeout=30_000)
