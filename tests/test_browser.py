@@ -198,7 +198,12 @@ def type_request(page, text):
 def test_typed_request_to_image(playwright, live_server, artifacts_dir):
     browser = launch(playwright)
     try:
+        failed = []
         page = open_page(browser, live_server, {"width": 390, "height": 844})  # a phone
+        # Chromium reports every failed load here, the tab's icon included (Playwright's request events skip it)
+        page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+        page.reload()
+        page.wait_for_selector("#health-whisper.ok", timeout=60_000)
         type_request(page, "a paper boat on a puddle")
         page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
         stages = [label for label in page.evaluate("window.__stages") if not label.startswith("Queued")]
@@ -208,6 +213,7 @@ def test_typed_request_to_image(playwright, live_server, artifacts_dir):
         assert page.input_value("#prompt").startswith("a paper boat on a puddle")
         assert page.get_attribute("#progress", "aria-valuenow") == "100"
         page.wait_for_selector("#gallery button")
+        assert failed == []
         page.screenshot(path=str(artifacts_dir / "browser-typed-phone.png"), full_page=True)
     finally:
         browser.close()
