@@ -367,6 +367,7 @@ function setStage(stage, extra = {}) {
   if (stage !== previous && STAGE_NAMES[stage]) {
     stageStarts.push({ stage, at: performance.now() });
   }
+  if (stage === "rendering" && previous !== "rendering") bringResultIntoView();
   if (FINISHED.has(stage)) {
     clearInterval(stageTimer);
     stageTimer = null;
@@ -375,6 +376,20 @@ function setStage(stage, extra = {}) {
   }
   drawStages();
   setProgress(renderPercent);
+}
+
+// On a phone the result sits below the text boxes: when the render starts, show it, unless the
+// person is typing or already looking at it.
+const SINGLE_COLUMN = window.matchMedia("(max-width: 860px)");
+
+function bringResultIntoView() {
+  if (!SINGLE_COLUMN.matches) return;
+  const active = document.activeElement;
+  const editing = active && active.id !== "typed" && ["TEXTAREA", "INPUT", "SELECT"].includes(active.tagName);
+  if (editing) return;
+  const box = ui.canvas.getBoundingClientRect();
+  if (box.top >= 0 && box.bottom <= window.innerHeight) return;
+  ui.stage.scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
 function drawStages(final = null) {

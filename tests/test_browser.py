@@ -104,6 +104,7 @@ def test_record_click_fills_transcript(playwright, live_server, clips_dir, artif
         assert page.inner_text("#spoken-caption").startswith("Here is")
         assert page.evaluate("document.querySelector('#voice').duration") > 1.0
         assert errors == []
+        assert page.evaluate("window.scrollY") == 0  # two columns: the picture is already in view
         page.screenshot(path=str(artifacts_dir / "browser-record-to-image.png"), full_page=True)
     finally:
         browser.close()
@@ -214,6 +215,9 @@ def test_typed_request_to_image(playwright, live_server, artifacts_dir):
         assert page.get_attribute("#progress", "aria-valuenow") == "100"
         page.wait_for_selector("#gallery button")
         assert failed == []
+        # on a phone the page scrolls down to the picture by itself once the render starts
+        page.wait_for_function("(() => { const r = document.querySelector('#canvas').getBoundingClientRect();"
+                               " return r.top >= 0 && r.top < window.innerHeight; })()", timeout=5_000)
         page.screenshot(path=str(artifacts_dir / "browser-typed-phone.png"), full_page=True)
     finally:
         browser.close()
