@@ -15,6 +15,7 @@ import struct
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urlencode, urlparse
@@ -569,14 +570,21 @@ class ComfyPool:
         self.probe_timeout_s = probe_timeout_s
         self.load = load or ServerLoad()
 
-    @property
-    def urls(self) -> list[str]:
-        return [c.base_url for c in self.clients]
+    def _probe(self, client: ComfyClient) -> ComfyClient:
+        """The same server asked with a short timeout: a dead one must not hold up the others."""
+        return ComfyClient(client.base_url, http_timeout_s=self.probe_timeout_s)
+
+    @staticmethod
+    def _ask_each(ask: Callable, clients: list[ComfyClient]) -> list:
+        """All servers at once, so several dead ones cost one timeout, not one each."""
+        if len(clients) <= 1:
+            return [ask(c) for c in clients]
+        with ThreadPoolExecutor(max_workers=len(clients)) as probes:
+            return list(probes.map(ask, clients))
 
     def _queue_length(self, client: ComfyClient) -> int | None:
-        probe = ComfyClient(client.base_url, http_timeout_s=self.probe_timeout_s)
         try:
-            queue = probe.queue()
+            queue = self._probe(client).queue()
             return len(queue.get("queue_running", [])) + len(queue.get("queue_pending", []))
         except ComfyError:
             return None
@@ -587,10 +595,7 @@ class ComfyPool:
         if len(candidates) == 1 and not exclude:
             lengths = [0]  # one server: its own errors say what is wrong
         else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=max(1, len(candidates))) as probes:
-                lengths = list(probes.map(self._queue_length, candidates))
+            lengths = self._ask_each(self._queue_length, candidates)
         reachable = {}
         for client, length in zip(candidates, lengths):
             if length is None:
@@ -607,13 +612,12 @@ class ComfyPool:
         self.load.release(client.base_url)
 
     def status(self) -> list[dict]:
-        servers = []
-        for client in self.clients:
-            probe = ComfyClient(client.base_url, http_timeout_s=self.probe_timeout_s)
-            try:
-                stats = probe.system_stats()
-                system = stats.get("system", {}) if isinstance(stats, dict) else {}
-                servers.append({"url": client.base_url, "state": "ready", "version": system.get("comfyui_version")})
-            except ComfyError as exc:
-                servers.append({"url": client.base_url, "state": "unreachable", "error": exc.message})
-        return servers
+        return self._ask_each(self._server_status, self.clients)
+
+    def _server_status(self, client: ComfyClient) -> dict:
+        try:
+            stats = self._probe(client).system_stats()
+        except ComfyError as exc:
+            return {"url": client.base_url, "state": "unreachable", "error": exc.message}
+        system = stats.get("system", {}) if isinstance(stats, dict) else {}
+        return {"url": client.base_url, "state": "ready", "version": system.get("comfyui_version")}
