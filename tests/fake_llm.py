@@ -135,11 +135,11 @@ class FakeLlmServer:
         self.httpd.server_close()
 
 
-def dead_url() -> str:
-    """A loopback URL where nothing listens."""
+def dead_url(path: str = "/v1") -> str:
+    """A loopback URL where nothing listens: an LLM server's by default, ``dead_url("")`` a ComfyUI's."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{port}{path}"

@@ -165,7 +165,7 @@ def test_websocket_drop_mid_run_still_finishes(comfy):
 
 def test_unreachable_comfyui_says_how_to_start_it():
     with pytest.raises(ComfyUnavailable) as info:
-        ComfyClient(dead_url().replace("/v1", "")).render({}, lambda e: None)
+        ComfyClient(dead_url("")).render({}, lambda e: None)
     assert "--preview-method auto" in info.value.message
     assert "SPEECH2IMAGE_COMFYUI_URL" in info.value.message
 

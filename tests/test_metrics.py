@@ -44,6 +44,6 @@ def test_metrics_count_jobs_stages_and_comfyui(tmp_path, caplog):
 
 
 def test_comfyui_down_shows_in_metrics(tmp_path):
-    url = dead_url().replace("/v1", "")
+    url = dead_url("")
     text = create_app(config(tmp_path, url)).test_client().get("/metrics").get_data(as_text=True)
     assert samples(text)[("speech2image_comfyui_up", (("url", url),))] == 0

@@ -45,7 +45,7 @@ def test_job_goes_to_the_shortest_queue(tmp_path):
 
 
 def test_unreachable_server_is_skipped_and_shown(tmp_path):
-    down = dead_url().replace("/v1", "")
+    down = dead_url("")
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as up, serve(tmp_path, [down, up.url]) as server:
         relay = Relay(server)
         requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
@@ -111,7 +111,7 @@ def test_jobs_chosen_together_spread_over_idle_servers():
 
 
 def test_pool_reports_when_nothing_answers():
-    pool = ComfyPool([dead_url().replace("/v1", ""), dead_url().replace("/v1", "")])
+    pool = ComfyPool([dead_url(""), dead_url("")])
     try:
         pool.claim()
     except Exception as exc:
