@@ -55,19 +55,26 @@ def comfyui_status() -> dict:
     return status
 
 
-@bp.post("/transcribe")
-def transcribe():
+def audio_upload(required: bool) -> bytes | None:
+    """The multipart field 'audio': None when absent and optional; an empty file is always refused."""
     upload = request.files.get("audio")
     if upload is None:
-        raise BadInput("no audio: send the recording as the multipart field 'audio'", code="missing_audio")
+        if required:
+            raise BadInput("no audio: send the recording as the multipart field 'audio'", code="missing_audio")
+        return None
     data = upload.read()
     if not data:
         raise BadInput("the uploaded audio file is empty", code="empty_audio")
-    transcript = service("transcriber").transcribe(data)
+    return data
+
+
+@bp.post("/transcribe")
+def transcribe():
+    transcript = service("transcriber").transcribe(audio_upload(required=True))
     log.info(
         "transcribed %.1f s of %s audio in %.2f s",
         transcript.duration_s,
-        upload.mimetype or "unknown",
+        request.files["audio"].mimetype or "unknown",
         transcript.elapsed_s,
     )
     log.debug("transcript: %s", transcript.text)
@@ -150,12 +157,9 @@ def job_request_from(values: dict, session: str, audio: bytes | None) -> JobRequ
     """Validate the optional job fields; form values arrive as strings, JSON ones typed."""
     fields = {}
     for name, limit in TEXT_FIELDS.items():
-        value = values.get(name)
-        if value in (None, ""):
-            continue
-        if not isinstance(value, str) or len(value) > limit:
-            raise BadInput(f"'{name}' must be text of at most {limit} characters", code=f"bad_{name}")
-        fields[name] = value
+        value = optional_text(values, name, limit)
+        if value is not None:
+            fields[name] = value
     for name, (low, high) in INT_FIELDS.items():
         value = values.get(name)
         if value in (None, ""):
@@ -194,10 +198,7 @@ def start_job():
     """Start a whole job from a recording (multipart 'audio'), a transcript or a prompt."""
     if request.mimetype == "multipart/form-data":
         values = request.form.to_dict()
-        upload = request.files.get("audio")
-        audio = upload.read() if upload is not None else None
-        if upload is not None and not audio:
-            raise BadInput("the uploaded audio file is empty", code="empty_audio")
+        audio = audio_upload(required=False)
     else:
         values, audio = json_body(), None
     job = service("pipeline").submit(job_request_from(values, session_of(values), audio))
@@ -269,11 +270,14 @@ def speak():
 # --- settings and gallery -----------------------------------------------------------
 
 
+def settings_view(runtime) -> dict:
+    return {"settings": editable_view(runtime.settings), "defaults": editable_view(runtime.base),
+            "editable": list(EDITABLE)}
+
+
 @bp.get("/settings")
 def get_settings():
-    runtime = service("runtime")
-    return jsonify({"settings": editable_view(runtime.settings), "defaults": editable_view(runtime.base),
-                    "editable": list(EDITABLE)})
+    return jsonify(settings_view(service("runtime")))
 
 
 @bp.post("/settings")
@@ -281,8 +285,7 @@ def change_settings():
     """Partial update: only the fields sent change; they apply at once and persist."""
     runtime = service("runtime")
     runtime.update(json_body())
-    return jsonify({"settings": editable_view(runtime.settings), "defaults": editable_view(runtime.base),
-                    "editable": list(EDITABLE)})
+    return jsonify(settings_view(runtime))
 
 
 @bp.get("/gallery")
