@@ -676,6 +676,7 @@ async function loadModels() {
     const info = await api("/api/llm");
     const current = ui.model.value || info.model;
     fillSelect(ui.model, info.models, current, info.server ? "Server default" : "No LLM server");
+    fillSelect(ui.llmModels, info.models);  // suggestions for the settings' model field
   } catch (_) { /* the health light says the server is away */ }
 }
 
@@ -684,6 +685,8 @@ async function loadComfyChoices() {
     const info = await api("/api/comfyui");
     fillSelect(ui.workflow, info.workflows, ui.workflow.value || info.workflow);
     fillSelect(ui.checkpoint, info.checkpoints, ui.checkpoint.value || info.checkpoint, "Automatic");
+    fillSelect(ui.settingsWorkflow, info.workflows, ui.settingsWorkflow.value || info.workflow);
+    fillSelect(ui.checkpoints, info.checkpoints);  // suggestions for the settings' checkpoint field
   } catch (_) { /* shown by the health light */ }
 }
 
@@ -815,12 +818,11 @@ const NUMBER_SETTINGS = new Set(["steps", "cfg", "width", "height", "seed"]);
 
 async function loadSettings() {
   try {
+    // The dropdowns' choices come from loadModels and loadComfyChoices, asked once per load.
     const { settings } = await api("/api/settings");
-    const comfy = await api("/api/comfyui").catch(() => ({ workflows: [settings.workflow], checkpoints: [] }));
-    fillSelect(ui.settingsWorkflow, comfy.workflows, settings.workflow);
-    ui.checkpoints.replaceChildren(...comfy.checkpoints.map((name) => new Option(name, name)));
-    const llm = await api("/api/llm").catch(() => ({ models: [] }));
-    ui.llmModels.replaceChildren(...llm.models.map((name) => new Option(name, name)));
+    if (![...ui.settingsWorkflow.options].some((o) => o.value === settings.workflow)) {
+      ui.settingsWorkflow.add(new Option(settings.workflow, settings.workflow));
+    }
     for (const [name, value] of Object.entries(settings)) {
       const field = ui.settingsForm.elements[name];
       if (field) field.value = value;

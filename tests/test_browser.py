@@ -177,9 +177,9 @@ def test_rewrite_streams_the_llm_prompt_live(playwright, tmp_path, artifacts_dir
                 browser.close()
 
 
-def open_page(browser, server, viewport=None):
+def open_page(browser, server, viewport=None, page=None):
     # The tests' own waits evaluate strings, which the app's CSP forbids; test_page_under_csp checks the app with it.
-    page = browser.new_page(viewport=viewport or {"width": 1200, "height": 900}, bypass_csp=True)
+    page = page or browser.new_page(viewport=viewport or {"width": 1200, "height": 900}, bypass_csp=True)
     page.add_init_script(WATCH_STAGES)
     page.goto(server.url)
     return page
@@ -274,9 +274,16 @@ def test_settings_change_applies_to_next_job(playwright, tmp_path, artifacts_dir
     with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(tmp_path, comfy) as server:
         browser = launch(playwright)
         try:
-            page = open_page(browser, server)
+            asked = []
+            page = browser.new_page(viewport={"width": 1200, "height": 900}, bypass_csp=True)
+            page.on("request", lambda r: asked.append(r.url.split("?")[0].removeprefix(server.url)))
+            page = open_page(browser, server, page=page)
             page.click("#settings-panel summary")
             page.wait_for_function("document.querySelector('#settings-form [name=steps]').value === '6'")
+            # the panel offers what ComfyUI and our workflows have, each asked for once per load
+            page.wait_for_function("document.querySelectorAll('#checkpoints option').length === 2")
+            assert page.input_value("#settings-workflow") == "txt2img.json"
+            assert asked.count("/api/comfyui") == 1 and asked.count("/api/llm") == 1
             page.fill("#settings-form [name=steps]", "3")
             page.fill("#settings-form [name=seed]", "4242")
             page.click("#settings-form button[type=submit]")
