@@ -174,3 +174,22 @@ def test_wrong_method_is_json_405(live_server):
     response = requests.get(live_server.url + "/api/transcribe", timeout=10)
     assert response.status_code == 405
     assert error_of(response)["code"] == "method_not_allowed"
+
+
+def test_a_model_that_cannot_load_is_503_with_the_reason(tmp_path):
+    from speech2image import create_app
+
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    app = create_app({"data_dir": str(tmp_path / "instance"), "whisper_model": str(not_a_model), "preload": False,
+                      "llm_url": "off", "tts_engine": "off"})
+    client = app.test_client()
+    assert client.get("/api/health").get_json()["whisper"]["state"] == "idle"
+    clip = speech.silence_wav(tmp_path / "quiet.wav", seconds=1)
+    response = client.post("/api/transcribe", data={"audio": (clip.open("rb"), "quiet.wav", "audio/wav")})
+    assert response.status_code == 503
+    err = response.get_json()["error"]
+    assert err["code"] == "asr_unavailable"
+    assert err["message"].startswith(f"could not load Whisper model '{not_a_model}'")
+    whisper = client.get("/api/health").get_json()["whisper"]
+    assert whisper["state"] == "error" and whisper["error"] == err["message"]
