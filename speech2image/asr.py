@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInput, NoSpeech, NotReady, TooLarge, UserFacingError
+from .warm import BackgroundLoad
 
 log = logging.getLogger(__name__)
 
@@ -149,59 +150,38 @@ class Transcriber:
         self.max_audio_s = max_audio_s
         self.beam_size = beam_size
         self.load_timeout_s = load_timeout_s
-        self._model = None
-        self._load_error: str | None = None
-        self._load_seconds: float | None = None
-        self._ready = threading.Event()
-        self._start_lock = threading.Lock()
-        self._started = False
+        self._loader = BackgroundLoad(
+            self._load, "Whisper model", "whisper-loader",
+            failed=lambda exc: NotReady(f"could not load Whisper model '{model}': {exc}", code="asr_unavailable"))
         # CTranslate2 runs one transcription well on 2 cores; serialising keeps
         # latency predictable and memory flat when several browsers talk at once.
         self._run_lock = threading.Lock()
 
     def start_loading(self) -> None:
         """Load the model in the background (idempotent)."""
-        with self._start_lock:
-            if self._started:
-                return
-            self._started = True
-        threading.Thread(target=self._load, name="whisper-loader", daemon=True).start()
+        self._loader.start()
 
-    def _load(self) -> None:
-        started = time.perf_counter()
-        try:
-            from faster_whisper import WhisperModel
+    def _load(self):
+        from faster_whisper import WhisperModel
 
-            path = resolve_model(self.model_setting)
-            log.info("loading Whisper model %s on %s (%s)", path, self.device, self.compute_type)
-            self._model = WhisperModel(path, device=self.device, compute_type=self.compute_type)
-            self._load_seconds = time.perf_counter() - started
-            log.info("Whisper model ready in %.2f s", self._load_seconds)
-        except Exception as exc:
-            self._load_error = f"could not load Whisper model '{self.model_setting}': {exc}"
-            log.error(self._load_error)
-        finally:
-            self._ready.set()
+        path = resolve_model(self.model_setting)
+        log.info("loading Whisper model %s on %s (%s)", path, self.device, self.compute_type)
+        return WhisperModel(path, device=self.device, compute_type=self.compute_type)
 
     def wait_ready(self, timeout: float | None = None) -> bool:
-        self.start_loading()
-        return self._ready.wait(timeout if timeout is not None else self.load_timeout_s)
+        return self._loader.wait(timeout if timeout is not None else self.load_timeout_s)
 
     def status(self) -> dict:
-        if not self._ready.is_set():
-            state = "loading" if self._started else "idle"
-        else:
-            state = "error" if self._load_error else "ready"
         info = {
             "model": self.model_setting,
             "device": self.device,
             "compute_type": self.compute_type,
-            "state": state,
+            "state": self._loader.state,
         }
-        if self._load_seconds is not None:
-            info["load_s"] = round(self._load_seconds, 2)
-        if self._load_error:
-            info["error"] = self._load_error
+        if self._loader.seconds is not None:
+            info["load_s"] = round(self._loader.seconds, 2)
+        if self._loader.error:
+            info["error"] = self._loader.error.message
         return info
 
     def transcribe(self, audio: bytes) -> Transcript:
@@ -209,10 +189,10 @@ class Transcriber:
         samples = decode_audio(audio, self.max_audio_s)
         if not self.wait_ready():
             raise NotReady("the speech model is still loading; try again in a moment", code="asr_loading")
-        if self._model is None:
-            raise NotReady(self._load_error or "the speech model is not available", code="asr_unavailable")
+        if self._loader.error:
+            raise self._loader.error
         with self._run_lock:
-            segments, info = self._model.transcribe(
+            segments, info = self._loader.result.transcribe(
                 samples,
                 language=self.language,
                 beam_size=self.beam_size,

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInput, UserFacingError
+from .warm import BackgroundLoad
 
 log = logging.getLogger(__name__)
 
@@ -198,46 +199,22 @@ class Speaker:
             self.engine = EspeakEngine(voice)
         else:
             self.engine = None
-        self._ready = threading.Event()
-        self._started = False
-        self._start_lock = threading.Lock()
-        self.load_error: UserFacingError | None = None
-        self.load_s: float | None = None
-        if self.engine is None:
-            self._ready.set()
+        self._loader = None if self.engine is None else BackgroundLoad(
+            self.engine.load, f"TTS {engine} ({self.engine.describe()})", f"tts-{engine}",
+            failed=lambda exc: TtsError(f"the {engine} voice failed to load: {exc}"))
 
     def start_loading(self) -> None:
-        with self._start_lock:
-            if self._started or self.engine is None:
-                return
-            self._started = True
-        threading.Thread(target=self._load, name=f"tts-{self.engine_name}", daemon=True).start()
-
-    def _load(self) -> None:
-        started = time.perf_counter()
-        try:
-            self.engine.load()
-            self.load_s = time.perf_counter() - started
-            log.info("TTS %s (%s) ready in %.2f s", self.engine_name, self.engine.describe(), self.load_s)
-        except UserFacingError as exc:
-            self.load_error = exc
-            log.error("TTS %s unavailable: %s", self.engine_name, exc.message)
-        except Exception as exc:
-            self.load_error = TtsError(f"the {self.engine_name} voice failed to load: {exc}")
-            log.exception("TTS %s failed to load", self.engine_name)
-        finally:
-            self._ready.set()
+        if self._loader is not None:
+            self._loader.start()
 
     def status(self) -> dict:
-        if self.engine is None:
+        if self._loader is None:
             return {"engine": "off", "state": "off"}
-        info = {"engine": self.engine_name, "voice": self.engine.describe()}
-        if not self._ready.is_set():
-            info["state"] = "loading" if self._started else "idle"
-        elif self.load_error:
-            info.update(state="error", error=self.load_error.message)
-        else:
-            info.update(state="ready", load_s=round(self.load_s or 0.0, 2))
+        info = {"engine": self.engine_name, "voice": self.engine.describe(), "state": self._loader.state}
+        if self._loader.error:
+            info["error"] = self._loader.error.message
+        elif self._loader.seconds is not None:
+            info["load_s"] = round(self._loader.seconds, 2)
         return info
 
     def speak(self, text: str) -> SpokenCaption | None:
@@ -247,13 +224,12 @@ class Speaker:
             raise BadInput("there is no text to speak", code="empty_text")
         if len(text) > MAX_TEXT:
             raise BadInput(f"the text to speak is longer than {MAX_TEXT} characters", code="text_too_long")
-        if self.engine is None:
+        if self._loader is None:
             return None
-        self.start_loading()
-        if not self._ready.wait(300):
+        if not self._loader.wait(300):
             raise TtsError("the voice is still loading; try again in a moment", code="tts_loading")
-        if self.load_error:
-            raise self.load_error
+        if self._loader.error:
+            raise self._loader.error
         started = time.perf_counter()
         try:
             data = self.engine.synthesize(text)
