@@ -237,6 +237,7 @@ def comfyui_choices():
         answer["checkpoints"] = pipeline.comfy().checkpoints()
     except ComfyError as exc:
         answer.update(reachable=False, error=exc.message)
+    answer["choices"] = {"workflow": answer["workflows"], "checkpoint": answer["checkpoints"]}
     return jsonify(answer)
 
 
