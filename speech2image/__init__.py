@@ -1,7 +1,6 @@
 """speech2image: say what you want to see, get a picture and a spoken caption."""
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -14,24 +13,26 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """App factory: settings from the environment, ``test_config`` overrides fields."""
+    """App factory: settings from the environment, ``test_config`` overrides fields.
+
+    Raises ``web.security.UnsafeBind`` for a network address without a token; configuring
+    logging and exiting the process are ``app.py``'s business, not the factory's.
+    """
     settings = Settings.from_env(**(test_config or {}))
-    level = getattr(logging, settings.log_level.upper(), logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(level)  # it sets INFO on itself otherwise
+    from .web import api, errors, live, pages, security
+
+    security.check_bind(settings.host, settings.token)
     app = Flask(
         __name__,
         instance_path=os.path.abspath(settings.data_dir),
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
-    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_upload_bytes, DEBUG=settings.debug)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes, DEBUG=settings.debug)
     os.makedirs(app.instance_path, exist_ok=True)
 
-    from .web import api, errors, live, pages, security
-
-    security.check_bind(settings.host, settings.token)
-    runtime = Runtime(app, settings)
+    runtime = Runtime(settings, Path(app.instance_path), PROJECT_ROOT / "workflows")
+    runtime.init_app(app)
     errors.init_app(app)
     security.init_app(app)
     live.sock.init_app(app)

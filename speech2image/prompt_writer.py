@@ -225,6 +225,10 @@ class PromptWriter:
         self.system_template = load_template("system.txt")
         self.refine_template = load_template("refine.txt")
 
+    def use_client(self, client: LlmClient | None) -> None:
+        """Write with another LLM server from the next prompt on (the settings changed)."""
+        self.client = client
+
     def messages(self, transcript: str, preset: Preset, previous: Turn | None) -> list[dict]:
         system = self.system_template.substitute(style_words=preset.style_words, negative_words=DEFAULT_NEGATIVE)
         if previous is not None:

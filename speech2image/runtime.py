@@ -1,26 +1,28 @@
-"""Settings a person changes on the page, and the components built from them.
+"""The app's components, built from the settings, and the settings a person changes on the page.
 
-Defaults come from the environment (``Settings.from_env``); changes made on the page
-are validated, saved in ``settings.json`` in the instance folder (so they survive a
-restart) and applied at once by rebuilding only the components they touch.
+Defaults come from the environment (``Settings.from_env``); changes made on the page are
+checked against ``config.KNOBS``, saved in ``settings.json`` in the instance folder (so they
+survive a restart) and applied at once by rebuilding only the components they touch.
+``Runtime`` is the app's one extension (``app.extensions["speech2image"]``); the web layer
+reaches it through ``web.current_runtime()``.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-import re
 import threading
+import weakref
 from pathlib import Path
 
 from flask import Flask
 
 from .asr import Transcriber
-from .config import Settings
+from .config import JOB_KNOBS, KNOBS, Knob, Settings
 from .errors import BadInput
 from .llm import LlmClient
 from .metrics import Metrics
-from .pipeline import Pipeline, RenderDefaults
+from .pipeline import Pipeline
 from .prompt_writer import PRESETS, PromptWriter
 from .store import JobHistory, OutputStore
 from .tts import ENGINES, Voices
@@ -28,49 +30,49 @@ from .workflows import WorkflowLibrary
 
 log = logging.getLogger(__name__)
 
-# What the page may change, with the check each value must pass.
-EDITABLE = {
-    "llm_url": str, "llm_model": str, "llm_preset": str,
-    "comfyui_url": str, "workflow": str, "checkpoint": str,
-    "steps": int, "cfg": float, "width": int, "height": int, "seed": int,
-    "whisper_model": str, "tts_engine": str, "tts_voice": str,
-}
-RANGES = {"steps": (0, 200), "cfg": (0.0, 30.0), "width": (0, 4096), "height": (0, 4096), "seed": (-1, 2**53 - 1)}
-URL = re.compile(r"^https?://[\w.\-\[\]:]+(/[\w./\-]*)?$")
-GROUPS = {
-    "asr": {"whisper_model"},
-    "llm": {"llm_url", "llm_model"},
-    "tts": {"tts_engine", "tts_voice"},
-    "render": {"comfyui_url", "workflow", "checkpoint", "steps", "cfg", "width", "height", "seed"},
-}
+# Choices a knob names that our own stages know (the others come from servers at run time).
+STAGE_CHOICES = {"presets": tuple(PRESETS), "engines": ENGINES}
 
 
 def editable_view(settings: Settings) -> dict:
-    return {name: getattr(settings, name) for name in EDITABLE}
+    return {name: getattr(settings, name) for name in KNOBS}
 
 
 class Runtime:
-    def __init__(self, app: Flask, base: Settings):
-        self.app = app
+    def __init__(self, base: Settings, instance_path: Path, shipped_workflows: Path):
         self.base = base
-        self.path = Path(app.instance_path) / "settings.json"
+        instance_path = Path(instance_path)
+        self.path = instance_path / "settings.json"
         self._lock = threading.Lock()
-        self.workflows = WorkflowLibrary(Path(app.root_path).parent / "workflows", Path(app.instance_path) / "workflows")
+        self.workflows = WorkflowLibrary(shipped_workflows, instance_path / "workflows")
         self.settings = dataclasses.replace(base, **self._saved_overrides())
         s = self.settings
-        self.store = OutputStore(Path(app.instance_path) / "outputs")
-        self.history = JobHistory(Path(app.instance_path) / "speech2image.db")
+        self.store = OutputStore(instance_path / "outputs")
+        self.history = JobHistory(instance_path / "speech2image.db")
         self.metrics = Metrics()
-        self.transcriber = self._transcriber(s)
         self.llm = self._llm(s)
         self.prompt_writer = PromptWriter(self.llm)
-        self.voices = self._voices(s)
-        self.pipeline = Pipeline(self.transcriber, self.prompt_writer, self.workflows, self.store,
-                                 self._render_defaults(s), voices=self.voices, history=self.history,
-                                 metrics=self.metrics, max_jobs_per_session=s.max_jobs_per_session)
-        self._publish()
+        self.pipeline = Pipeline(self._transcriber(s), self.prompt_writer, self.workflows, self.store, s,
+                                 voices=self._voices(s), history=self.history, metrics=self.metrics)
 
-    # --- building -------------------------------------------------------------------
+    def init_app(self, app: Flask) -> None:
+        app.extensions["speech2image"] = self
+        # Worker threads stop with the app: when it is collected, or when the process exits.
+        weakref.finalize(app, self.pipeline.shutdown)
+
+    # --- the components in use --------------------------------------------------------
+
+    @property
+    def transcriber(self) -> Transcriber:
+        return self.pipeline.transcriber
+
+    @property
+    def voices(self) -> Voices:
+        return self.pipeline.voices
+
+    @property
+    def comfy(self):
+        return self.pipeline.comfy
 
     @staticmethod
     def _transcriber(s: Settings) -> Transcriber:
@@ -85,28 +87,45 @@ class Runtime:
     def _voices(s: Settings) -> Voices:
         return Voices(s.tts_engine, s.tts_voice, s.tts_coqui_model_path, s.tts_coqui_config_path)
 
-    @staticmethod
-    def _render_defaults(s: Settings) -> RenderDefaults:
-        return RenderDefaults(comfyui_url=s.comfyui_url, workflow=s.workflow, checkpoint=s.checkpoint, steps=s.steps,
-                              cfg=s.cfg, width=s.width, height=s.height, seed=s.seed,
-                              render_timeout_s=s.render_timeout_s)
-
-    def _publish(self) -> None:
-        ext = self.app.extensions
-        ext["speech2image.runtime"] = self
-        ext["speech2image.transcriber"] = self.transcriber
-        ext["speech2image.llm"] = self.llm
-        ext["speech2image.prompt_writer"] = self.prompt_writer
-        ext["speech2image.voices"] = self.voices
-        ext["speech2image.workflows"] = self.workflows
-        ext["speech2image.store"] = self.store
-        ext["speech2image.history"] = self.history
-        ext["speech2image.metrics"] = self.metrics
-        ext["speech2image.pipeline"] = self.pipeline
-
     def start_loading(self) -> None:
         self.transcriber.start_loading()
         self.voices.get().start_loading()
+
+    # --- what a person may set --------------------------------------------------------
+
+    def knobs(self) -> list[dict]:
+        """The table of knobs for the page and the settings answer, with our own choice lists filled in."""
+        return [{**knob.describe(), "choices": self.choices_of(knob)} for knob in KNOBS.values()]
+
+    @staticmethod
+    def choices_of(knob: Knob):
+        """A fixed list, our stages' list, or the name of the server list the page fills in."""
+        return STAGE_CHOICES.get(knob.choices, knob.choices) if isinstance(knob.choices, str) else knob.choices
+
+    def check(self, knob: Knob, value, scope: str):
+        """One knob's value for a saved default (scope 'saved') or one job ('job'), or BadInput."""
+        choices = STAGE_CHOICES.get(knob.choices) if isinstance(knob.choices, str) else None
+        try:
+            value = knob.parse(value, scope, choices)
+        except ValueError as exc:
+            code = "bad_setting" if scope == "saved" else f"bad_{knob.job}"
+            raise BadInput(str(exc), code=code) from exc
+        if knob.name == "workflow" and value and scope == "saved":
+            self.workflows.path(value)  # raises with the available names; a job's fails with the same words
+        return value
+
+    def job_overrides(self, values: dict) -> dict:
+        """The settings one job overrides, keyed by setting name; form values arrive as text."""
+        overrides = {}
+        for field_name, knob in JOB_KNOBS.items():
+            value = values.get(field_name)
+            if value is not None and value != "":
+                overrides[knob.name] = self.check(knob, value, "job")
+        return overrides
+
+    def settings_view(self) -> dict:
+        return {"settings": editable_view(self.settings), "defaults": editable_view(self.base),
+                "editable": list(KNOBS), "knobs": self.knobs()}
 
     # --- changing ---------------------------------------------------------------------
 
@@ -124,34 +143,10 @@ class Runtime:
             raise BadInput("send the settings to change as a JSON object", code="bad_json")
         clean = {}
         for name, value in changes.items():
-            if name not in EDITABLE:
+            if name not in KNOBS:
                 raise BadInput(f"'{name}' is not a setting that can be changed here; settings: "
-                               f"{', '.join(EDITABLE)}", code="unknown_setting")
-            kind = EDITABLE[name]
-            if kind is str:
-                if not isinstance(value, str) or len(value) > 500:
-                    raise BadInput(f"'{name}' must be text", code="bad_setting")
-                value = value.strip()
-            else:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-                    raise BadInput(f"'{name}' must be a {'whole ' if kind is int else ''}number", code="bad_setting")
-                low, high = RANGES[name]
-                if not low <= value <= high:
-                    raise BadInput(f"'{name}' must be from {low} to {high}", code="bad_setting")
-                value = kind(value)
-            clean[name] = value
-        if "comfyui_url" in clean and not all(URL.match(u.strip()) for u in clean["comfyui_url"].split(",")):
-            raise BadInput("'comfyui_url' must look like http://127.0.0.1:8188 (several: comma-separated)",
-                           code="bad_setting")
-        if clean.get("llm_url") not in (None, "", "off") and not URL.match(clean["llm_url"]):
-            raise BadInput("'llm_url' must be empty (find one), 'off', or look like http://localhost:1234/v1",
-                           code="bad_setting")
-        if "llm_preset" in clean and clean["llm_preset"] not in PRESETS:
-            raise BadInput(f"'llm_preset' must be one of {', '.join(PRESETS)}", code="bad_setting")
-        if "tts_engine" in clean and clean["tts_engine"] not in ENGINES:
-            raise BadInput(f"'tts_engine' must be one of {', '.join(ENGINES)}", code="bad_setting")
-        if "workflow" in clean:
-            self.workflows.path(clean["workflow"])  # raises with the available names
+                               f"{', '.join(KNOBS)}", code="unknown_setting")
+            clean[name] = self.check(KNOBS[name], value, "saved")
         if clean.get("whisper_model") == "":
             clean["whisper_model"] = "bundled"
         return clean
@@ -167,20 +162,17 @@ class Runtime:
             tmp.write_text(json.dumps(saved, indent=2), encoding="utf-8")
             tmp.replace(self.path)
             self.settings = new
-            if changed & GROUPS["asr"]:
-                self.transcriber = self._transcriber(new)
-                self.pipeline.transcriber = self.transcriber
-                self.transcriber.start_loading()
-            if changed & GROUPS["llm"]:
+            rebuild = {KNOBS[name].rebuilds for name in changed}  # the pipeline rebuilds its ComfyUI pool itself
+            transcriber = self._transcriber(new) if "asr" in rebuild else None
+            voices = self._voices(new) if "tts" in rebuild else None
+            if "llm" in rebuild:
                 self.llm = self._llm(new)
-                self.prompt_writer.client = self.llm
-            if changed & GROUPS["tts"]:
-                self.voices = self._voices(new)
-                self.pipeline.voices = self.voices
-                self.voices.get().start_loading()
-            if changed & GROUPS["render"]:
-                self.pipeline.defaults = self._render_defaults(new)
-            self._publish()
+                self.prompt_writer.use_client(self.llm)
+            self.pipeline.configure(new, transcriber=transcriber, voices=voices)
+            if transcriber is not None:
+                transcriber.start_loading()
+            if voices is not None:
+                voices.get().start_loading()
         if changed:
             log.info("settings changed: %s", ", ".join(sorted(changed)))
         return new

@@ -21,6 +21,7 @@ from .errors import UserFacingError
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 THUMB_SIZE = (320, 320)
 KINDS = {"png": "image/png", "thumb.jpg": "image/jpeg", "wav": "audio/wav"}
+METADATA_PREFIX = "speech2image:"
 
 
 class StorageError(UserFacingError):
@@ -57,17 +58,18 @@ class OutputStore:
                 pass  # the folder itself is the problem; there is nothing to clean
             raise StorageError(f"could not save the result in {self.root}: {exc.strerror or exc}") from exc
 
-    def save_image(self, job_id: str, image_bytes: bytes, metadata: dict, graph: dict | None = None) -> dict:
-        """PNG with text metadata (and the filled graph as 'prompt', so ComfyUI can load it) plus a thumbnail."""
+    def save_image(self, job_id: str, image_bytes: bytes, story: dict, graph: dict | None = None) -> dict:
+        """PNG plus a thumbnail. ``story`` (transcript, prompt, seed, sampler...) goes into text chunks
+        named ``speech2image:<key>``; the filled graph goes in as 'prompt', so ComfyUI can load it."""
         try:
             image = Image.open(io.BytesIO(image_bytes))
             image.load()
         except Exception as exc:
             raise StorageError(f"ComfyUI sent an image that could not be read: {exc}") from exc
         info = PngImagePlugin.PngInfo()
-        for key, value in metadata.items():
+        for key, value in story.items():
             if value is not None:
-                info.add_itxt(key, value if isinstance(value, str) else json.dumps(value))
+                info.add_itxt(f"{METADATA_PREFIX}{key}", value if isinstance(value, str) else json.dumps(value))
         if graph is not None:
             info.add_text("prompt", json.dumps(graph))
         png = io.BytesIO()

@@ -9,17 +9,18 @@ size and checkpoint by following ``latent_image`` and ``model``. A sidecar file
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import KNOBS, MAX_SEED, Settings
 from .errors import UserFacingError
 
 OUTPUT_CLASSES = ("SaveImage", "PreviewImage", "SaveImageWebsocket")
 TEXT_INPUTS = ("text", "text_g", "text_l", "prompt")
-MAX_SEED = 2**53 - 1  # ComfyUI accepts up to 2**64-1; JSON numbers stay exact to 2**53
 ROLE_NAMES = ("sampler", "positive", "negative", "latent", "checkpoint", "output", "seed", "steps", "cfg")
 MAX_WORKFLOW_BYTES = 2 * 1024 * 1024
 MAX_NODES = 500
@@ -246,8 +247,8 @@ def load_workflow(data, name: str, mapping: dict | None = None) -> Workflow:
     graph = parse_graph(data, name)
     roles = infer_roles(graph, name, mapping)
     defaults = {}
-    for key in ("steps", "cfg", "seed"):
-        spot = getattr(roles, key)
+    for key, role in VALUE_ROLES.items():
+        spot = getattr(roles, role)
         if spot:
             defaults[key] = graph[spot[0]]["inputs"][spot[1]]
     if roles.latent:
@@ -259,10 +260,16 @@ def load_workflow(data, name: str, mapping: dict | None = None) -> Workflow:
     return workflow
 
 
+# Render settings that go into one input found by a role: setting name -> role.
+VALUE_ROLES = {"seed": "seed", "steps": "steps", "cfg": "cfg"}
+
+
 @dataclass
 class RenderParams:
-    prompt: str
-    negative_prompt: str = ""
+    """What to fill into a graph: our prompt texts and the render settings; None keeps the graph's value."""
+
+    prompt_text: str
+    negative_text: str = ""
     seed: int | None = None  # None: random
     steps: int | None = None
     cfg: float | None = None
@@ -270,6 +277,18 @@ class RenderParams:
     height: int | None = None
     checkpoint: str | None = None
     filename_prefix: str = "speech2image"
+
+    @classmethod
+    def from_settings(cls, prompt_text: str, negative_text: str, settings: Settings) -> "RenderParams":
+        """Each render setting whose value is its 'keep' value (0, empty, seed -1) stays None."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            knob = KNOBS.get(f.name)
+            if knob is not None:
+                value = getattr(settings, f.name)
+                keep = knob.keep if knob.keep is not None else ""
+                values[f.name] = None if value == keep else value
+        return cls(prompt_text=prompt_text, negative_text=negative_text, **values)
 
 
 def fill(workflow: Workflow, params: RenderParams) -> tuple[dict, dict]:
@@ -281,25 +300,22 @@ def fill(workflow: Workflow, params: RenderParams) -> tuple[dict, dict]:
         if spot is not None and value is not None:
             graph[spot[0]]["inputs"][spot[1]] = value
 
-    used = dict(workflow.defaults)
+    put(roles.positive, params.prompt_text)
+    put(roles.negative, params.negative_text)
     seed = params.seed if params.seed is not None and params.seed >= 0 else random.randint(0, MAX_SEED)
-    put(roles.positive, params.prompt)
-    put(roles.negative, params.negative_prompt)
-    put(roles.seed, seed)
-    put(roles.steps, params.steps)
-    put(roles.cfg, params.cfg)
-    put(roles.checkpoint, params.checkpoint)
+    spots = {key: getattr(roles, role) for key, role in VALUE_ROLES.items()}
+    spots["checkpoint"] = roles.checkpoint
     if roles.latent is not None:
-        put((roles.latent, "width"), params.width)
-        put((roles.latent, "height"), params.height)
+        spots.update(width=(roles.latent, "width"), height=(roles.latent, "height"))
+    used = dict(workflow.defaults)
+    for key, spot in spots.items():
+        value = seed if key == "seed" else getattr(params, key)
+        if spot is not None and value is not None:
+            put(spot, value)
+            used[key] = value
     output_inputs = graph[roles.output]["inputs"]
     if "filename_prefix" in output_inputs:
         output_inputs["filename_prefix"] = params.filename_prefix
-    used.update({k: v for k, v in {"seed": seed if roles.seed else None, "steps": params.steps, "cfg": params.cfg,
-                                   "width": params.width if roles.latent else None,
-                                   "height": params.height if roles.latent else None,
-                                   "checkpoint": params.checkpoint if roles.checkpoint else None}.items()
-                 if v is not None})
     return graph, used
 
 

@@ -28,7 +28,7 @@ def comfy():
 
 def shipped_graph(prompt="a cat wearing a red hat", checkpoint="tiny-sd15-random.safetensors", seed=7, steps=6, **kw):
     workflow = load_workflow((ROOT / "workflows" / "txt2img.json").read_text(), "txt2img.json")
-    graph, _ = fill(workflow, RenderParams(prompt=prompt, negative_prompt="blurry", seed=seed, steps=steps,
+    graph, _ = fill(workflow, RenderParams(prompt_text=prompt, negative_text="blurry", seed=seed, steps=steps,
                                            width=kw.get("width", 96), height=kw.get("height", 64), checkpoint=checkpoint))
     return graph, workflow
 

@@ -12,6 +12,7 @@ import requests
 import websocket
 
 from speech2image import create_app
+from speech2image.web.security import UnsafeBind
 
 from .conftest import LiveServer
 from .fake_comfy import FakeComfyUI, Knobs
@@ -26,7 +27,7 @@ def make(tmp_path, **config):
 
 
 def test_refuses_to_listen_on_the_network_without_a_token(tmp_path):
-    with pytest.raises(SystemExit, match="SPEECH2IMAGE_TOKEN"):
+    with pytest.raises(UnsafeBind, match="SPEECH2IMAGE_TOKEN"):
         make(tmp_path, host="0.0.0.0")
     assert make(tmp_path, host="0.0.0.0", token=TOKEN) is not None
     assert make(tmp_path, host="::1") is not None  # loopback needs none

@@ -1,7 +1,14 @@
 """HTTP and websocket layer: translates requests into pipeline calls, nothing more."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from flask import current_app
 
+if TYPE_CHECKING:
+    from ..runtime import Runtime
 
-def service(name: str):
-    """The app-wide service registered by create_app under ``speech2image.<name>``."""
-    return current_app.extensions[f"speech2image.{name}"]
+
+def current_runtime() -> "Runtime":
+    """The app's components and current settings, registered by create_app."""
+    return current_app.extensions["speech2image"]

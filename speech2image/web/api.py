@@ -1,6 +1,7 @@
 """JSON API under /api."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -9,12 +10,11 @@ import threading
 from flask import Blueprint, Response, jsonify, request
 
 from ..comfy import ComfyError
-from ..errors import BadInput, UserFacingError
+from ..config import KNOBS
+from ..errors import BadInput, UserFacingError, error_body
 from ..pipeline import JobRequest
-from ..prompt_writer import get_preset
-from ..runtime import EDITABLE, editable_view
 from ..store import JOB_ID, new_job_id
-from . import service
+from . import current_runtime
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -38,12 +38,13 @@ def optional_text(body: dict, name: str, max_len: int = 200) -> str | None:
 
 @bp.get("/health")
 def health():
-    return jsonify({"whisper": service("transcriber").status(), "llm": service("llm").status(),
-                    "comfyui": comfyui_status(), "tts": service("voices").get().status()})
+    runtime = current_runtime()
+    return jsonify({"whisper": runtime.transcriber.status(), "llm": runtime.llm.status(),
+                    "comfyui": comfyui_status(), "tts": runtime.voices.get().status()})
 
 
 def comfyui_status() -> dict:
-    servers = service("pipeline").comfy_pool().status()
+    servers = current_runtime().comfy.status()
     ready = [srv for srv in servers if srv["state"] == "ready"]
     status = {"state": "ready" if ready else "unreachable", "url": ", ".join(srv["url"] for srv in servers),
               "servers": servers}
@@ -70,7 +71,7 @@ def audio_upload(required: bool) -> bytes | None:
 
 @bp.post("/transcribe")
 def transcribe():
-    transcript = service("transcriber").transcribe(audio_upload(required=True))
+    transcript = current_runtime().transcriber.transcribe(audio_upload(required=True))
     log.info(
         "transcribed %.1f s of %s audio in %.2f s",
         transcript.duration_s,
@@ -84,7 +85,7 @@ def transcribe():
 @bp.get("/llm")
 def llm_info():
     """The LLM server in use and its models, for the page's model dropdown."""
-    client = service("llm")
+    client = current_runtime().llm
     server, models = client.discover(refresh=request.args.get("refresh") == "1")
     return jsonify({"server": server, "models": models, "model": client.model_setting or None,
                     "tried": list(client.candidates()), "off": client.off})
@@ -99,15 +100,17 @@ def prompt():
         raise BadInput("the transcript is empty: record or type a request first", code="empty_transcript")
     if len(transcript) > 4000:
         raise BadInput("the transcript is longer than 4000 characters", code="transcript_too_long")
-    preset = optional_text(body, "preset") or service("runtime").settings.llm_preset
-    get_preset(preset)  # a bad preset is a 400 before any streaming starts
+    runtime = current_runtime()
+    # A bad preset is a 400 before any streaming starts.
+    chosen = dataclasses.replace(runtime.settings, **runtime.job_overrides(
+        {name: body.get(name) for name in ("preset", "model")}))
     kwargs = {
         "transcript": transcript,
-        "preset": preset,
+        "preset": chosen.llm_preset,
         "session": optional_text(body, "session"),
-        "model": optional_text(body, "model"),
+        "model": chosen.llm_model or None,
     }
-    writer = service("prompt_writer")
+    writer = runtime.prompt_writer
     if "text/event-stream" in request.headers.get("Accept", "") or body.get("stream") is True:
         return stream_prompt(writer, kwargs)
     plan = writer.write(**kwargs)
@@ -132,7 +135,7 @@ def stream_prompt(writer, kwargs) -> Response:
             events.put(("error", exc.to_dict()["error"]))
         except Exception:
             log.exception("prompt writing failed")
-            events.put(("error", {"code": "internal_error", "message": "writing the prompt failed; see the server log"}))
+            events.put(("error", error_body("internal_error", "writing the prompt failed; see the server log")["error"]))
         finally:
             events.put(None)
 
@@ -148,42 +151,15 @@ def stream_prompt(writer, kwargs) -> Response:
 
 # --- jobs -------------------------------------------------------------------------
 
-INT_FIELDS = {"seed": (-1, 2**53 - 1), "steps": (1, 200), "width": (64, 4096), "height": (64, 4096)}
-TEXT_FIELDS = {"transcript": 4000, "prompt": 4000, "negative_prompt": 4000, "caption": 500, "preset": 40,
-               "model": 200, "workflow": 120, "checkpoint": 300, "tts_engine": 20}
+# The texts of a job; the settings it may override are config.JOB_KNOBS.
+TEXT_FIELDS = {"transcript": 4000, "prompt": 4000, "negative_prompt": 4000, "caption": 500}
 
 
 def job_request_from(values: dict, session: str, audio: bytes | None) -> JobRequest:
     """Validate the optional job fields; form values arrive as strings, JSON ones typed."""
-    fields = {}
-    for name, limit in TEXT_FIELDS.items():
-        value = optional_text(values, name, limit)
-        if value is not None:
-            fields[name] = value
-    for name, (low, high) in INT_FIELDS.items():
-        value = values.get(name)
-        if value in (None, ""):
-            continue
-        try:
-            number = int(value)
-            if isinstance(value, bool) or number != float(value) or not low <= number <= high:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise BadInput(f"'{name}' must be a whole number from {low} to {high}", code=f"bad_{name}")
-        fields[name] = number
-    if values.get("cfg") not in (None, ""):
-        try:
-            cfg = float(values["cfg"])
-            if isinstance(values["cfg"], bool) or not 0 < cfg <= 30:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise BadInput("'cfg' must be a number above 0 and at most 30", code="bad_cfg")
-        fields["cfg"] = cfg
-    fields.setdefault("preset", service("runtime").settings.llm_preset)
-    get_preset(fields["preset"])
-    if "tts_engine" in fields:
-        service("voices").get(fields["tts_engine"])  # a bad engine is a 400 now, not a failed job later
-    return JobRequest(session=session, audio=audio, **fields)
+    texts = {name: optional_text(values, name, limit) for name, limit in TEXT_FIELDS.items()}
+    overrides = current_runtime().job_overrides(values)
+    return JobRequest(session=session, audio=audio, overrides=overrides, **texts)
 
 
 def session_of(values: dict) -> str:
@@ -201,12 +177,12 @@ def start_job():
         audio = audio_upload(required=False)
     else:
         values, audio = json_body(), None
-    job = service("pipeline").submit(job_request_from(values, session_of(values), audio))
+    job = current_runtime().pipeline.submit(job_request_from(values, session_of(values), audio))
     return jsonify(job.snapshot()), 202
 
 
 def job_or_404(job_id: str):
-    job = service("pipeline").get(job_id) if JOB_ID.match(job_id) else None
+    job = current_runtime().pipeline.get(job_id) if JOB_ID.match(job_id) else None
     if job is None:
         raise UserFacingError("there is no such job (the server may have restarted)", code="unknown_job", status=404)
     return job
@@ -220,7 +196,7 @@ def job_state(job_id):
 @bp.post("/jobs/<job_id>/cancel")
 def cancel_job(job_id):
     job_or_404(job_id)
-    return jsonify(service("pipeline").cancel(job_id).snapshot())
+    return jsonify(current_runtime().pipeline.cancel(job_id).snapshot())
 
 
 # --- ComfyUI choices --------------------------------------------------------------
@@ -228,16 +204,24 @@ def cancel_job(job_id):
 
 @bp.get("/comfyui")
 def comfyui_choices():
-    """Workflows we have and checkpoints ComfyUI has, for the page's dropdowns."""
-    pipeline = service("pipeline")
-    answer = {"url": pipeline.defaults.comfyui_url, "workflows": service("workflows").names(),
-              "workflow": pipeline.defaults.workflow, "checkpoint": pipeline.defaults.checkpoint or None,
-              "checkpoints": [], "reachable": True}
-    try:
-        answer["checkpoints"] = pipeline.comfy().checkpoints()
-    except ComfyError as exc:
-        answer.update(reachable=False, error=exc.message)
-    answer["choices"] = {"workflow": answer["workflows"], "checkpoint": answer["checkpoints"]}
+    """Workflows we have, and what ComfyUI offers for each setting whose choices come from it
+    (checkpoints, samplers), for the page's dropdowns: ``choices`` is keyed by the setting."""
+    runtime = current_runtime()
+    settings = runtime.settings
+    choices = {"workflow": runtime.workflows.names()}
+    answer = {"url": settings.comfyui_url, "workflows": choices["workflow"], "workflow": settings.workflow,
+              "checkpoint": settings.checkpoint or None, "reachable": True, "choices": choices}
+    client = runtime.comfy.first
+    for knob in KNOBS.values():
+        if knob.choices in client.CHOICE_SOURCES:
+            try:
+                choices[knob.name] = client.choices(knob.choices)
+            except ComfyError as exc:
+                choices[knob.name] = []
+                answer.update(reachable=False, error=exc.message)
+                if exc.code == "comfyui_unreachable":
+                    break  # the next question would wait as long for the same silence
+    answer["checkpoints"] = choices.setdefault("checkpoint", [])
     return jsonify(answer)
 
 
@@ -246,7 +230,7 @@ def upload_workflow():
     upload = request.files.get("workflow")
     if upload is None:
         raise BadInput("send the workflow file as the multipart field 'workflow'", code="missing_workflow")
-    workflow = service("workflows").save_upload(upload.filename or "workflow.json", upload.read())
+    workflow = current_runtime().workflows.save_upload(upload.filename or "workflow.json", upload.read())
     log.info("workflow %s uploaded: roles %s", workflow.name, workflow.roles.describe())
     return jsonify({"name": workflow.name, "roles": workflow.roles.describe(), "defaults": workflow.defaults}), 201
 
@@ -258,11 +242,12 @@ def speak():
     text = body.get("text")
     if not isinstance(text, str):
         raise BadInput("send the caption as 'text'", code="empty_text")
-    spoken = service("voices").get(optional_text(body, "engine", 20)).speak(text)
+    runtime = current_runtime()
+    spoken = runtime.voices.get(optional_text(body, "engine", 20)).speak(text)
     if spoken is None:
         return jsonify({"audio_url": None, "engine": "off"})
     audio_id = new_job_id()
-    service("store").save_audio(audio_id, spoken.wav)
+    runtime.store.save_audio(audio_id, spoken.wav)
     return jsonify({"audio_url": f"/outputs/{audio_id}.wav", "duration_s": round(spoken.duration_s, 2),
                     "elapsed_s": round(spoken.elapsed_s, 3), "engine": spoken.engine, "voice": spoken.voice,
                     "sample_rate": spoken.sample_rate})
@@ -271,22 +256,17 @@ def speak():
 # --- settings and gallery -----------------------------------------------------------
 
 
-def settings_view(runtime) -> dict:
-    return {"settings": editable_view(runtime.settings), "defaults": editable_view(runtime.base),
-            "editable": list(EDITABLE)}
-
-
 @bp.get("/settings")
 def get_settings():
-    return jsonify(settings_view(service("runtime")))
+    return jsonify(current_runtime().settings_view())
 
 
 @bp.post("/settings")
 def change_settings():
     """Partial update: only the fields sent change; they apply at once and persist."""
-    runtime = service("runtime")
+    runtime = current_runtime()
     runtime.update(json_body())
-    return jsonify(settings_view(runtime))
+    return jsonify(runtime.settings_view())
 
 
 @bp.get("/gallery")
@@ -296,11 +276,11 @@ def gallery():
         before = float(request.args["before"]) if request.args.get("before") else None
     except ValueError:
         raise BadInput("'limit' and 'before' must be numbers", code="bad_query")
-    return jsonify({"entries": service("history").list(limit, before, only_images=request.args.get("all") != "1")})
+    return jsonify({"entries": current_runtime().history.list(limit, before, only_images=request.args.get("all") != "1")})
 
 
 def gallery_entry_or_404(job_id: str) -> dict:
-    entry = service("history").get(job_id) if JOB_ID.match(job_id) else None
+    entry = current_runtime().history.get(job_id) if JOB_ID.match(job_id) else None
     if entry is None:
         raise UserFacingError("that picture is not in the gallery", code="unknown_entry", status=404)
     return entry
@@ -314,7 +294,8 @@ def gallery_entry(job_id):
 @bp.delete("/gallery/<job_id>")
 def delete_gallery_entry(job_id):
     gallery_entry_or_404(job_id)
-    service("history").delete(job_id)
-    service("store").delete(job_id)
+    runtime = current_runtime()
+    runtime.history.delete(job_id)
+    runtime.store.delete(job_id)
     log.info("gallery entry %s deleted", job_id)
     return jsonify({"deleted": job_id})

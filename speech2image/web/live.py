@@ -9,7 +9,7 @@ import re
 from flask import Blueprint, request
 from flask_sock import ConnectionClosed, Sock
 
-from . import service
+from . import current_runtime
 
 log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
@@ -24,7 +24,7 @@ def relay(ws):
     if not SESSION.match(session):
         ws.send(json.dumps({"type": "error", "code": "bad_session", "message": "open /ws?session=<id>"}))
         return
-    pipeline = service("pipeline")
+    pipeline = current_runtime().pipeline
     subscription = pipeline.hub.subscribe(session)
     try:
         ws.send(json.dumps({"type": "hello", "session": session}))  # subscribed: events from now on arrive

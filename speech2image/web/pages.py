@@ -1,14 +1,15 @@
 from flask import Blueprint, Response, abort, render_template, send_file
 
 from ..store import KINDS
-from . import service
+from . import current_runtime
 
 bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
 def index():
-    return render_template("index.html")
+    runtime = current_runtime()
+    return render_template("index.html", knobs=runtime.knobs(), settings=runtime.settings)
 
 
 @bp.get("/outputs/<name>")
@@ -16,7 +17,7 @@ def output_file(name: str):
     """Results by job id only; the request never names a path."""
     job_id, _, kind = name.partition(".")
     try:
-        path = service("store").path(job_id, kind)
+        path = current_runtime().store.path(job_id, kind)
     except FileNotFoundError:
         abort(404)
     if not path.is_file():
@@ -27,8 +28,9 @@ def output_file(name: str):
 @bp.get("/metrics")
 def metrics():
     """Prometheus text format: jobs by outcome, stage latency histograms, queue depth, ComfyUI up."""
-    collected = service("metrics")
-    for server in service("pipeline").comfy_pool().status():
+    runtime = current_runtime()
+    collected = runtime.metrics
+    for server in runtime.comfy.status():
         collected.comfyui_up.labels(server["url"]).set(1 if server["state"] == "ready" else 0)
     return Response(collected.exposition(), mimetype=collected.content_type.split(";")[0],
                     headers={"Content-Type": collected.content_type})

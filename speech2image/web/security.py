@@ -14,7 +14,10 @@ import ipaddress
 import logging
 from urllib.parse import urlparse
 
-from flask import Blueprint, Flask, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, make_response, redirect, render_template, request, url_for
+
+from . import current_runtime
+from .errors import is_api_request, json_error
 
 log = logging.getLogger(__name__)
 bp = Blueprint("security", __name__)
@@ -36,10 +39,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class UnsafeBind(ValueError):
+    """Asked to serve a network without a token."""
+
+
 def check_bind(host: str, token: str) -> None:
     """Refuse to serve a network without a token: anyone on it could use the GPU and read the gallery."""
     if not is_loopback(host) and not token:
-        raise SystemExit(
+        raise UnsafeBind(
             f"speech2image will not listen on {host} without an access token: set SPEECH2IMAGE_TOKEN to a long "
             "random secret (for example `python -c 'import secrets; print(secrets.token_urlsafe(24))'`), "
             "or bind to 127.0.0.1."
@@ -59,11 +66,9 @@ def presented_token() -> str:
 
 
 def init_app(app: Flask) -> None:
-    settings = app.config["SETTINGS"]
-    token = settings.token
-
     @app.before_request
     def guard():
+        token = current_runtime().settings.token
         origin = request.headers.get("Origin")
         is_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
         if request.method in UNSAFE_METHODS or is_websocket:
@@ -93,16 +98,14 @@ def init_app(app: Flask) -> None:
 
 
 def _deny(status: int, code: str, message: str):
-    if request.path.startswith("/api/") or request.path == "/ws":
-        return jsonify({"error": {"code": code, "message": message}}), status
+    if is_api_request():
+        return json_error(status, code, message)
     return make_response(message, status)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    from flask import current_app
-
-    token = current_app.config["SETTINGS"].token
+    token = current_runtime().settings.token
     target = request.args.get("next") or "/"
     if not target.startswith("/") or target.startswith("//"):
         target = "/"  # never an open redirect

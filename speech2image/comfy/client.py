@@ -1,21 +1,17 @@
-"""ComfyUI client: submit an API-format graph, follow it over the websocket, fetch the images.
+"""One ComfyUI server: submit a graph, follow it over the websocket, fetch the images.
 
-Built from what a real ComfyUI 0.3.64 sends (shared/comfyui/PROTOCOL.md): the
-websocket is opened before ``POST /prompt`` with our own ``prompt_id`` (events
-can beat the HTTP answer), previews come as binary frames of type 1 (or 4 with
-metadata once we send the feature flag), and every prompt ends with
-``executing`` carrying ``node: null``. If the websocket drops, the client
-reconnects or falls back to polling ``/history``; no call waits forever.
+The websocket is opened before ``POST /prompt`` with our own ``prompt_id`` (events can
+beat the HTTP answer), and every prompt ends with ``executing`` carrying ``node: null``
+(``protocol.py`` has the message shapes). If the websocket drops, the client reconnects
+or falls back to polling ``/history``; no call waits forever.
 """
 from __future__ import annotations
 
 import json
 import logging
-import struct
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urlencode, urlparse
@@ -23,39 +19,13 @@ from urllib.parse import urlencode, urlparse
 import requests
 import websocket
 
-from .errors import UserFacingError
+from .protocol import (PREVIEW_HINT, START_HINT, ComfyError, ComfyUnavailable, RenderCancelled, RenderedImage,
+                       describe_validation_error, parse_binary_frame)
 
 log = logging.getLogger(__name__)
 
-START_HINT = (
-    "Start ComfyUI (for example `python main.py --listen 127.0.0.1 --port 8188 --preview-method auto`) "
-    "or set SPEECH2IMAGE_COMFYUI_URL to where it runs."
-)
-PREVIEW_HINT = "No live preview: start ComfyUI with --preview-method auto to see the picture form."
-PREVIEW_MIME = {1: "image/jpeg", 2: "image/png"}
-
-
-class ComfyError(UserFacingError):
-    status = 502
-    code = "comfyui_error"
-
-
-class ComfyUnavailable(ComfyError):
-    status = 503
-    code = "comfyui_unreachable"
-
-
-class RenderCancelled(UserFacingError):
-    status = 409
-    code = "cancelled"
-
-
-@dataclass
-class RenderedImage:
-    data: bytes
-    filename: str
-    subfolder: str
-    kind: str  # ComfyUI's folder type: output or temp
+# Settings whose choices are a node input's list in ComfyUI's /object_info.
+CHOICE_INPUTS: dict[str, tuple[str, str]] = {}
 
 
 @dataclass
@@ -67,55 +37,6 @@ class RenderResult:
     elapsed_s: float
     server: str
     notes: list[str] = field(default_factory=list)
-
-
-def parse_binary_frame(data: bytes) -> dict | None:
-    """Binary frames: big-endian u32 event type, then per type (PROTOCOL.md)."""
-    if len(data) < 8:
-        return None
-    (event,) = struct.unpack(">I", data[:4])
-    if event == 1:  # PREVIEW_IMAGE: u32 format, image
-        (fmt,) = struct.unpack(">I", data[4:8])
-        return {"kind": "preview", "mime": PREVIEW_MIME.get(fmt, "image/jpeg"), "image": data[8:], "meta": {}}
-    if event == 4:  # PREVIEW_IMAGE_WITH_METADATA: u32 length, JSON, image
-        (length,) = struct.unpack(">I", data[4:8])
-        try:
-            meta = json.loads(data[8 : 8 + length])
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return {"kind": "preview", "mime": meta.get("image_type", "image/jpeg"), "image": data[8 + length :], "meta": meta}
-    if event == 3:  # TEXT: u32 node-id length, node id, text
-        (length,) = struct.unpack(">I", data[4:8])
-        return {"kind": "text", "node": data[8 : 8 + length].decode("utf-8", "replace"),
-                "text": data[8 + length :].decode("utf-8", "replace")}
-    return None
-
-
-def describe_validation_error(body: dict) -> str:
-    """A 400 from POST /prompt, in words a person can act on."""
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
-    parts = []
-    for node_id, node_error in (body.get("node_errors") or {}).items():
-        class_type = node_error.get("class_type", "node")
-        for item in node_error.get("errors", []):
-            extra = item.get("extra_info") or {}
-            if item.get("type") == "value_not_in_list" and extra.get("input_name") == "ckpt_name":
-                available = (extra.get("input_config") or [[]])[0]
-                parts.append(f"checkpoint '{extra.get('received_value')}' is not in ComfyUI; available: "
-                             + (", ".join(available) if available else "none (put a model in ComfyUI/models/checkpoints)"))
-            elif item.get("type") == "value_not_in_list":
-                parts.append(f"{class_type} (node {node_id}): {item.get('details') or item.get('message')}")
-            elif item.get("type") == "required_input_missing":
-                parts.append(f"{class_type} (node {node_id}) is missing its required input '{item.get('details')}'")
-            else:
-                detail = f": {item['details']}" if item.get("details") else ""
-                parts.append(f"{class_type} (node {node_id}): {item.get('message', 'invalid')}{detail}")
-    if not parts:
-        message = error.get("message") or "the workflow was refused"
-        if "does not exist" in message:
-            message += " A custom node may be missing: install it in ComfyUI (ComfyUI-Manager helps)."
-        parts.append(message)
-    return "ComfyUI refused the workflow: " + "; ".join(parts)
 
 
 class ProgressTracker:
@@ -160,6 +81,8 @@ class ProgressTracker:
 
 
 class ComfyClient:
+    CHOICE_SOURCES = ("checkpoints", *CHOICE_INPUTS)  # what choices() can answer
+
     def __init__(self, base_url: str, http_timeout_s: float = 10.0, render_timeout_s: float = 900.0,
                  stall_poll_s: float = 5.0):
         self.base_url = base_url.rstrip("/")
@@ -198,8 +121,23 @@ class ComfyClient:
             raise
         except ComfyError:
             pass  # older ComfyUI: ask the loader node instead
-        info = self._json("GET", "/object_info/CheckpointLoaderSimple")
-        return list(info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0])
+        return self.input_choices("CheckpointLoaderSimple", "ckpt_name")
+
+    def input_choices(self, node_class: str, input_name: str) -> list[str]:
+        """The values a node's list input accepts, from /object_info (e.g. KSampler's samplers)."""
+        info = self._json("GET", f"/object_info/{node_class}")
+        try:
+            values = info[node_class]["input"]["required"][input_name][0]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ComfyError(f"ComfyUI does not describe {node_class}.{input_name}") from exc
+        return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+
+    def choices(self, source: str) -> list[str]:
+        """What ComfyUI offers for a setting whose choices come from it (see config.Knob)."""
+        if source == "checkpoints":
+            return self.checkpoints()
+        node_class, input_name = CHOICE_INPUTS[source]
+        return self.input_choices(node_class, input_name)
 
     def queue(self) -> dict:
         return self._json("GET", "/queue")
@@ -529,95 +467,3 @@ class _Run:
             self.settle_from_history()  # it may have just finished: keep that result
         if self.cancel_state in ("deleted", "gone") and self.outcome is None:
             self.outcome = "cancelled"
-
-
-def parse_urls(value: str) -> list[str]:
-    """SPEECH2IMAGE_COMFYUI_URL may list several servers, comma-separated (one per GPU or machine)."""
-    urls = [u.strip().rstrip("/") for u in (value or "").split(",") if u.strip()]
-    return urls or ["http://127.0.0.1:8188"]
-
-
-class ServerLoad:
-    """Jobs we sent to each server and that are not finished yet.
-
-    A server's /queue does not show a job we are still submitting, so jobs chosen at the same
-    moment would all pick the same idle server; counting our own in-flight jobs spreads them.
-    One instance lives as long as the pipeline, so every job sees the others.
-    """
-
-    def __init__(self):
-        self._in_flight: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def claim_least_busy(self, queue_lengths: dict[str, int]) -> str:
-        """Pick the server with the least work and count our job on it, in one step."""
-        with self._lock:
-            url = min(queue_lengths, key=lambda u: max(queue_lengths[u], self._in_flight.get(u, 0)))
-            self._in_flight[url] = self._in_flight.get(url, 0) + 1
-            return url
-
-    def release(self, url: str) -> None:
-        with self._lock:
-            self._in_flight[url] = max(0, self._in_flight.get(url, 0) - 1)
-
-
-class ComfyPool:
-    """Several ComfyUI servers: each job goes to the reachable one with the shortest queue."""
-
-    def __init__(self, urls: list[str], render_timeout_s: float = 900.0, probe_timeout_s: float = 2.0,
-                 load: ServerLoad | None = None):
-        self.clients = [ComfyClient(u, render_timeout_s=render_timeout_s) for u in urls]
-        self.probe_timeout_s = probe_timeout_s
-        self.load = load or ServerLoad()
-
-    def _probe(self, client: ComfyClient) -> ComfyClient:
-        """The same server asked with a short timeout: a dead one must not hold up the others."""
-        return ComfyClient(client.base_url, http_timeout_s=self.probe_timeout_s)
-
-    @staticmethod
-    def _ask_each(ask: Callable, clients: list[ComfyClient]) -> list:
-        """All servers at once, so several dead ones cost one timeout, not one each."""
-        if len(clients) <= 1:
-            return [ask(c) for c in clients]
-        with ThreadPoolExecutor(max_workers=len(clients)) as probes:
-            return list(probes.map(ask, clients))
-
-    def _queue_length(self, client: ComfyClient) -> int | None:
-        try:
-            queue = self._probe(client).queue()
-            return len(queue.get("queue_running", [])) + len(queue.get("queue_pending", []))
-        except ComfyError:
-            return None
-
-    def claim(self, exclude: set[str] = frozenset()) -> ComfyClient:
-        """The reachable server with the shortest queue, counted as busy until `release`."""
-        candidates = [c for c in self.clients if c.base_url not in exclude]
-        if len(candidates) == 1 and not exclude:
-            lengths = [0]  # one server: its own errors say what is wrong
-        else:
-            lengths = self._ask_each(self._queue_length, candidates)
-        reachable = {}
-        for client, length in zip(candidates, lengths):
-            if length is None:
-                log.info("ComfyUI at %s is not answering; skipped", client.base_url)
-            else:
-                reachable.setdefault(client.base_url, length)
-        if not reachable:
-            tried = ", ".join(c.base_url for c in candidates) or "none left"
-            raise ComfyUnavailable(f"no ComfyUI server is reachable (tried {tried}). {START_HINT}")
-        url = self.load.claim_least_busy(reachable)
-        return next(c for c in candidates if c.base_url == url)
-
-    def release(self, client: ComfyClient) -> None:
-        self.load.release(client.base_url)
-
-    def status(self) -> list[dict]:
-        return self._ask_each(self._server_status, self.clients)
-
-    def _server_status(self, client: ComfyClient) -> dict:
-        try:
-            stats = self._probe(client).system_stats()
-        except ComfyError as exc:
-            return {"url": client.base_url, "state": "unreachable", "error": exc.message}
-        system = stats.get("system", {}) if isinstance(stats, dict) else {}
-        return {"url": client.base_url, "state": "ready", "version": system.get("comfyui_version")}
