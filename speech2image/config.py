@@ -178,6 +178,11 @@ class Settings:
         "", "Checkpoint to render with; empty: the workflow's if ComfyUI has it, else the first listed.",
         Knob("Checkpoint", "comfyui", job="checkpoint", choices="checkpoints", placeholder="automatic"),
     )
+    sampler: str = setting(
+        "", "Sampler (one of ComfyUI's, e.g. euler or dpmpp_2m); empty keeps the workflow's.",
+        Knob("Sampler", "comfyui", job="sampler", max_len=100, check="name", choices="samplers",
+             placeholder="workflow"),
+    )
     steps: int = setting(0, "Sampler steps; 0 keeps the workflow's value.",
                          Knob("Steps", "comfyui", job="steps", low=1, high=200, keep=0,
                               keep_means="keeps the workflow's value", placeholder="workflow"))

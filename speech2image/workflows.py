@@ -21,7 +21,8 @@ from .errors import UserFacingError
 
 OUTPUT_CLASSES = ("SaveImage", "PreviewImage", "SaveImageWebsocket")
 TEXT_INPUTS = ("text", "text_g", "text_l", "prompt")
-ROLE_NAMES = ("sampler", "positive", "negative", "latent", "checkpoint", "output", "seed", "steps", "cfg")
+ROLE_NAMES = ("sampler", "positive", "negative", "latent", "checkpoint", "output", "seed", "steps", "cfg",
+              "sampler_name")
 MAX_WORKFLOW_BYTES = 2 * 1024 * 1024
 MAX_NODES = 500
 
@@ -46,6 +47,7 @@ class Roles:
     seed: tuple[str, str] | None = None
     steps: tuple[str, str] | None = None
     cfg: tuple[str, str] | None = None
+    sampler_name: tuple[str, str] | None = None
     latent: str | None = None
     checkpoint: tuple[str, str] | None = None
 
@@ -199,6 +201,9 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
             raise g.missing("negative prompt", f"positive and negative both lead to node {positive[0]}; "
                             f"add a {name.rsplit('.', 1)[0]}.roles.json mapping or title the nodes 'Positive'/'Negative'")
 
+    def text_on(node_ids, name) -> tuple[str, str] | None:
+        return next(((n, name) for n in node_ids if n and isinstance(graph[n]["inputs"].get(name), str)), None)
+
     def value_on(node_ids, names) -> tuple[str, str] | None:
         for node_id in node_ids:
             if node_id is None:
@@ -214,6 +219,9 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
     seed = value_on([mapping.get("seed") and str(mapping["seed"]), sampler, noise], ("seed", "noise_seed"))
     steps = value_on([mapping.get("steps") and str(mapping["steps"]), sampler, scheduler], ("steps",))
     cfg = value_on([mapping.get("cfg") and str(mapping["cfg"]), sampler, guider], ("cfg",))
+    # KSampler names its sampler itself; SamplerCustomAdvanced takes it from a KSamplerSelect node.
+    sampler_name = text_on([mapping.get("sampler_name") and str(mapping["sampler_name"]), sampler,
+                            g.link(sampler, "sampler")], "sampler_name")
 
     latent_start = str(mapping["latent"]) if "latent" in mapping else g.link(sampler, "latent_image")
     latent = g.follow(latent_start, lambda node: "width" in node["inputs"] and "height" in node["inputs"],
@@ -227,7 +235,7 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
     checkpoint = (checkpoint_node, "ckpt_name") if checkpoint_node and "ckpt_name" in graph[checkpoint_node]["inputs"] else None
 
     return Roles(sampler=sampler, positive=positive, negative=negative, output=output, seed=seed,
-                 steps=steps, cfg=cfg, latent=latent, checkpoint=checkpoint)
+                 steps=steps, cfg=cfg, sampler_name=sampler_name, latent=latent, checkpoint=checkpoint)
 
 
 def _by_title(graph: dict) -> tuple[str, str] | None:
@@ -261,7 +269,7 @@ def load_workflow(data, name: str, mapping: dict | None = None) -> Workflow:
 
 
 # Render settings that go into one input found by a role: setting name -> role.
-VALUE_ROLES = {"seed": "seed", "steps": "steps", "cfg": "cfg"}
+VALUE_ROLES = {"seed": "seed", "steps": "steps", "cfg": "cfg", "sampler": "sampler_name"}
 
 
 @dataclass
@@ -273,6 +281,7 @@ class RenderParams:
     seed: int | None = None  # None: random
     steps: int | None = None
     cfg: float | None = None
+    sampler: str | None = None
     width: int | None = None
     height: int | None = None
     checkpoint: str | None = None

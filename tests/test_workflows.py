@@ -69,9 +69,12 @@ def test_lora_workflow_roles_and_fill():
     assert roles.negative == ("23", "text")
     assert roles.checkpoint == ("10", "ckpt_name")  # through the LoRA loader
     assert roles.seed == ("40", "noise_seed") and roles.latent == "30"
+    assert roles.sampler_name == ("40", "sampler_name")
     assert workflow.defaults == {"steps": 30, "cfg": 6.5, "seed": 5, "width": 768, "height": 512,
-                                 "checkpoint": "dreamshaper_8.safetensors"}
-    graph, used = fill(workflow, RenderParams("a heron", "blurry", seed=None, steps=12, width=640, checkpoint="x.ckpt"))
+                                 "sampler": "dpmpp_2m", "checkpoint": "dreamshaper_8.safetensors"}
+    graph, used = fill(workflow, RenderParams("a heron", "blurry", seed=None, steps=12, width=640, checkpoint="x.ckpt",
+                                              sampler="euler_ancestral"))
+    assert graph["40"]["inputs"]["sampler_name"] == "euler_ancestral" and used["sampler"] == "euler_ancestral"
     assert graph["20"]["inputs"]["text"] == "a heron" and graph["23"]["inputs"]["text"] == "blurry"
     assert graph["21"]["inputs"]["text"] == "ink style"  # the other branch of the combine is left alone
     assert graph["40"]["inputs"]["steps"] == 12 and graph["30"]["inputs"]["width"] == 640
@@ -86,8 +89,10 @@ def test_custom_sampler_workflow_roles():
     assert roles.sampler == "11" and roles.positive == ("4", "text") and roles.negative == ("5", "text")
     assert roles.seed == ("7", "noise_seed") and roles.steps == ("9", "steps") and roles.cfg == ("6", "cfg")
     assert roles.latent == "10" and roles.checkpoint is None and workflow.checkpoint is None
-    graph, used = fill(workflow, RenderParams("p", "n", seed=3, checkpoint="ignored"))
+    assert roles.sampler_name == ("8", "sampler_name")  # the KSamplerSelect feeding the sampler
+    graph, used = fill(workflow, RenderParams("p", "n", seed=3, checkpoint="ignored", sampler="dpmpp_2m"))
     assert graph["7"]["inputs"]["noise_seed"] == 3 and "checkpoint" not in used
+    assert graph["8"]["inputs"]["sampler_name"] == "dpmpp_2m" and used["sampler"] == "dpmpp_2m"
 
 
 def test_seeds_are_random_unless_fixed():

@@ -25,7 +25,7 @@ from .protocol import (PREVIEW_HINT, START_HINT, ComfyError, ComfyUnavailable, R
 log = logging.getLogger(__name__)
 
 # Settings whose choices are a node input's list in ComfyUI's /object_info.
-CHOICE_INPUTS: dict[str, tuple[str, str]] = {}
+CHOICE_INPUTS = {"samplers": ("KSampler", "sampler_name")}
 
 
 @dataclass
