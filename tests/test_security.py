@@ -41,7 +41,8 @@ def test_token_is_required_everywhere(tmp_path):
     assert client.get("/metrics").status_code == 401
     assert client.get(f"/outputs/{uuid.uuid4().hex}.png").status_code == 401
     assert client.get("/ws?session=abcdefgh12").status_code == 401
-    assert client.get("/static/app.js").status_code == 200  # the login page needs its stylesheet
+    script = client.get("/static/app.js")  # the login page needs its stylesheet, the page its script
+    assert script.status_code == 200 and script.mimetype == "text/javascript"
     assert client.get("/api/health", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     assert client.get("/api/health", headers={"Authorization": "Bearer nope"}).status_code == 401
 
