@@ -2,7 +2,7 @@
 
 import { api, jsonPost } from "./api.js";
 import { showError, showMessage, ui } from "./dom.js";
-import { busy, jobOptions, startJob } from "./job.js";
+import { busy, jobFields, jobOptions, startJob } from "./job.js";
 import { drawStages, setStage, showBar } from "./progress.js";
 import { describeRender, resetResult, showImage } from "./result.js";
 import { voiceReady } from "./voice.js";
@@ -53,14 +53,14 @@ function showEntry(entry) {
   ui.stage.scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
-// The entry's prompt with what its render used; the seed too only when asked for the same picture.
+// The entry's prompt with what its render used for every job option it recorded (the workflow,
+// checkpoint, size…); the seed only when asked for the same picture, where 0 is a seed too.
 function runEntryAgain(sameSeed) {
   if (!openEntry || busy()) return;
   const render = openEntry.render || {};
   const body = { ...jobOptions(), prompt: openEntry.prompt, negative_prompt: openEntry.negative_prompt || "",
     caption: openEntry.caption || "" };
-  for (const key of ["workflow", "checkpoint", "steps", "width", "height"]) if (render[key]) body[key] = render[key];
-  if (render.cfg) body.cfg = render.cfg;
+  for (const field of jobFields()) if (field !== "seed" && render[field]) body[field] = render[field];
   if (sameSeed && render.seed !== undefined) body.seed = render.seed;
   else delete body.seed;
   openEntry = null;

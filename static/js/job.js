@@ -34,14 +34,20 @@ function stopFollowing() {
   Object.assign(job, { phase: "idle", id: null });
 }
 
+// The job's options are the controls marked data-job="<field of POST /api/jobs>"; an empty one
+// leaves the server's default. A new knob in the template needs nothing here.
+function jobControls() {
+  return document.querySelectorAll("[data-job]");
+}
+
+export function jobFields() {
+  return [...jobControls()].map((control) => control.dataset.job);
+}
+
 export function jobOptions() {
-  const options = { session: SESSION_ID, preset: ui.preset.value };
-  if (ui.model.value) options.model = ui.model.value;
-  if (ui.workflow.value) options.workflow = ui.workflow.value;
-  if (ui.checkpoint.value) options.checkpoint = ui.checkpoint.value;
-  if (ui.ttsEngine.value) options.tts_engine = ui.ttsEngine.value;
-  for (const name of ["steps", "width", "height", "seed"]) {
-    if (ui[name].value !== "") options[name] = ui[name].value;
+  const options = { session: SESSION_ID };
+  for (const control of jobControls()) {
+    if (control.value !== "") options[control.dataset.job] = control.value;
   }
   return options;
 }
