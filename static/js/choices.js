@@ -4,27 +4,38 @@
 import { api } from "./api.js";
 import { capitalize, showMessage, ui } from "./dom.js";
 
-function fillSelect(select, values, selected, firstLabel) {
-  select.replaceChildren(...(firstLabel !== undefined ? [new Option(firstLabel, "")] : []), ...values.map((v) => new Option(v, v)));
-  if (values.includes(selected)) select.value = selected;
+function fillOptions(list, values, selected, firstLabel) {
+  list.replaceChildren(...(firstLabel !== undefined ? [new Option(firstLabel, "")] : []), ...values.map((v) => new Option(v, v)));
+  if (values.includes(selected)) list.value = selected;
+}
+
+// Every element marked data-choices="<key>" lists `values`: a datalist as suggestions, a select as
+// its options, keeping its current choice when still offered, else selecting `fallback` (the server's
+// default). A select's data-empty-label gives it a first empty option; `emptyLabel` can reword it.
+function fillChoices(key, values, fallback, emptyLabel) {
+  for (const list of document.querySelectorAll(`[data-choices="${CSS.escape(key)}"]`)) {
+    if (list.tagName !== "SELECT") {
+      fillOptions(list, values);
+      continue;
+    }
+    const label = list.dataset.emptyLabel === undefined ? undefined : emptyLabel || list.dataset.emptyLabel;
+    fillOptions(list, values, list.value || fallback, label);
+  }
 }
 
 export async function loadModels() {
   try {
     const info = await api("/api/llm");
-    const current = ui.model.value || info.model;
-    fillSelect(ui.model, info.models, current, info.server ? "Server default" : "No LLM server");
-    fillSelect(ui.llmModels, info.models);  // suggestions for the settings' model field
+    // With no LLM server found, the empty choice means no LLM at all rather than the server's default.
+    fillChoices("model", info.models, info.model, info.server ? undefined : "No LLM server");
   } catch (_) { /* the health light says the server is away */ }
 }
 
+// info.choices maps each job field to what ComfyUI or our workflow folder offer; info[field] is its default.
 export async function loadComfyChoices() {
   try {
     const info = await api("/api/comfyui");
-    fillSelect(ui.workflow, info.workflows, ui.workflow.value || info.workflow);
-    fillSelect(ui.checkpoint, info.checkpoints, ui.checkpoint.value || info.checkpoint, "Automatic");
-    fillSelect(ui.settingsWorkflow, info.workflows, ui.settingsWorkflow.value || info.workflow);
-    fillSelect(ui.checkpoints, info.checkpoints);  // suggestions for the settings' checkpoint field
+    for (const [key, values] of Object.entries(info.choices)) fillChoices(key, values, info[key]);
   } catch (_) { /* shown by the health light */ }
 }
 
