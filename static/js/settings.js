@@ -3,8 +3,6 @@
 import { api, jsonPost } from "./api.js";
 import { capitalize, ui } from "./dom.js";
 
-const NUMBER_SETTINGS = new Set(["steps", "cfg", "width", "height", "seed"]);
-
 export async function loadSettings() {
   try {
     // The dropdowns' choices come from loadModels and loadComfyChoices, asked once per load.
@@ -22,11 +20,12 @@ export async function loadSettings() {
   }
 }
 
+// Every named control is a setting; the server wants numbers where the form has number inputs.
 function formValues() {
   const changes = {};
   for (const field of ui.settingsForm.elements) {
     if (!field.name) continue;
-    changes[field.name] = NUMBER_SETTINGS.has(field.name) ? Number(field.value) : field.value;
+    changes[field.name] = field.type === "number" ? Number(field.value) : field.value;
   }
   return changes;
 }
