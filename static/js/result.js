@@ -35,6 +35,7 @@ export function describeRender(render) {
   const parts = [];
   if (render.checkpoint) parts.push(render.checkpoint);
   if (render.width) parts.push(`${render.width}×${render.height}`);
+  if (render.sampler) parts.push(render.sampler);
   if (render.steps) parts.push(`${render.steps} steps`);
   if (render.seed !== undefined) parts.push(`seed ${render.seed}`);
   return parts.join(" · ");
