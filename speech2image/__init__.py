@@ -1,6 +1,7 @@
 """speech2image: say what you want to see, get a picture and a spoken caption."""
 from __future__ import annotations
 
+import mimetypes
 import os
 from pathlib import Path
 
@@ -10,6 +11,11 @@ from .config import Settings
 from .runtime import Runtime
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The page's scripts are ES modules, which browsers refuse unless served with a JavaScript type.
+# Flask takes a static file's type from this table, which on Windows the registry can override
+# (.js as text/plain), so name it here.
+mimetypes.add_type("text/javascript", ".js")
 
 
 def create_app(test_config: dict | None = None) -> Flask:

@@ -223,6 +223,42 @@ def test_typed_request_to_image(playwright, live_server, artifacts_dir):
         browser.close()
 
 
+def test_job_options_are_the_data_job_controls(playwright, tmp_path):
+    """The page runs as ES modules, and a job gets every [data-job] control, a new one included."""
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(tmp_path, comfy) as server:
+        browser = launch(playwright)
+        try:
+            problems, bodies = [], []
+            page = browser.new_page(viewport={"width": 1200, "height": 900}, bypass_csp=True)
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.on("request", lambda r: bodies.append(r.post_data_json)
+                    if r.method == "POST" and r.url.endswith("/api/jobs") else None)
+            page = open_page(browser, server, page=page)
+            assert page.get_attribute("script[src$='js/main.js']", "type") == "module"
+            page.wait_for_selector("#health-comfyui.ok", timeout=10_000)  # the modules ran
+            page.wait_for_function("document.querySelector('#workflow').value === 'txt2img.json'")
+            page.fill("#steps", "4")
+            # a knob the template does not have yet needs only its data-job name
+            page.evaluate("""() => {
+              const cfg = Object.assign(document.createElement('input'), {type: 'number', value: '5.5'});
+              cfg.dataset.job = 'cfg';
+              document.querySelector('.render-settings').append(cfg);
+            }""")
+            type_request(page, "a kite over a beach")
+            page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
+            body = bodies[-1]
+            assert body["transcript"] == "a kite over a beach"
+            assert (body["steps"], body["cfg"]) == ("4", "5.5")
+            assert (body["preset"], body["workflow"]) == ("balanced", "txt2img.json")
+            assert "seed" not in body and "model" not in body  # empty controls leave the server's defaults
+            inputs = comfy.posted[-1]["prompt"]["3"]["inputs"]
+            assert (inputs["steps"], inputs["cfg"]) == (4, 5.5)
+            assert problems == []
+        finally:
+            browser.close()
+
+
 def test_cancel_mid_render(playwright, tmp_path, artifacts_dir):
     with FakeComfyUI(Knobs(step_delay_s=0.4)) as comfy, serve(tmp_path, comfy, steps=30) as server:
         browser = launch(playwright)

@@ -6,6 +6,7 @@ import json
 import random
 import string
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -42,7 +43,8 @@ def test_token_is_required_everywhere(tmp_path):
     assert client.get("/metrics").status_code == 401
     assert client.get(f"/outputs/{uuid.uuid4().hex}.png").status_code == 401
     assert client.get("/ws?session=abcdefgh12").status_code == 401
-    assert client.get("/static/app.js").status_code == 200  # the login page needs its stylesheet
+    script = client.get("/static/js/main.js")  # the login page needs its stylesheet, the page its scripts
+    assert script.status_code == 200 and script.mimetype == "text/javascript"
     assert client.get("/api/health", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     assert client.get("/api/health", headers={"Authorization": "Bearer nope"}).status_code == 401
 
@@ -129,7 +131,8 @@ def test_unknown_words_in_a_request_stay_text(tmp_path):
     plan = client.post("/api/prompt", json={"transcript": payload}).get_json()
     assert plan["prompt"].startswith(payload)  # kept verbatim as data; the page renders it as text
     page = client.get("/").get_data(as_text=True)
-    assert "innerHTML" not in open("static/app.js").read()
+    scripts = list(Path("static/js").glob("*.js"))
+    assert scripts and not any("innerHTML" in script.read_text() for script in scripts)
     assert "<script>alert" not in page
 
 

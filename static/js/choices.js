@@ -1,0 +1,61 @@
+// The dropdowns' choices: the LLM server's models and what ComfyUI and our workflow folder offer,
+// asked for once per load (and after saving settings or uploading a workflow).
+
+import { api } from "./api.js";
+import { capitalize, showMessage, ui } from "./dom.js";
+
+function fillOptions(list, values, selected, firstLabel) {
+  list.replaceChildren(...(firstLabel !== undefined ? [new Option(firstLabel, "")] : []), ...values.map((v) => new Option(v, v)));
+  if (values.includes(selected)) list.value = selected;
+}
+
+// Every element marked data-choices="<key>" lists `values`: a datalist as suggestions, a select as
+// its options, keeping its current choice when still offered, else selecting `fallback` (the server's
+// default). A select's data-empty-label gives it a first empty option; `emptyLabel` can reword it.
+function fillChoices(key, values, fallback, emptyLabel) {
+  for (const list of document.querySelectorAll(`[data-choices="${CSS.escape(key)}"]`)) {
+    if (list.tagName !== "SELECT") {
+      fillOptions(list, values);
+      continue;
+    }
+    const label = list.dataset.emptyLabel === undefined ? undefined : emptyLabel || list.dataset.emptyLabel;
+    fillOptions(list, values, list.value || fallback, label);
+  }
+}
+
+export async function loadModels() {
+  try {
+    const info = await api("/api/llm");
+    // With no LLM server found, the empty choice means no LLM at all rather than the server's default.
+    fillChoices("model", info.models, info.model, info.server ? undefined : "No LLM server");
+  } catch (_) { /* the health light says the server is away */ }
+}
+
+// info.choices maps each job field to what ComfyUI or our workflow folder offer; info[field] is its default.
+export async function loadComfyChoices() {
+  try {
+    const info = await api("/api/comfyui");
+    for (const [key, values] of Object.entries(info.choices)) fillChoices(key, values, info[key]);
+  } catch (_) { /* shown by the health light */ }
+}
+
+async function uploadWorkflow() {
+  const file = ui.workflowFile.files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("workflow", file, file.name);
+  try {
+    const result = await api("/api/workflows", { method: "POST", body: form });
+    await loadComfyChoices();
+    ui.workflow.value = result.name;
+    showMessage(`Workflow “${result.name}” added and selected.`, "ok");
+  } catch (err) {
+    showMessage(capitalize(err.message), "error");
+  } finally {
+    ui.workflowFile.value = "";
+  }
+}
+
+export function initWorkflowUpload() {
+  ui.workflowFile.addEventListener("change", uploadWorkflow);
+}

@@ -1,0 +1,33 @@
+// The lights in the top bar: Whisper, the LLM, ComfyUI and the voice, polled every few seconds.
+
+import { api } from "./api.js";
+import { $ } from "./dom.js";
+
+function setLight(id, cls, title) {
+  const light = $(id);
+  light.className = "light " + cls;
+  light.title = title;
+}
+
+function comfyTitle(comfyui) {
+  return comfyui.servers.map((srv) => `ComfyUI at ${srv.url}: ${srv.state === "ready" ? `ready (${srv.version || "?"})` : "unreachable"}`).join("\n")
+    + (comfyui.fix ? `\nTo fix: ${comfyui.fix}` : "");
+}
+
+export async function refreshHealth() {
+  try {
+    const { whisper, llm, comfyui, tts } = await api("/api/health");
+    setLight("health-whisper", { ready: "ok", loading: "loading", idle: "loading" }[whisper.state] || "bad",
+      whisper.state === "error" ? `Whisper: ${whisper.error}` : `Whisper ${whisper.model} on ${whisper.device} (${whisper.compute_type}): ${whisper.state}`);
+    setLight("health-llm", { ready: "ok", off: "unknown" }[llm.state] || "bad",
+      llm.state === "ready" ? `LLM ${llm.model} at ${llm.server}` : `LLM ${llm.state}: ${llm.fix}`);
+    setLight("health-comfyui", comfyui.state === "ready" ? "ok" : "bad", comfyTitle(comfyui));
+    setLight("health-tts", { ready: "ok", loading: "loading", idle: "loading", off: "unknown" }[tts.state] || "bad",
+      tts.state === "error" ? `Voice: ${tts.error}` : `Voice: ${tts.engine} ${tts.voice || ""} (${tts.state})`);
+  } catch (_) {
+    for (const light of document.querySelectorAll("#health .light")) {
+      light.className = "light bad";
+      light.title = "The speech2image server is not answering";
+    }
+  }
+}

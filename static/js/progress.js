@@ -1,0 +1,115 @@
+// The job's progress: the stage label, one bar for the whole job, and the time spent per stage.
+
+import { ui } from "./dom.js";
+
+const STAGE_LABELS = {
+  pending: "Starting…", transcribing: "Transcribing…", writing_prompt: "Writing the prompt…",
+  submitting: "Sending to ComfyUI…", queued: "Queued", rendering: "Rendering…", saving: "Saving…",
+  done: "Done", error: "Failed", cancelled: "Cancelled",
+};
+export const FINISHED = new Set(["done", "error", "cancelled"]);
+
+// One bar for the whole job: each stage owns a slice, the render's own percentage fills its slice.
+const STAGE_SPAN = {
+  pending: [0, 0], transcribing: [0, 15], writing_prompt: [15, 25], submitting: [25, 28], queued: [28, 30],
+  rendering: [30, 95], saving: [95, 100], done: [100, 100],
+};
+const STAGE_NAMES = { transcribing: "Transcribing", writing_prompt: "Writing prompt", submitting: "Sending",
+  queued: "Queued", rendering: "Rendering", saving: "Saving" };
+const TIMING_NAMES = { asr: "Speech recognition", prompt: "Prompt", render: "Render", speech: "Voice", save: "Saving",
+  total: "Total" };
+
+// When each stage began (as the page saw it), the clock redrawing their times, and the bar's parts.
+const progress = { stageStarts: [], timer: null, renderPercent: 0, overall: 0 };
+
+function stopTimer() {
+  clearInterval(progress.timer);
+  progress.timer = null;
+}
+
+export function resetProgress() {
+  ui.progress.className = "progress";
+  progress.stageStarts = [];
+  stopTimer();
+  progress.renderPercent = 0;
+  progress.overall = 0;
+  ui.stage.dataset.stage = "pending";
+  ui.stages.replaceChildren();
+  showBar(0);
+  ui.step.textContent = "";
+}
+
+export function setProgress(renderValue) {
+  progress.renderPercent = renderValue;
+  const stage = ui.stage.dataset.stage || "pending";
+  const [low, high] = STAGE_SPAN[stage] || [progress.overall, progress.overall];
+  const within = stage === "rendering" || stage === "queued" ? progress.renderPercent / 100 : 0;
+  progress.overall = Math.max(progress.overall, low + (high - low) * within);
+  showBar(progress.overall);
+}
+
+export function showBar(percent) {
+  const value = Math.max(0, Math.min(100, percent));
+  ui.progressFill.style.width = value + "%";
+  ui.progress.setAttribute("aria-valuenow", String(Math.round(value)));
+}
+
+export function fillBar() {
+  progress.overall = 100;
+  showBar(100);
+}
+
+export function setStage(stage, extra = {}) {
+  ui.stage.textContent = stage === "queued" && extra.position ? `Queued #${extra.position}` : (STAGE_LABELS[stage] || stage);
+  const previous = ui.stage.dataset.stage;
+  ui.stage.dataset.stage = stage;
+  if (stage !== previous && STAGE_NAMES[stage]) {
+    progress.stageStarts.push({ stage, at: performance.now() });
+  }
+  if (stage === "rendering" && previous !== "rendering") bringResultIntoView();
+  if (FINISHED.has(stage)) {
+    stopTimer();
+  } else if (!progress.timer && STAGE_NAMES[stage]) {
+    progress.timer = setInterval(drawStages, 200);
+  }
+  drawStages();
+  setProgress(progress.renderPercent);
+}
+
+// On a phone the result sits below the text boxes: when the render starts, show it, unless the
+// person is typing or already looking at it.
+const SINGLE_COLUMN = window.matchMedia("(max-width: 860px)");
+
+function bringResultIntoView() {
+  if (!SINGLE_COLUMN.matches) return;
+  const active = document.activeElement;
+  const editing = active && active.id !== "typed" && ["TEXTAREA", "INPUT", "SELECT"].includes(active.tagName);
+  if (editing) return;
+  const box = ui.canvas.getBoundingClientRect();
+  if (box.top >= 0 && box.bottom <= window.innerHeight) return;
+  ui.stage.scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+// Live, the page's own clock per stage; with `final` (the job's timings), the server's figures instead.
+export function drawStages(final = null) {
+  if (final) {
+    ui.stages.replaceChildren(...Object.entries(TIMING_NAMES)
+      .filter(([key]) => final[key] !== undefined)
+      .map(([key, label]) => item(`${label} ${final[key].toFixed(2)} s`)));
+    return;
+  }
+  const now = performance.now();
+  const starts = progress.stageStarts;
+  ui.stages.replaceChildren(...starts.map((entry, i) => {
+    const end = i + 1 < starts.length ? starts[i + 1].at : now;
+    const li = item(`${STAGE_NAMES[entry.stage]} ${((end - entry.at) / 1000).toFixed(1)} s`);
+    if (i === starts.length - 1) li.className = "current";
+    return li;
+  }));
+}
+
+function item(text) {
+  const li = document.createElement("li");
+  li.textContent = text;
+  return li;
+}

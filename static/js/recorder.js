@@ -1,0 +1,160 @@
+// Recording: MediaRecorder with a level meter, a timer and optional auto-stop on silence,
+// started and stopped with the Record button or the Space bar.
+
+import { showMessage, ui } from "./dom.js";
+
+const SPEECH_LEVEL = 25;
+const AUTO_STOP_SILENCE_MS = 1500;
+
+const MIME_CANDIDATES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/ogg", "audio/mp4"];
+const EXTENSIONS = { "audio/webm": "webm", "audio/ogg": "ogg", "audio/mp4": "m4a" };
+
+function pickMimeType() {
+  if (typeof MediaRecorder === "undefined") return null;
+  return MIME_CANDIDATES.find((type) => MediaRecorder.isTypeSupported(type)) || "";
+}
+
+function microphoneProblem(err) {
+  switch (err && err.name) {
+    case "NotAllowedError":
+    case "SecurityError":
+      return "Microphone access was denied. Allow the microphone for this site (the icon in the address bar) and try again.";
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return "No microphone was found. Plug one in (or type your request) and try again.";
+    case "NotReadableError":
+      return "The microphone is busy or failed to start. Close other apps using it and try again.";
+    default:
+      return "Could not start the microphone: " + ((err && err.message) || err);
+  }
+}
+
+class Recorder {
+  constructor(onStop) {
+    this.onStop = onStop;
+    this.active = false;
+  }
+
+  async start() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      throw Object.assign(new Error("this browser cannot record audio here (use http://localhost or HTTPS)"), { name: "SecurityError" });
+    }
+    const mimeType = pickMimeType();
+    if (mimeType === null) throw new Error("this browser has no MediaRecorder");
+    this.stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+    this.chunks = [];
+    this.heardSpeech = false;
+    this.quietSince = null;
+    this.recorder = new MediaRecorder(this.stream, mimeType ? { mimeType } : undefined);
+    this.recorder.ondataavailable = (event) => { if (event.data && event.data.size) this.chunks.push(event.data); };
+    this.recorder.onstop = () => this.finish();
+    this.recorder.start(250);
+    this.startedAt = performance.now();
+    this.active = true;
+    this.watchLevel();
+    this.tick = setInterval(() => this.showTime(), 200);
+    this.showTime();
+  }
+
+  stop() {
+    if (!this.active) return;
+    this.active = false;
+    this.recorder.stop();
+  }
+
+  finish() {
+    clearInterval(this.tick);
+    cancelAnimationFrame(this.frame);
+    if (this.audioContext) this.audioContext.close();
+    this.stream.getTracks().forEach((track) => track.stop());
+    ui.meterFill.style.width = "0%";
+    ui.meter.setAttribute("aria-valuenow", "0");
+    const type = this.recorder.mimeType || (this.chunks[0] && this.chunks[0].type) || "audio/webm";
+    const blob = new Blob(this.chunks, { type });
+    const name = `recording.${EXTENSIONS[blob.type.split(";")[0]] || "webm"}`;
+    this.onStop(blob, name, (performance.now() - this.startedAt) / 1000);
+  }
+
+  // Optional auto-stop: once the person has spoken, ~1.5 s of quiet ends the recording.
+  checkSilence(level) {
+    if (!ui.autoStop.checked || !this.active) return;
+    const now = performance.now();
+    if (level > SPEECH_LEVEL) {
+      this.heardSpeech = true;
+      this.quietSince = null;
+    } else if (this.heardSpeech) {
+      this.quietSince = this.quietSince || now;
+      if (now - this.quietSince > AUTO_STOP_SILENCE_MS) this.stop();
+    }
+  }
+
+  showTime() {
+    const seconds = Math.floor((performance.now() - this.startedAt) / 1000);
+    ui.timer.textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  }
+
+  watchLevel() {
+    try {
+      this.audioContext = new AudioContext();
+      const analyser = this.audioContext.createAnalyser();
+      analyser.fftSize = 1024;
+      this.audioContext.createMediaStreamSource(this.stream).connect(analyser);
+      const samples = new Float32Array(analyser.fftSize);
+      const draw = () => {
+        analyser.getFloatTimeDomainData(samples);
+        let sum = 0;
+        for (const s of samples) sum += s * s;
+        const level = Math.min(100, Math.round(Math.sqrt(Math.sqrt(sum / samples.length)) * 160));
+        ui.meterFill.style.width = level + "%";
+        ui.meter.setAttribute("aria-valuenow", String(level));
+        this.checkSilence(level);
+        this.frame = requestAnimationFrame(draw);
+      };
+      draw();
+    } catch (err) {
+      console.warn("level meter unavailable", err);
+    }
+  }
+}
+
+function setRecordingUi(on) {
+  ui.record.classList.toggle("recording", on);
+  ui.record.setAttribute("aria-pressed", String(on));
+  ui.recordLabel.textContent = on ? "Stop" : "Record";
+}
+
+// busy(): a job is under way, so no new recording; onRecorded(blob, fileName, seconds) gets each one.
+export function initRecorder({ busy, onRecorded }) {
+  ui.autoStop.checked = localStorage.getItem("s2i-auto-stop") === "1";
+  ui.autoStop.addEventListener("change", () => localStorage.setItem("s2i-auto-stop", ui.autoStop.checked ? "1" : "0"));
+
+  const recorder = new Recorder((blob, name, seconds) => {
+    setRecordingUi(false);
+    onRecorded(blob, name, seconds);
+  });
+
+  async function toggleRecording() {
+    if (busy()) return;
+    if (recorder.active) {
+      recorder.stop();
+      return;
+    }
+    try {
+      await recorder.start();
+      setRecordingUi(true);
+      showMessage("Listening… click Stop (or press Space) when you are done.", "busy");
+    } catch (err) {
+      setRecordingUi(false);
+      showMessage(microphoneProblem(err), "error");
+    }
+  }
+
+  ui.record.addEventListener("click", toggleRecording);
+  document.addEventListener("keydown", (event) => {
+    // Text fields keep their spaces; a focused button already clicks itself on Space.
+    const ownsSpace = event.target.closest("textarea, input, select, button, [contenteditable]");
+    if (event.code !== "Space" || ownsSpace || event.repeat) return;
+    event.preventDefault();
+    toggleRecording();
+  });
+}
