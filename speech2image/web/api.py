@@ -218,9 +218,10 @@ def comfyui_choices():
                 choices[knob.name] = client.choices(knob.choices)
             except ComfyError as exc:
                 choices[knob.name] = []
-                answer.update(reachable=False, error=exc.message)
                 if exc.code == "comfyui_unreachable":
+                    answer.update(reachable=False, error=exc.message)
                     break  # the next question would wait as long for the same silence
+                log.info("ComfyUI offers no %s: %s", knob.choices, exc.message)
     answer["checkpoints"] = choices.setdefault("checkpoint", [])
     return jsonify(answer)
 
