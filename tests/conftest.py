@@ -11,8 +11,8 @@ from werkzeug.serving import make_server
 
 from speech2image import create_app
 
-from . import speech
-from .fake_comfy import FakeComfyUI, Knobs
+from .support import speech
+from .support.fake_comfy import FakeComfyUI, Knobs
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

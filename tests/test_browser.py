@@ -7,10 +7,10 @@ import pytest
 
 from speech2image import create_app
 
-from . import speech
+from .support import speech
 from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
-from .fake_llm import FakeLlmServer
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.fake_llm import FakeLlmServer
 
 pytestmark = pytest.mark.browser
 

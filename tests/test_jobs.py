@@ -14,8 +14,8 @@ from PIL import Image
 from speech2image import create_app
 
 from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
-from .fake_llm import FakeLlmServer, dead_url
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.fake_llm import FakeLlmServer, dead_url
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import requests
 from speech2image.llm import LlmClient
 from speech2image.prompt_writer import PromptWriter
 
-from .fake_llm import dead_url
+from .support.fake_llm import dead_url
 
 ALIAS = "smollm2-135m-instruct"
 

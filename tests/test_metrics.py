@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from speech2image import create_app
 
 from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
-from .fake_llm import dead_url
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.fake_llm import dead_url
 from .test_settings_gallery import config, run
 
 

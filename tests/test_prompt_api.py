@@ -7,7 +7,7 @@ import pytest
 
 from speech2image import create_app
 
-from .fake_llm import FakeLlmServer, dead_url
+from .support.fake_llm import FakeLlmServer, dead_url
 
 
 @pytest.fixture

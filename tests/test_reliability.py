@@ -12,8 +12,8 @@ from speech2image import create_app
 from speech2image.comfy import ComfyPool
 
 from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
-from .fake_llm import dead_url
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.fake_llm import dead_url
 from .test_jobs import Relay, finished
 from .test_workflows import SHIPPED
 

@@ -14,7 +14,7 @@ import websocket
 from speech2image import create_app
 
 from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
+from .support.fake_comfy import FakeComfyUI, Knobs
 from .test_jobs import Relay, finished
 
 TOKEN = "correct-horse-battery-staple-42"

@@ -10,7 +10,7 @@ import requests
 from speech2image import create_app
 
 from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
+from .support.fake_comfy import FakeComfyUI, Knobs
 from .test_jobs import Relay, finished
 
 
@@ -52,7 +52,7 @@ def test_settings_read_change_persist_and_apply(tmp_path, comfy):
 
 
 def test_changing_the_llm_url_applies_at_once(tmp_path, comfy):
-    from .fake_llm import FakeLlmServer
+    from .support.fake_llm import FakeLlmServer
 
     client = create_app(config(tmp_path, comfy.url)).test_client()
     assert client.post("/api/prompt", json={"transcript": "a cat"}).get_json()["source"] == "offline"

@@ -9,7 +9,7 @@ import jiwer
 import pytest
 import requests
 
-from . import speech
+from .support import speech
 
 # Picture requests of the kind people say to the app, short and long.
 REQUESTS = [

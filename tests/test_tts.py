@@ -13,7 +13,7 @@ from speech2image.errors import BadInput
 from speech2image.tts import Speaker, TtsError, Voices, wav_info
 
 from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
+from .support.fake_comfy import FakeComfyUI, Knobs
 from .test_jobs import Relay, finished
 from .test_transcribe import NORMALIZE
 
