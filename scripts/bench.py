@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 from benchlib import ROOT, follow_job, free_port, peak_rss_mb, summary
 from tests.support import speech  # noqa: E402
 from tests.support.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
-from tests.test_transcribe import NORMALIZE  # noqa: E402
+from tests.support.speech import NORMALIZE  # noqa: E402
 
 # (engine, what is said): short and long, styles, fillers, a follow-up.
 REQUESTS = [

@@ -8,9 +8,9 @@ import pytest
 from speech2image import create_app
 
 from .support import speech
-from .conftest import LiveServer
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import FakeLlmServer
+from .support.live import LiveServer
 
 pytestmark = pytest.mark.browser
 

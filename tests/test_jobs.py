@@ -13,9 +13,10 @@ from PIL import Image
 
 from speech2image import create_app
 
-from .conftest import LiveServer
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import FakeLlmServer, dead_url
+from .support.live import LiveServer
+from .support.relay import Relay, finished
 
 
 @pytest.fixture
@@ -34,35 +35,6 @@ def serve(tmp_path, comfy_url, llm_url="off", **config):
     app = create_app({"data_dir": str(tmp_path / "instance"), "comfyui_url": comfy_url, "llm_url": llm_url,
                       "preload": False, "steps": 6, "width": 96, "height": 64, **config})
     return LiveServer(app)
-
-
-class Relay:
-    """A browser tab's websocket: collects its session's events."""
-
-    def __init__(self, server, session=None):
-        self.session = session or uuid.uuid4().hex
-        self.ws = websocket.create_connection(f"ws://127.0.0.1:{server.server.server_port}/ws?session={self.session}",
-                                              timeout=10)
-        self.events: list[dict] = []
-        assert json.loads(self.ws.recv()) == {"type": "hello", "session": self.session}
-
-    def until(self, predicate, timeout=30.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
-            event = json.loads(self.ws.recv())
-            event["received"] = time.time()
-            self.events.append(event)
-            if predicate(event):
-                return self.events
-        raise TimeoutError(f"no matching event; got {[e['type'] for e in self.events]}")
-
-    def close(self):
-        self.ws.close()
-
-
-def finished(event):
-    return event["type"] == "stage" and event["stage"] in ("done", "error", "cancelled")
 
 
 def test_transcript_job_end_to_end(tmp_path, comfy, llm):

@@ -11,11 +11,11 @@ import requests
 from speech2image import create_app
 from speech2image.comfy import ComfyPool
 
-from .conftest import LiveServer
+from .support.data import SHIPPED
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import dead_url
-from .test_jobs import Relay, finished
-from .test_workflows import SHIPPED
+from .support.live import LiveServer
+from .support.relay import Relay, finished
 
 
 def serve(tmp_path, urls, **extra):

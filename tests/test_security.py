@@ -13,9 +13,9 @@ import websocket
 
 from speech2image import create_app
 
-from .conftest import LiveServer
 from .support.fake_comfy import FakeComfyUI, Knobs
-from .test_jobs import Relay, finished
+from .support.live import LiveServer
+from .support.relay import Relay, finished
 
 TOKEN = "correct-horse-battery-staple-42"
 

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from .support import speech
+from .support.speech import NORMALIZE
 
 # Picture requests of the kind people say to the app, short and long.
 REQUESTS = [
@@ -24,16 +25,6 @@ REQUESTS = [
     "a futuristic city at night with neon signs and flying cars",
     "a cup of hot coffee on a wooden table next to an open book",
 ]
-
-NORMALIZE = jiwer.Compose(
-    [
-        jiwer.ToLowerCase(),
-        jiwer.RemovePunctuation(),
-        jiwer.RemoveMultipleSpaces(),
-        jiwer.Strip(),
-        jiwer.ReduceToListOfListOfWords(),
-    ]
-)
 
 # Measured on this 2-core machine with the bundled tiny.en model (see README, "Accuracy"):
 # Piper 3-6 % in every format (its voice varies run to run); espeak-ng 9-24 %:

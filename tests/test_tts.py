@@ -12,10 +12,11 @@ from speech2image.asr import Transcriber
 from speech2image.errors import BadInput
 from speech2image.tts import Speaker, TtsError, Voices, wav_info
 
-from .conftest import LiveServer
+from .support.coqui import tiny_vits
 from .support.fake_comfy import FakeComfyUI, Knobs
-from .test_jobs import Relay, finished
-from .test_transcribe import NORMALIZE
+from .support.live import LiveServer
+from .support.relay import Relay, finished
+from .support.speech import NORMALIZE
 
 CAPTIONS = [
     "Here is a red fox sitting in a snowy forest at sunrise.",
@@ -90,31 +91,6 @@ def test_licensed_coqui_model_never_prompts(monkeypatch):
 def test_unknown_engine_is_400():
     with pytest.raises(BadInput):
         Voices("piper").get("festival")
-
-
-def tiny_vits(folder):
-    """A randomly initialised VITS of a few MB, saved as Coqui saves its models."""
-    import torch
-    from TTS.tts.configs.vits_config import VitsConfig
-    from TTS.tts.models.vits import Vits, VitsArgs
-
-    config = VitsConfig(
-        model_args=VitsArgs(hidden_channels=32, hidden_channels_ffn_text_encoder=64, num_layers_text_encoder=2,
-                            num_heads_text_encoder=2, resblock_type_decoder="2", upsample_rates_decoder=[8, 8, 4],
-                            upsample_initial_channel_decoder=32, upsample_kernel_sizes_decoder=[16, 16, 8],
-                            resblock_kernel_sizes_decoder=[3], resblock_dilation_sizes_decoder=[[1, 3]],
-                            num_layers_flow=2, num_layers_posterior_encoder=2, use_sdp=False,
-                            init_discriminator=False),
-        text_cleaner="basic_cleaners", use_phonemes=False, characters=None,
-    )
-    config.audio.sample_rate = 16000
-    config.audio.hop_length = 256
-    config.audio.win_length = 1024
-    model = Vits(config)  # Vits.init_from_config(config) is deprecated in coqui-tts 0.28
-    model_path, config_path = folder / "model.pth", folder / "config.json"
-    torch.save({"model": model.state_dict(), "config": config.to_dict()}, model_path)
-    config.save_json(str(config_path))
-    return model_path, config_path
 
 
 def test_coqui_engine_loads_a_local_model(tmp_path):

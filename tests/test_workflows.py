@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 
 from speech2image import create_app
 from speech2image.workflows import RenderParams, WorkflowError, WorkflowLibrary, fill, load_workflow
 
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = json.loads((ROOT / "workflows" / "txt2img.json").read_text())
+from .support.data import ROOT, SHIPPED
 
 # A LoRA between checkpoint and sampler, clip skip, a combined positive conditioning,
 # KSamplerAdvanced (noise_seed) and two outputs.
