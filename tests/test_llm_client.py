@@ -15,9 +15,8 @@ GOOD = {"prompt": "a cat wearing a red hat, soft light", "negative_prompt": "blu
 
 
 @pytest.fixture
-def fake():
-    with FakeLlmServer() as server:
-        yield server
+def fake(fake_llm):
+    return fake_llm
 
 
 def writer_for(url: str, **client_args) -> PromptWriter:

@@ -84,10 +84,8 @@ def test_streaming_from_real_server(llama_server):
     assert plan.prompt.strip()
 
 
-def test_api_streams_sse_from_real_server(llama_server, tmp_path):
-    from speech2image import create_app
-
-    app = create_app({"data_dir": str(tmp_path), "llm_url": llama_server, "llm_timeout_s": 120.0, "preload": False})
+def test_api_streams_sse_from_real_server(llama_server, make_app):
+    app = make_app(llm_url=llama_server, llm_timeout_s=120.0)
     with app.test_client() as client:
         response = client.post("/api/prompt", json={"transcript": "a lighthouse at dusk", "preset": "precise"},
                                headers={"Accept": "text/event-stream"})

@@ -167,13 +167,10 @@ def test_wrong_method_is_json_405(live_server):
     assert error_of(response)["code"] == "method_not_allowed"
 
 
-def test_a_model_that_cannot_load_is_503_with_the_reason(tmp_path):
-    from speech2image import create_app
-
+def test_a_model_that_cannot_load_is_503_with_the_reason(tmp_path, make_app):
     not_a_model = tmp_path / "not-a-model"
     not_a_model.mkdir()
-    app = create_app({"data_dir": str(tmp_path / "instance"), "whisper_model": str(not_a_model), "preload": False,
-                      "llm_url": "off", "tts_engine": "off"})
+    app = make_app(whisper_model=str(not_a_model))
     client = app.test_client()
     assert client.get("/api/health").get_json()["whisper"]["state"] == "idle"
     clip = speech.silence_wav(tmp_path / "quiet.wav", seconds=1)

@@ -7,7 +7,6 @@ import jiwer
 import pytest
 import requests
 
-from speech2image import create_app
 from speech2image.asr import Transcriber
 from speech2image.errors import BadInput
 from speech2image.tts import Speaker, TtsError, Voices, wav_info
@@ -104,8 +103,8 @@ def test_coqui_engine_loads_a_local_model(tmp_path):
     assert speaker.status()["state"] == "ready"
 
 
-def test_speak_api(tmp_path):
-    client = create_app({"data_dir": str(tmp_path), "preload": False}).test_client()
+def test_speak_api(make_app):
+    client = make_app(tts_engine="piper").test_client()
     body = client.post("/api/speak", json={"text": "Here is a cat in a red hat."}).get_json()
     assert body["engine"] == "piper" and body["duration_s"] > 0.5
     audio = client.get(body["audio_url"])
@@ -116,9 +115,8 @@ def test_speak_api(tmp_path):
     assert client.get("/api/health").get_json()["tts"]["engine"] == "piper"
 
 
-def run_job(tmp_path, comfy, **config):
-    app = create_app({"data_dir": str(tmp_path / "instance"), "comfyui_url": comfy.url, "llm_url": "off",
-                      "preload": True, "steps": 10, "width": 96, "height": 64, **config})
+def run_job(make_app, comfy, **config):
+    app = make_app(**{"comfyui_url": comfy.url, "preload": True, "tts_engine": "piper", "steps": 10, **config})
     with LiveServer(app) as server:
         deadline = time.monotonic() + 60
         while app.extensions["speech2image.voices"].get().status()["state"] in ("loading", "idle"):
@@ -135,9 +133,9 @@ def run_job(tmp_path, comfy, **config):
     return events, snapshot, audio
 
 
-def test_speech_runs_beside_the_render(tmp_path):
+def test_speech_runs_beside_the_render(make_app):
     with FakeComfyUI(Knobs(step_delay_s=0.25)) as comfy:  # 10 steps: a render of about 2.5 s
-        events, snapshot, audio = run_job(tmp_path, comfy)
+        events, snapshot, audio = run_job(make_app, comfy)
     timings = snapshot["timings"]
     assert snapshot["stage"] == "done" and audio.content[:4] == b"RIFF"
     assert timings["speech"] > 0.3 and timings["render"] > 2.0
@@ -148,11 +146,11 @@ def test_speech_runs_beside_the_render(tmp_path):
     assert kinds.index("audio") < kinds.index("image")  # the voice was ready before the picture
 
 
-def test_voice_failure_keeps_the_picture(tmp_path):
+def test_voice_failure_keeps_the_picture(tmp_path, make_app):
     broken_voice = tmp_path / "broken.onnx"
     broken_voice.write_bytes(b"not a model")
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
-        events, snapshot, audio = run_job(tmp_path, comfy, tts_voice=str(broken_voice))
+        events, snapshot, audio = run_job(make_app, comfy, tts_voice=str(broken_voice))
     assert snapshot["stage"] == "done" and snapshot["image_url"] and snapshot["audio_url"] is None
     assert any(note.startswith("The voice failed") for note in snapshot["notes"])
     assert any(e["type"] == "audio_error" for e in events)

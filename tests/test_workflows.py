@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from speech2image import create_app
 from speech2image.workflows import RenderParams, WorkflowError, WorkflowLibrary, fill, load_workflow
 
 from .support.data import ROOT, SHIPPED
@@ -166,8 +165,8 @@ def test_library_refuses_path_tricks(tmp_path):
             library.load(name)
 
 
-def test_upload_on_the_page(tmp_path):
-    client = create_app({"data_dir": str(tmp_path), "preload": False, "comfyui_url": "http://127.0.0.1:9"}).test_client()
+def test_upload_on_the_page(make_app):
+    client = make_app(comfyui_url="http://127.0.0.1:9").test_client()
     ok = client.post("/api/workflows", data={"workflow": (io.BytesIO(json.dumps(LORA_GRAPH).encode()), "my lora.json")},
                      content_type="multipart/form-data")
     assert ok.status_code == 201
