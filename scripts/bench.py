@@ -29,9 +29,9 @@ import websocket
 from PIL import Image, ImageDraw
 
 from benchlib import ROOT, follow_job, free_port, peak_rss_mb, summary
-from tests import speech  # noqa: E402
-from tests.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
-from tests.test_transcribe import NORMALIZE  # noqa: E402
+from tests.support import speech  # noqa: E402
+from tests.support.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
+from tests.support.speech import NORMALIZE  # noqa: E402
 
 # (engine, what is said): short and long, styles, fillers, a follow-up.
 REQUESTS = [

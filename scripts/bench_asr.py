@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from benchlib import ROOT, free_port, peak_rss_mb
-from tests import speech  # noqa: E402  (the same clip maker the tests use)
+from tests.support import speech  # noqa: E402  (the same clip maker the tests use)
 
 CLIPS = [
     "a cat wearing a red hat",

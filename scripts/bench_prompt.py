@@ -12,7 +12,7 @@ import time
 from benchlib import pct
 from speech2image.llm import LlmClient  # noqa: E402
 from speech2image.prompt_writer import PRESETS, OfflineRewriter, PromptWriter  # noqa: E402
-from tests.test_offline_rewriter import CASES  # noqa: E402  (31 varied transcripts)
+from tests.support.data import CASES  # noqa: E402  (31 varied transcripts)
 
 
 def main() -> int:

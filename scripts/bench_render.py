@@ -24,8 +24,8 @@ import websocket
 
 from benchlib import follow_job, summary
 from speech2image import create_app  # noqa: E402
-from tests.conftest import LiveServer  # noqa: E402
-from tests.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
+from tests.support.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
+from tests.support.live import LiveServer  # noqa: E402
 
 
 def main() -> int:

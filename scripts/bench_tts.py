@@ -22,10 +22,10 @@ import requests
 import benchlib  # noqa: F401  (puts the project on the path)
 from speech2image import create_app  # noqa: E402
 from speech2image.tts import Speaker  # noqa: E402
-from tests.conftest import LiveServer  # noqa: E402
-from tests.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
-from tests.test_jobs import Relay, finished  # noqa: E402
-from tests.test_tts import tiny_vits  # noqa: E402
+from tests.support.coqui import tiny_vits  # noqa: E402
+from tests.support.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
+from tests.support.live import LiveServer  # noqa: E402
+from tests.support.relay import Relay, finished  # noqa: E402
 
 CAPTIONS = [
     "Here is a red fox sitting in a snowy forest at sunrise.",

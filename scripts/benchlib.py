@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the scripts import the app and the tests' fakes
+    sys.path.insert(0, str(ROOT))  # the scripts import the app and tests.support (the tests' fakes and helpers)
 
 
 def pct(values, q: float) -> float:

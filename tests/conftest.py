@@ -1,47 +1,61 @@
-"""Shared fixtures: a real app server on a free loopback port, spoken clips, artifacts."""
+"""Fixtures only; what tests and scripts share otherwise lives in tests/support.
+
+- ``make_app(**overrides)``: a fresh app with fast defaults (below), on this test's data folder
+- ``client``: a Flask test client of ``make_app()``
+- ``comfy``: a fresh fake ComfyUI for this test; ``fake_llm``: a fresh fake LLM server
+- ``live_server``: one warm app for the whole session (Whisper loads once), on ``fake_comfy``
+- ``make_clip``, ``clips_dir``: spoken clips, cached per session; ``artifacts_dir``: screenshots
+"""
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import requests
-from werkzeug.serving import make_server
 
-from speech2image import create_app
+pytest.register_assert_rewrite("tests.support")  # asserts in the helpers explain themselves too
 
-from . import speech
-from .fake_comfy import FakeComfyUI, Knobs
+from speech2image import create_app  # noqa: E402
+
+from .support import speech  # noqa: E402
+from .support.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
+from .support.fake_llm import FakeLlmServer  # noqa: E402
+from .support.live import LiveServer  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-class LiveServer:
-    """The app served by werkzeug's threaded server in a background thread, as a browser sees it."""
+@pytest.fixture
+def make_app(tmp_path):
+    """make_app(**overrides) -> app. Fast defaults: no LLM, no voice, no model loading at start,
+    a ComfyUI address where nothing listens, 4 steps at 64x64. A test passes what its assertions
+    depend on. Every app a test makes shares one data folder, ``tmp_path / "instance"``, so a
+    second call is the same server restarted."""
 
-    def __init__(self, app):
-        self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def make(**overrides):
+        return create_app({"data_dir": str(tmp_path / "instance"), "llm_url": "off", "tts_engine": "off",
+                           "preload": False, "comfyui_url": "http://127.0.0.1:9", "steps": 4, "width": 64,
+                           "height": 64, **overrides})
 
-    def __enter__(self):
-        self.thread.start()
-        return self
+    return make
 
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.thread.join(timeout=10)
 
-    def wait_for_whisper(self, timeout: float = 120.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = requests.get(self.url + "/api/health", timeout=5).json()["whisper"]
-            if status["state"] in ("ready", "error"):
-                return status
-            time.sleep(0.2)
-        raise TimeoutError("Whisper did not load")
+@pytest.fixture
+def client(make_app):
+    return make_app().test_client()
+
+
+@pytest.fixture
+def comfy():
+    """A fake ComfyUI of this test's own: what it was sent starts empty."""
+    with FakeComfyUI(Knobs(step_delay_s=0.03)) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_llm():
+    """A fake OpenAI-compatible server with its default behaviour; tests may change ``.behaviour``."""
+    with FakeLlmServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +66,7 @@ def artifacts_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def fake_comfy():
+    """The fake ComfyUI behind ``live_server``, shared by the whole session."""
     with FakeComfyUI(Knobs(step_delay_s=0.05)) as server:
         yield server
 

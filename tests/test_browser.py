@@ -5,12 +5,10 @@ import shutil
 
 import pytest
 
-from speech2image import create_app
-
-from . import speech
-from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
-from .fake_llm import FakeLlmServer
+from .support import speech
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.fake_llm import FakeLlmServer
+from .support.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -145,10 +143,10 @@ def test_denied_microphone_says_so(playwright, live_server, artifacts_dir):
         browser.close()
 
 
-def test_rewrite_streams_the_llm_prompt_live(playwright, tmp_path, artifacts_dir):
+def test_rewrite_streams_the_llm_prompt_live(playwright, make_app, artifacts_dir):
     with FakeLlmServer() as llm:
         llm.behaviour.token_delay_s = 0.05
-        app = create_app({"data_dir": str(tmp_path), "llm_url": llm.url, "preload": False})
+        app = make_app(llm_url=llm.url)
         with LiveServer(app) as server:
             browser = launch(playwright)
             try:
@@ -185,10 +183,14 @@ def open_page(browser, server, viewport=None, page=None):
     return page
 
 
-def serve(tmp_path, comfy, **config):
-    app = create_app({"data_dir": str(tmp_path / "instance"), "comfyui_url": comfy.url, "llm_url": "off",
-                      "preload": False, "tts_engine": "espeak", "steps": 6, "width": 96, "height": 96, **config})
-    return LiveServer(app)
+@pytest.fixture
+def serve(make_app):
+    """serve(comfy, **config) -> LiveServer: 6 steps a job, the caption spoken by espeak-ng."""
+
+    def serve(comfy, **config):
+        return LiveServer(make_app(**{"comfyui_url": comfy.url, "tts_engine": "espeak", "steps": 6, **config}))
+
+    return serve
 
 
 def type_request(page, text):
@@ -223,9 +225,9 @@ def test_typed_request_to_image(playwright, live_server, artifacts_dir):
         browser.close()
 
 
-def test_job_options_are_the_data_job_controls(playwright, tmp_path):
+def test_job_options_are_the_data_job_controls(playwright, serve):
     """The page runs as ES modules, and a job gets every [data-job] control, a new one included."""
-    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(tmp_path, comfy) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy) as server:
         browser = launch(playwright)
         try:
             problems, bodies = [], []
@@ -259,8 +261,8 @@ def test_job_options_are_the_data_job_controls(playwright, tmp_path):
             browser.close()
 
 
-def test_cancel_mid_render(playwright, tmp_path, artifacts_dir):
-    with FakeComfyUI(Knobs(step_delay_s=0.4)) as comfy, serve(tmp_path, comfy, steps=30) as server:
+def test_cancel_mid_render(playwright, serve, artifacts_dir):
+    with FakeComfyUI(Knobs(step_delay_s=0.4)) as comfy, serve(comfy, steps=30) as server:
         browser = launch(playwright)
         try:
             page = open_page(browser, server)
@@ -277,9 +279,9 @@ def test_cancel_mid_render(playwright, tmp_path, artifacts_dir):
             browser.close()
 
 
-def test_gallery_after_restart_and_run_again(playwright, tmp_path, artifacts_dir):
+def test_gallery_after_restart_and_run_again(playwright, serve, artifacts_dir):
     with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
-        with serve(tmp_path, comfy) as server:
+        with serve(comfy) as server:
             browser = launch(playwright)
             try:
                 page = open_page(browser, server)
@@ -288,7 +290,7 @@ def test_gallery_after_restart_and_run_again(playwright, tmp_path, artifacts_dir
             finally:
                 browser.close()
         first_seed = comfy.posted[-1]["prompt"]["3"]["inputs"]["seed"]
-        with serve(tmp_path, comfy) as server:  # a new server on the same data folder
+        with serve(comfy) as server:  # a new server on the same data folder
             browser = launch(playwright)
             try:
                 page = open_page(browser, server)
@@ -306,8 +308,8 @@ def test_gallery_after_restart_and_run_again(playwright, tmp_path, artifacts_dir
                 browser.close()
 
 
-def test_settings_change_applies_to_next_job(playwright, tmp_path, artifacts_dir):
-    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(tmp_path, comfy) as server:
+def test_settings_change_applies_to_next_job(playwright, serve, artifacts_dir):
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy) as server:
         browser = launch(playwright)
         try:
             asked = []
@@ -337,10 +339,10 @@ def test_settings_change_applies_to_next_job(playwright, tmp_path, artifacts_dir
             browser.close()
 
 
-def test_health_light_turns_red_when_comfyui_stops(playwright, tmp_path, artifacts_dir):
+def test_health_light_turns_red_when_comfyui_stops(playwright, serve, artifacts_dir):
     comfy = FakeComfyUI()
     comfy.__enter__()
-    with serve(tmp_path, comfy) as server:
+    with serve(comfy) as server:
         browser = launch(playwright)
         try:
             page = open_page(browser, server)

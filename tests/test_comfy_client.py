@@ -13,8 +13,8 @@ from speech2image.comfy import (ComfyClient, ComfyError, ComfyUnavailable, Rende
                                 parse_binary_frame)
 from speech2image.workflows import RenderParams, fill, load_workflow
 
-from .fake_comfy import FakeComfyUI, Knobs
-from .fake_llm import dead_url
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.fake_llm import dead_url
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = Path(__file__).resolve().parent / "comfyui_traces"  # recorded from a real ComfyUI 0.3.64

@@ -8,65 +8,27 @@ import uuid
 
 import pytest
 import requests
-import websocket
 from PIL import Image
 
-from speech2image import create_app
-
-from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
-from .fake_llm import FakeLlmServer, dead_url
-
-
-@pytest.fixture
-def comfy():
-    with FakeComfyUI(Knobs(step_delay_s=0.03)) as server:
-        yield server
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.fake_llm import dead_url
+from .support.live import LiveServer
+from .support.relay import Relay, finished
 
 
 @pytest.fixture
-def llm():
-    with FakeLlmServer() as server:
-        yield server
+def serve(make_app):
+    """serve(comfy_url, llm_url="off", **config) -> LiveServer: 6 steps at 96x64, the caption spoken by Piper."""
+
+    def serve(comfy_url, llm_url="off", **config):
+        return LiveServer(make_app(**{"comfyui_url": comfy_url, "llm_url": llm_url, "tts_engine": "piper", "steps": 6,
+                                      "width": 96, "height": 64, **config}))
+
+    return serve
 
 
-def serve(tmp_path, comfy_url, llm_url="off", **config):
-    app = create_app({"data_dir": str(tmp_path / "instance"), "comfyui_url": comfy_url, "llm_url": llm_url,
-                      "preload": False, "steps": 6, "width": 96, "height": 64, **config})
-    return LiveServer(app)
-
-
-class Relay:
-    """A browser tab's websocket: collects its session's events."""
-
-    def __init__(self, server, session=None):
-        self.session = session or uuid.uuid4().hex
-        self.ws = websocket.create_connection(f"ws://127.0.0.1:{server.server.server_port}/ws?session={self.session}",
-                                              timeout=10)
-        self.events: list[dict] = []
-        assert json.loads(self.ws.recv()) == {"type": "hello", "session": self.session}
-
-    def until(self, predicate, timeout=30.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
-            event = json.loads(self.ws.recv())
-            event["received"] = time.time()
-            self.events.append(event)
-            if predicate(event):
-                return self.events
-        raise TimeoutError(f"no matching event; got {[e['type'] for e in self.events]}")
-
-    def close(self):
-        self.ws.close()
-
-
-def finished(event):
-    return event["type"] == "stage" and event["stage"] in ("done", "error", "cancelled")
-
-
-def test_transcript_job_end_to_end(tmp_path, comfy, llm):
-    with serve(tmp_path, comfy.url, llm.url) as server:
+def test_transcript_job_end_to_end(tmp_path, serve, comfy, fake_llm):
+    with serve(comfy.url, fake_llm.url) as server:
         relay = Relay(server)
         response = requests.post(server.url + "/api/jobs", json={"transcript": "a cat wearing a red hat",
                                                                  "session": relay.session, "seed": 1234}, timeout=10)
@@ -103,8 +65,8 @@ def test_transcript_job_end_to_end(tmp_path, comfy, llm):
     assert comfy.posted[0]["prompt"]["3"]["inputs"]["seed"] == 1234
 
 
-def test_image_and_thumbnail_are_served_by_id(tmp_path, comfy):
-    with serve(tmp_path, comfy.url) as server:
+def test_image_and_thumbnail_are_served_by_id(serve, comfy):
+    with serve(comfy.url) as server:
         relay = Relay(server)
         job_id = requests.post(server.url + "/api/jobs", json={"prompt": "a red square", "session": relay.session},
                                timeout=10).json()["job_id"]
@@ -121,8 +83,8 @@ def test_image_and_thumbnail_are_served_by_id(tmp_path, comfy):
             assert requests.get(server.url + bad, timeout=5).status_code == 404
 
 
-def test_spoken_job_from_one_upload(tmp_path, comfy, make_clip):
-    with serve(tmp_path, comfy.url, preload=True) as server:
+def test_spoken_job_from_one_upload(serve, comfy, make_clip):
+    with serve(comfy.url, preload=True) as server:
         server.wait_for_whisper()
         relay = Relay(server)
         with open(make_clip("a lighthouse on a rocky coast", "piper", "webm"), "rb") as f:
@@ -139,8 +101,8 @@ def test_spoken_job_from_one_upload(tmp_path, comfy, make_clip):
     assert set(snapshot["timings"]) >= {"asr", "prompt", "render", "save", "total"}
 
 
-def test_each_session_sees_only_its_jobs(tmp_path, comfy):
-    with serve(tmp_path, comfy.url) as server:
+def test_each_session_sees_only_its_jobs(serve, comfy):
+    with serve(comfy.url) as server:
         alice, bob = Relay(server), Relay(server)
         a = requests.post(server.url + "/api/jobs", json={"prompt": "a", "session": alice.session}, timeout=10).json()
         b = requests.post(server.url + "/api/jobs", json={"prompt": "b", "session": bob.session}, timeout=10).json()
@@ -150,8 +112,8 @@ def test_each_session_sees_only_its_jobs(tmp_path, comfy):
     assert {e["job_id"] for e in bob.events if "job_id" in e} == {b["job_id"]}
 
 
-def test_cancel_mid_render(tmp_path):
-    with FakeComfyUI(Knobs(step_delay_s=0.3)) as comfy, serve(tmp_path, comfy.url, steps=20) as server:
+def test_cancel_mid_render(serve):
+    with FakeComfyUI(Knobs(step_delay_s=0.3)) as comfy, serve(comfy.url, steps=20) as server:
         relay = Relay(server)
         job_id = requests.post(server.url + "/api/jobs", json={"prompt": "slow", "session": relay.session},
                                timeout=10).json()["job_id"]
@@ -163,8 +125,8 @@ def test_cancel_mid_render(tmp_path):
         assert requests.get(f"{server.url}/api/jobs/{job_id}", timeout=5).json()["image_url"] is None
 
 
-def test_queued_position_is_relayed(tmp_path):
-    with FakeComfyUI(Knobs(step_delay_s=0.1)) as comfy, serve(tmp_path, comfy.url) as server:
+def test_queued_position_is_relayed(serve):
+    with FakeComfyUI(Knobs(step_delay_s=0.1)) as comfy, serve(comfy.url) as server:
         relay = Relay(server)
         for name in ("first", "second"):
             requests.post(server.url + "/api/jobs", json={"prompt": name, "session": relay.session}, timeout=10)
@@ -179,8 +141,8 @@ def test_queued_position_is_relayed(tmp_path):
     ({"checkpoint": "nope.safetensors"}, "comfyui_rejected", "checkpoint 'nope.safetensors' is not in ComfyUI; available:"),
     ({"checkpoint": "broken.safetensors"}, "comfyui_execution_error", "CheckpointLoaderSimple (node 4): Error while deserializing"),
 ])
-def test_comfyui_errors_reach_the_page(tmp_path, comfy, config, code, words):
-    with serve(tmp_path, comfy.url, **config) as server:
+def test_comfyui_errors_reach_the_page(serve, comfy, config, code, words):
+    with serve(comfy.url, **config) as server:
         relay = Relay(server)
         requests.post(server.url + "/api/jobs", json={"prompt": "x", "session": relay.session}, timeout=10)
         events = relay.until(finished)
@@ -189,9 +151,9 @@ def test_comfyui_errors_reach_the_page(tmp_path, comfy, config, code, words):
     assert error["stage"] in ("submitting", "rendering")
 
 
-def test_comfyui_down_says_how_to_start_it(tmp_path):
+def test_comfyui_down_says_how_to_start_it(serve):
     url = dead_url("")
-    with serve(tmp_path, url) as server:
+    with serve(url) as server:
         relay = Relay(server)
         requests.post(server.url + "/api/jobs", json={"transcript": "a red fox", "session": relay.session}, timeout=10)
         events = relay.until(finished)
@@ -204,8 +166,8 @@ def test_comfyui_down_says_how_to_start_it(tmp_path):
     assert health["state"] == "unreachable" and "--preview-method auto" in health["fix"]
 
 
-def test_reconnecting_page_resumes_its_job(tmp_path):
-    with FakeComfyUI(Knobs(step_delay_s=0.15)) as comfy, serve(tmp_path, comfy.url) as server:
+def test_reconnecting_page_resumes_its_job(serve):
+    with FakeComfyUI(Knobs(step_delay_s=0.15)) as comfy, serve(comfy.url) as server:
         first = Relay(server)
         job_id = requests.post(server.url + "/api/jobs", json={"prompt": "x", "session": first.session},
                                timeout=10).json()["job_id"]
@@ -226,21 +188,19 @@ def test_reconnecting_page_resumes_its_job(tmp_path):
     ({"prompt": "x", "preset": "nope"}, "bad_preset"),
     ({"prompt": 5}, "bad_prompt"),
 ])
-def test_bad_job_requests(tmp_path, payload, code):
-    client = create_app({"data_dir": str(tmp_path), "preload": False, "llm_url": "off"}).test_client()
+def test_bad_job_requests(client, payload, code):
     response = client.post("/api/jobs", json=payload)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == code
 
 
-def test_unknown_job_is_404(tmp_path):
-    client = create_app({"data_dir": str(tmp_path), "preload": False}).test_client()
+def test_unknown_job_is_404(client):
     for path in (f"/api/jobs/{uuid.uuid4().hex}", "/api/jobs/../../x"):
         assert client.get(path).status_code == 404
 
 
-def test_unknown_workflow_is_a_clear_job_error(tmp_path, comfy):
-    with serve(tmp_path, comfy.url) as server:
+def test_unknown_workflow_is_a_clear_job_error(serve, comfy):
+    with serve(comfy.url) as server:
         relay = Relay(server)
         requests.post(server.url + "/api/jobs", json={"prompt": "x", "workflow": "missing.json",
                                                       "session": relay.session}, timeout=10)

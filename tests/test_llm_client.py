@@ -9,15 +9,14 @@ import pytest
 from speech2image.llm import LlmClient, find_json_object, parse_prompt_fields, LlmError
 from speech2image.prompt_writer import DEFAULT_NEGATIVE, PromptWriter
 
-from .fake_llm import Behaviour, FakeLlmServer, dead_url
+from .support.fake_llm import Behaviour, FakeLlmServer, dead_url
 
 GOOD = {"prompt": "a cat wearing a red hat, soft light", "negative_prompt": "blurry", "caption": "A cat in a red hat."}
 
 
 @pytest.fixture
-def fake():
-    with FakeLlmServer() as server:
-        yield server
+def fake(fake_llm):
+    return fake_llm
 
 
 def writer_for(url: str, **client_args) -> PromptWriter:

@@ -16,7 +16,7 @@ import requests
 from speech2image.llm import LlmClient
 from speech2image.prompt_writer import PromptWriter
 
-from .fake_llm import dead_url
+from .support.fake_llm import dead_url
 
 ALIAS = "smollm2-135m-instruct"
 
@@ -84,10 +84,8 @@ def test_streaming_from_real_server(llama_server):
     assert plan.prompt.strip()
 
 
-def test_api_streams_sse_from_real_server(llama_server, tmp_path):
-    from speech2image import create_app
-
-    app = create_app({"data_dir": str(tmp_path), "llm_url": llama_server, "llm_timeout_s": 120.0, "preload": False})
+def test_api_streams_sse_from_real_server(llama_server, make_app):
+    app = make_app(llm_url=llama_server, llm_timeout_s=120.0)
     with app.test_client() as client:
         response = client.post("/api/prompt", json={"transcript": "a lighthouse at dusk", "preset": "precise"},
                                headers={"Accept": "text/event-stream"})

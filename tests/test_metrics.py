@@ -6,12 +6,10 @@ import logging
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from speech2image import create_app
-
-from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
-from .fake_llm import dead_url
-from .test_settings_gallery import config, run
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.fake_llm import dead_url
+from .support.live import LiveServer
+from .support.relay import run
 
 
 def samples(text: str) -> dict:
@@ -22,9 +20,9 @@ def samples(text: str) -> dict:
     return found
 
 
-def test_metrics_count_jobs_stages_and_comfyui(tmp_path, caplog):
+def test_metrics_count_jobs_stages_and_comfyui(make_app, caplog):
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
-        app = create_app(config(tmp_path, comfy.url))
+        app = make_app(comfyui_url=comfy.url)
         with LiveServer(app) as server, caplog.at_level(logging.INFO, logger="speech2image.pipeline"):
             run(server, prompt="a red kite")
             run(server, prompt="x", checkpoint="nope.safetensors")
@@ -43,7 +41,7 @@ def test_metrics_count_jobs_stages_and_comfyui(tmp_path, caplog):
     assert "a red kite" not in " ".join(lines)  # prompts and transcripts stay out of the log line
 
 
-def test_comfyui_down_shows_in_metrics(tmp_path):
+def test_comfyui_down_shows_in_metrics(make_app):
     url = dead_url("")
-    text = create_app(config(tmp_path, url)).test_client().get("/metrics").get_data(as_text=True)
+    text = make_app(comfyui_url=url).test_client().get("/metrics").get_data(as_text=True)
     assert samples(text)[("speech2image_comfyui_up", (("url", url),))] == 0

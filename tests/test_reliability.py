@@ -6,22 +6,26 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
-from speech2image import create_app
 from speech2image.comfy import ComfyPool
 
-from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
-from .fake_llm import dead_url
-from .test_jobs import Relay, finished
-from .test_workflows import SHIPPED
+from .support.data import SHIPPED
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.fake_llm import dead_url
+from .support.live import LiveServer
+from .support.relay import Relay, finished
 
 
-def serve(tmp_path, urls, **extra):
-    app = create_app({"data_dir": str(tmp_path / "instance"), "comfyui_url": ",".join(urls), "llm_url": "off",
-                      "preload": False, "tts_engine": "off", "steps": 6, "width": 64, "height": 64, **extra})
-    return LiveServer(app)
+@pytest.fixture
+def serve(make_app):
+    """serve(urls, **extra) -> LiveServer on these ComfyUI servers, 6 steps a job."""
+
+    def serve(urls, **extra):
+        return LiveServer(make_app(**{"comfyui_url": ",".join(urls), "steps": 6, **extra}))
+
+    return serve
 
 
 def occupy(comfy: FakeComfyUI, steps=30):
@@ -32,11 +36,11 @@ def occupy(comfy: FakeComfyUI, steps=30):
     requests.post(comfy.url + "/prompt", json={"prompt": graph, "client_id": "other-user"}, timeout=5)
 
 
-def test_job_goes_to_the_shortest_queue(tmp_path):
+def test_job_goes_to_the_shortest_queue(serve):
     with FakeComfyUI(Knobs(step_delay_s=0.1)) as busy, FakeComfyUI(Knobs(step_delay_s=0.01)) as idle:
         occupy(busy)
         occupy(busy)
-        with serve(tmp_path, [busy.url, idle.url]) as server:
+        with serve([busy.url, idle.url]) as server:
             relay = Relay(server)
             requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
             snapshot = relay.until(finished)[-1]["snapshot"]
@@ -44,9 +48,9 @@ def test_job_goes_to_the_shortest_queue(tmp_path):
     assert len(idle.posted) == 1 and len(busy.posted) == 2
 
 
-def test_unreachable_server_is_skipped_and_shown(tmp_path):
+def test_unreachable_server_is_skipped_and_shown(serve):
     down = dead_url("")
-    with FakeComfyUI(Knobs(step_delay_s=0.01)) as up, serve(tmp_path, [down, up.url]) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.01)) as up, serve([down, up.url]) as server:
         relay = Relay(server)
         requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
         snapshot = relay.until(finished)[-1]["snapshot"]
@@ -57,9 +61,9 @@ def test_unreachable_server_is_skipped_and_shown(tmp_path):
     assert "comma-separated" in health["fix"]
 
 
-def test_server_killed_mid_render_resubmits_elsewhere(tmp_path):
+def test_server_killed_mid_render_resubmits_elsewhere(serve):
     with FakeComfyUI(Knobs(step_delay_s=0.2)) as first, FakeComfyUI(Knobs(step_delay_s=0.01)) as second:
-        with serve(tmp_path, [first.url, second.url], seed=77) as server:
+        with serve([first.url, second.url], seed=77) as server:
             relay = Relay(server)
             requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
             relay.until(lambda e: e["type"] == "progress" and e.get("value") == 2)
@@ -71,8 +75,8 @@ def test_server_killed_mid_render_resubmits_elsewhere(tmp_path):
     assert second.posted[0]["prompt"]["3"]["inputs"]["seed"] == 77
 
 
-def test_only_server_killed_mid_render_fails_clearly(tmp_path):
-    with FakeComfyUI(Knobs(step_delay_s=0.2)) as only, serve(tmp_path, [only.url]) as server:
+def test_only_server_killed_mid_render_fails_clearly(serve):
+    with FakeComfyUI(Knobs(step_delay_s=0.2)) as only, serve([only.url]) as server:
         relay = Relay(server)
         requests.post(server.url + "/api/jobs", json={"transcript": "a kite over a beach", "session": relay.session},
                       timeout=10)
@@ -84,9 +88,9 @@ def test_only_server_killed_mid_render_fails_clearly(tmp_path):
     assert event["snapshot"]["prompt"].startswith("a kite over a beach")  # the finished prompt is kept
 
 
-def test_websocket_gone_for_good_job_finishes_by_polling_history(tmp_path):
+def test_websocket_gone_for_good_job_finishes_by_polling_history(serve):
     knobs = Knobs(step_delay_s=0.1, drop_sockets_at_step=2, refuse_sockets_after_drop=True)
-    with FakeComfyUI(knobs) as comfy, serve(tmp_path, [comfy.url]) as server:
+    with FakeComfyUI(knobs) as comfy, serve([comfy.url]) as server:
         relay = Relay(server)
         requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
         snapshot = relay.until(finished, timeout=60)[-1]["snapshot"]
@@ -120,11 +124,11 @@ def test_pool_reports_when_nothing_answers():
         raise AssertionError("no server should have been chosen")
 
 
-def test_stress_ten_sessions_three_jobs_each(tmp_path):
+def test_stress_ten_sessions_three_jobs_each(tmp_path, serve):
     """Random delays, injected failures and cancels: every job ends, nothing leaks across sessions."""
     rng = random.Random(1122)
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as a, FakeComfyUI(Knobs(step_delay_s=0.02)) as b:
-        with serve(tmp_path, [a.url, b.url], max_jobs_per_session=3) as server:
+        with serve([a.url, b.url], max_jobs_per_session=3) as server:
             relays = [Relay(server) for _ in range(10)]
             planned: dict[str, dict] = {}
             lock = threading.Lock()

@@ -12,30 +12,24 @@ import pytest
 import requests
 import websocket
 
-from speech2image import create_app
 from speech2image.web.security import UnsafeBind
 
-from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
-from .test_jobs import Relay, finished
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.live import LiveServer
+from .support.relay import Relay, finished
 
 TOKEN = "correct-horse-battery-staple-42"
 
 
-def make(tmp_path, **config):
-    return create_app({"data_dir": str(tmp_path / "instance"), "preload": False, "llm_url": "off",
-                       "comfyui_url": "http://127.0.0.1:9", "tts_engine": "off", **config})
-
-
-def test_refuses_to_listen_on_the_network_without_a_token(tmp_path):
+def test_refuses_to_listen_on_the_network_without_a_token(make_app):
     with pytest.raises(UnsafeBind, match="SPEECH2IMAGE_TOKEN"):
-        make(tmp_path, host="0.0.0.0")
-    assert make(tmp_path, host="0.0.0.0", token=TOKEN) is not None
-    assert make(tmp_path, host="::1") is not None  # loopback needs none
+        make_app(host="0.0.0.0")
+    assert make_app(host="0.0.0.0", token=TOKEN) is not None
+    assert make_app(host="::1") is not None  # loopback needs none
 
 
-def test_token_is_required_everywhere(tmp_path):
-    client = make(tmp_path, token=TOKEN).test_client()
+def test_token_is_required_everywhere(make_app):
+    client = make_app(token=TOKEN).test_client()
     page = client.get("/")
     assert page.status_code == 302 and page.headers["Location"].startswith("/login")
     api = client.get("/api/health")
@@ -49,8 +43,8 @@ def test_token_is_required_everywhere(tmp_path):
     assert client.get("/api/health", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
-def test_login_sets_a_cookie(tmp_path):
-    client = make(tmp_path, token=TOKEN).test_client()
+def test_login_sets_a_cookie(make_app):
+    client = make_app(token=TOKEN).test_client()
     assert b"Access token" in client.get("/login").data
     wrong = client.post("/login", data={"token": "guess"})
     assert wrong.status_code == 401 and b"not right" in wrong.data
@@ -63,8 +57,7 @@ def test_login_sets_a_cookie(tmp_path):
     assert client.post("/login?next=//evil.example", data={"token": TOKEN}).headers["Location"] == "/"
 
 
-def test_cross_site_requests_are_refused(tmp_path):
-    client = make(tmp_path).test_client()
+def test_cross_site_requests_are_refused(client):
     body = {"transcript": "a cat"}
     evil = client.post("/api/prompt", json=body, headers={"Origin": "http://evil.example"})
     assert evil.status_code == 403 and evil.get_json()["error"]["code"] == "cross_site"
@@ -75,8 +68,8 @@ def test_cross_site_requests_are_refused(tmp_path):
     assert client.get("/api/health", headers={"Origin": "http://evil.example"}).status_code == 200  # reads are fine
 
 
-def test_websocket_checks_origin(tmp_path):
-    with LiveServer(make(tmp_path)) as server:
+def test_websocket_checks_origin(make_app):
+    with LiveServer(make_app()) as server:
         url = f"ws://127.0.0.1:{server.server.server_port}/ws?session=abcdefgh12"
         with pytest.raises(websocket.WebSocketBadStatusException) as info:
             websocket.create_connection(url, origin="http://evil.example", timeout=5)
@@ -86,8 +79,7 @@ def test_websocket_checks_origin(tmp_path):
         ws.close()
 
 
-def test_security_headers(tmp_path):
-    client = make(tmp_path).test_client()
+def test_security_headers(client):
     for path in ("/", "/api/health", "/api/nope"):
         headers = client.get(path).headers
         assert "script-src 'self'" in headers["Content-Security-Policy"]
@@ -95,9 +87,9 @@ def test_security_headers(tmp_path):
         assert headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_per_session_job_limit(tmp_path):
+def test_per_session_job_limit(make_app):
     with FakeComfyUI(Knobs(step_delay_s=0.2)) as comfy:
-        app = make(tmp_path, comfyui_url=comfy.url, steps=20, max_jobs_per_session=2)
+        app = make_app(comfyui_url=comfy.url, steps=20, max_jobs_per_session=2)
         with LiveServer(app) as server:
             relay = Relay(server)
             answers = [requests.post(server.url + "/api/jobs", json={"prompt": f"p{i}", "session": relay.session},
@@ -110,9 +102,9 @@ def test_per_session_job_limit(tmp_path):
                 requests.post(f"{server.url}/api/jobs/{answer.json()['job_id']}/cancel", timeout=10)
 
 
-def test_unwritable_outputs_fail_clearly_and_report_nothing_done(tmp_path):
+def test_unwritable_outputs_fail_clearly_and_report_nothing_done(tmp_path, make_app):
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
-        app = make(tmp_path, comfyui_url=comfy.url, steps=3)
+        app = make_app(comfyui_url=comfy.url, steps=3)
         outputs = tmp_path / "instance" / "outputs"
         outputs.write_text("a file where the folder should be")  # like a full or read-only disk
         with LiveServer(app) as server:
@@ -125,8 +117,7 @@ def test_unwritable_outputs_fail_clearly_and_report_nothing_done(tmp_path):
     assert not list((tmp_path / "instance").glob("**/*.part"))
 
 
-def test_unknown_words_in_a_request_stay_text(tmp_path):
-    client = make(tmp_path).test_client()
+def test_unknown_words_in_a_request_stay_text(client):
     payload = "<script>alert(1)</script><img src=x onerror=alert(2)>"
     plan = client.post("/api/prompt", json={"transcript": payload}).get_json()
     assert plan["prompt"].startswith(payload)  # kept verbatim as data; the page renders it as text
@@ -157,9 +148,8 @@ def random_json(rng: random.Random, depth=0):
     return {rng.choice(keys + ["zz"]): random_json(rng, depth + 1) for _ in range(rng.randrange(5))}
 
 
-def test_fuzz_api_never_500(tmp_path):
+def test_fuzz_api_never_500(client):
     rng = random.Random(20261122)
-    client = make(tmp_path).test_client()
     for _ in range(250):
         body = random_json(rng)
         for path in ("/api/prompt", "/api/settings", "/api/speak", "/api/jobs"):
@@ -172,9 +162,9 @@ def test_fuzz_api_never_500(tmp_path):
             assert response.is_json
 
 
-def test_fuzz_uploads_never_500(tmp_path):
+def test_fuzz_uploads_never_500(make_app):
     rng = random.Random(7)
-    client = make(tmp_path, max_upload_mb=1.0).test_client()
+    client = make_app(max_upload_mb=1.0).test_client()
     headers = [b"RIFF", b"\x1a\x45\xdf\xa3", b"OggS", b"ID3", b"\xff\xfb", b"fLaC", b"{", b""]
     for _ in range(60):
         data = rng.choice(headers) + bytes(rng.randrange(256) for _ in range(rng.randrange(0, 3000)))

@@ -5,36 +5,14 @@ import json
 import uuid
 
 import pytest
-import requests
 
-from speech2image import create_app
-
-from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
-from .test_jobs import Relay, finished
+from .support.fake_llm import FakeLlmServer
+from .support.live import LiveServer
+from .support.relay import run
 
 
-@pytest.fixture
-def comfy():
-    with FakeComfyUI(Knobs(step_delay_s=0.01)) as server:
-        yield server
-
-
-def config(tmp_path, comfy_url, **extra):
-    return {"data_dir": str(tmp_path / "instance"), "comfyui_url": comfy_url, "llm_url": "off", "preload": False,
-            "tts_engine": "off", "steps": 4, "width": 64, "height": 64, **extra}
-
-
-def run(server, **body) -> dict:
-    relay = Relay(server)
-    requests.post(server.url + "/api/jobs", json={"session": relay.session, **body}, timeout=10)
-    event = relay.until(finished)[-1]
-    relay.close()
-    return event["snapshot"]
-
-
-def test_settings_read_change_persist_and_apply(tmp_path, comfy):
-    app = create_app(config(tmp_path, comfy.url))
+def test_settings_read_change_persist_and_apply(tmp_path, make_app, comfy):
+    app = make_app(comfyui_url=comfy.url, steps=4)
     client = app.test_client()
     current = client.get("/api/settings").get_json()
     assert current["settings"]["steps"] == 4 and current["defaults"]["steps"] == 4
@@ -47,14 +25,12 @@ def test_settings_read_change_persist_and_apply(tmp_path, comfy):
     assert comfy.posted[-1]["prompt"]["3"]["inputs"]["steps"] == 9
     saved = json.loads((tmp_path / "instance" / "settings.json").read_text())
     assert saved == {"steps": 9, "llm_preset": "precise", "seed": 5}
-    restarted = create_app(config(tmp_path, comfy.url)).test_client()  # the environment still says 4
+    restarted = make_app(comfyui_url=comfy.url, steps=4).test_client()  # the environment still says 4
     assert restarted.get("/api/settings").get_json()["settings"]["steps"] == 9
 
 
-def test_changing_the_llm_url_applies_at_once(tmp_path, comfy):
-    from .fake_llm import FakeLlmServer
-
-    client = create_app(config(tmp_path, comfy.url)).test_client()
+def test_changing_the_llm_url_applies_at_once(make_app, comfy):
+    client = make_app(comfyui_url=comfy.url).test_client()
     assert client.post("/api/prompt", json={"transcript": "a cat"}).get_json()["source"] == "offline"
     with FakeLlmServer() as llm:
         client.post("/api/settings", json={"llm_url": llm.url})
@@ -74,21 +50,21 @@ def test_changing_the_llm_url_applies_at_once(tmp_path, comfy):
     ({"workflow": "missing.json"}, "there is no workflow named 'missing.json'"),
     ({"host": "0.0.0.0"}, "'host' is not a setting that can be changed here"),
 ])
-def test_bad_settings_are_refused_clearly(tmp_path, change, words):
-    client = create_app(config(tmp_path, "http://127.0.0.1:9")).test_client()
+def test_bad_settings_are_refused_clearly(make_app, change, words):
+    client = make_app(steps=4).test_client()
     response = client.post("/api/settings", json=change)
     assert response.status_code == 400
     assert words in response.get_json()["error"]["message"]
     assert client.get("/api/settings").get_json()["settings"]["steps"] == 4  # nothing half-applied
 
 
-def test_gallery_survives_a_restart_and_deletes(tmp_path, comfy):
-    with LiveServer(create_app(config(tmp_path, comfy.url))) as server:
+def test_gallery_survives_a_restart_and_deletes(make_app, comfy):
+    with LiveServer(make_app(comfyui_url=comfy.url)) as server:
         first = run(server, prompt="a blue boat", caption="Here is a blue boat.", seed=11)
         second = run(server, prompt="a green hill", seed=12)
         failed = run(server, prompt="x", checkpoint="nope.safetensors")
     assert failed["stage"] == "error"
-    client = create_app(config(tmp_path, comfy.url)).test_client()  # a new server process, same data folder
+    client = make_app(comfyui_url=comfy.url).test_client()  # a new server process, same data folder
     entries = client.get("/api/gallery").get_json()["entries"]
     assert [e["job_id"] for e in entries] == [second["job_id"], first["job_id"]]  # newest first, images only
     everything = client.get("/api/gallery?all=1").get_json()["entries"]

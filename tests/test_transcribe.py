@@ -9,7 +9,8 @@ import jiwer
 import pytest
 import requests
 
-from . import speech
+from .support import speech
+from .support.speech import NORMALIZE
 
 # Picture requests of the kind people say to the app, short and long.
 REQUESTS = [
@@ -24,16 +25,6 @@ REQUESTS = [
     "a futuristic city at night with neon signs and flying cars",
     "a cup of hot coffee on a wooden table next to an open book",
 ]
-
-NORMALIZE = jiwer.Compose(
-    [
-        jiwer.ToLowerCase(),
-        jiwer.RemovePunctuation(),
-        jiwer.RemoveMultipleSpaces(),
-        jiwer.Strip(),
-        jiwer.ReduceToListOfListOfWords(),
-    ]
-)
 
 # Measured on this 2-core machine with the bundled tiny.en model (see README, "Accuracy"):
 # Piper 3-6 % in every format (its voice varies run to run); espeak-ng 9-24 %:
@@ -176,13 +167,10 @@ def test_wrong_method_is_json_405(live_server):
     assert error_of(response)["code"] == "method_not_allowed"
 
 
-def test_a_model_that_cannot_load_is_503_with_the_reason(tmp_path):
-    from speech2image import create_app
-
+def test_a_model_that_cannot_load_is_503_with_the_reason(tmp_path, make_app):
     not_a_model = tmp_path / "not-a-model"
     not_a_model.mkdir()
-    app = create_app({"data_dir": str(tmp_path / "instance"), "whisper_model": str(not_a_model), "preload": False,
-                      "llm_url": "off", "tts_engine": "off"})
+    app = make_app(whisper_model=str(not_a_model))
     client = app.test_client()
     assert client.get("/api/health").get_json()["whisper"]["state"] == "idle"
     clip = speech.silence_wav(tmp_path / "quiet.wav", seconds=1)

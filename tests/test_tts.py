@@ -7,15 +7,15 @@ import jiwer
 import pytest
 import requests
 
-from speech2image import create_app
 from speech2image.asr import Transcriber
 from speech2image.errors import BadInput
 from speech2image.tts import Speaker, TtsError, Voices, wav_info
 
-from .conftest import LiveServer
-from .fake_comfy import FakeComfyUI, Knobs
-from .test_jobs import Relay, finished
-from .test_transcribe import NORMALIZE
+from .support.coqui import tiny_vits
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.live import LiveServer
+from .support.relay import Relay, finished
+from .support.speech import NORMALIZE
 
 CAPTIONS = [
     "Here is a red fox sitting in a snowy forest at sunrise.",
@@ -92,31 +92,6 @@ def test_unknown_engine_is_400():
         Voices("piper").get("festival")
 
 
-def tiny_vits(folder):
-    """A randomly initialised VITS of a few MB, saved as Coqui saves its models."""
-    import torch
-    from TTS.tts.configs.vits_config import VitsConfig
-    from TTS.tts.models.vits import Vits, VitsArgs
-
-    config = VitsConfig(
-        model_args=VitsArgs(hidden_channels=32, hidden_channels_ffn_text_encoder=64, num_layers_text_encoder=2,
-                            num_heads_text_encoder=2, resblock_type_decoder="2", upsample_rates_decoder=[8, 8, 4],
-                            upsample_initial_channel_decoder=32, upsample_kernel_sizes_decoder=[16, 16, 8],
-                            resblock_kernel_sizes_decoder=[3], resblock_dilation_sizes_decoder=[[1, 3]],
-                            num_layers_flow=2, num_layers_posterior_encoder=2, use_sdp=False,
-                            init_discriminator=False),
-        text_cleaner="basic_cleaners", use_phonemes=False, characters=None,
-    )
-    config.audio.sample_rate = 16000
-    config.audio.hop_length = 256
-    config.audio.win_length = 1024
-    model = Vits(config)  # Vits.init_from_config(config) is deprecated in coqui-tts 0.28
-    model_path, config_path = folder / "model.pth", folder / "config.json"
-    torch.save({"model": model.state_dict(), "config": config.to_dict()}, model_path)
-    config.save_json(str(config_path))
-    return model_path, config_path
-
-
 def test_coqui_engine_loads_a_local_model(tmp_path):
     model_path, config_path = tiny_vits(tmp_path)
     assert model_path.stat().st_size < 20_000_000
@@ -128,8 +103,8 @@ def test_coqui_engine_loads_a_local_model(tmp_path):
     assert speaker.status()["state"] == "ready"
 
 
-def test_speak_api(tmp_path):
-    client = create_app({"data_dir": str(tmp_path), "preload": False}).test_client()
+def test_speak_api(make_app):
+    client = make_app(tts_engine="piper").test_client()
     body = client.post("/api/speak", json={"text": "Here is a cat in a red hat."}).get_json()
     assert body["engine"] == "piper" and body["duration_s"] > 0.5
     audio = client.get(body["audio_url"])
@@ -140,9 +115,8 @@ def test_speak_api(tmp_path):
     assert client.get("/api/health").get_json()["tts"]["engine"] == "piper"
 
 
-def run_job(tmp_path, comfy, **config):
-    app = create_app({"data_dir": str(tmp_path / "instance"), "comfyui_url": comfy.url, "llm_url": "off",
-                      "preload": True, "steps": 10, "width": 96, "height": 64, **config})
+def run_job(make_app, comfy, **config):
+    app = make_app(**{"comfyui_url": comfy.url, "preload": True, "tts_engine": "piper", "steps": 10, **config})
     with LiveServer(app) as server:
         deadline = time.monotonic() + 60
         while app.extensions["speech2image.voices"].get().status()["state"] in ("loading", "idle"):
@@ -159,9 +133,9 @@ def run_job(tmp_path, comfy, **config):
     return events, snapshot, audio
 
 
-def test_speech_runs_beside_the_render(tmp_path):
+def test_speech_runs_beside_the_render(make_app):
     with FakeComfyUI(Knobs(step_delay_s=0.25)) as comfy:  # 10 steps: a render of about 2.5 s
-        events, snapshot, audio = run_job(tmp_path, comfy)
+        events, snapshot, audio = run_job(make_app, comfy)
     timings = snapshot["timings"]
     assert snapshot["stage"] == "done" and audio.content[:4] == b"RIFF"
     assert timings["speech"] > 0.3 and timings["render"] > 2.0
@@ -172,11 +146,11 @@ def test_speech_runs_beside_the_render(tmp_path):
     assert kinds.index("audio") < kinds.index("image")  # the voice was ready before the picture
 
 
-def test_voice_failure_keeps_the_picture(tmp_path):
+def test_voice_failure_keeps_the_picture(tmp_path, make_app):
     broken_voice = tmp_path / "broken.onnx"
     broken_voice.write_bytes(b"not a model")
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
-        events, snapshot, audio = run_job(tmp_path, comfy, tts_voice=str(broken_voice))
+        events, snapshot, audio = run_job(make_app, comfy, tts_voice=str(broken_voice))
     assert snapshot["stage"] == "done" and snapshot["image_url"] and snapshot["audio_url"] is None
     assert any(note.startswith("The voice failed") for note in snapshot["notes"])
     assert any(e["type"] == "audio_error" for e in events)

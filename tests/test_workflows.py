@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 
-from speech2image import create_app
 from speech2image.workflows import RenderParams, WorkflowError, WorkflowLibrary, fill, load_workflow
 
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = json.loads((ROOT / "workflows" / "txt2img.json").read_text())
+from .support.data import ROOT, SHIPPED
 
 # A LoRA between checkpoint and sampler, clip skip, a combined positive conditioning,
 # KSamplerAdvanced (noise_seed) and two outputs.
@@ -173,8 +170,8 @@ def test_library_refuses_path_tricks(tmp_path):
             library.load(name)
 
 
-def test_upload_on_the_page(tmp_path):
-    client = create_app({"data_dir": str(tmp_path), "preload": False, "comfyui_url": "http://127.0.0.1:9"}).test_client()
+def test_upload_on_the_page(make_app):
+    client = make_app(comfyui_url="http://127.0.0.1:9").test_client()
     ok = client.post("/api/workflows", data={"workflow": (io.BytesIO(json.dumps(LORA_GRAPH).encode()), "my lora.json")},
                      content_type="multipart/form-data")
     assert ok.status_code == 201

@@ -1,11 +1,25 @@
-"""Spoken test clips made at test time, so no test depends on a file nobody can regenerate."""
+"""Spoken test clips made at test time, so no test depends on a file nobody can regenerate,
+and how what Whisper heard is scored against what was said."""
 from __future__ import annotations
 
 import subprocess
 import wave
 from pathlib import Path
 
+import jiwer
+
 from speech2image.tts import PiperEngine
+
+# How transcripts are compared for a word error rate: case, punctuation and spacing do not count.
+NORMALIZE = jiwer.Compose(
+    [
+        jiwer.ToLowerCase(),
+        jiwer.RemovePunctuation(),
+        jiwer.RemoveMultipleSpaces(),
+        jiwer.Strip(),
+        jiwer.ReduceToListOfListOfWords(),
+    ]
+)
 
 _piper: PiperEngine | None = None
 

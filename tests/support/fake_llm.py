@@ -1,8 +1,10 @@
 """A fake OpenAI-compatible server: a real HTTP server on 127.0.0.1 for the paths a small
 real model cannot show (json_schema answers, prose around JSON, 500s, hangs).
 
-Its answers copy the shapes recorded from llama-cpp-python's server in
-shared/llm/llama_cpp_server_traces.json.
+Its answers copy the shapes of llama-cpp-python's server. The repository keeps no recording
+of that server; tests/test_llm_llama_cpp.py runs the real one (SmolLM2-135M) and checks the
+same paths: the model list, json_schema refused with a 500 and json_object used instead,
+streaming.
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """A fake ComfyUI for tests: a real HTTP + websocket server on 127.0.0.1 that replays the
-message shapes and order recorded from ComfyUI 0.3.64 (shared/comfyui/traces).
+message shapes and order recorded from ComfyUI 0.3.64, kept in tests/comfyui_traces/
+(PROTOCOL.md there explains each trace).
 
 It validates like ComfyUI (400 with node_errors, 500 for garbage), queues prompts and
 runs them one at a time, caches unchanged nodes, sends progress with JPEG previews

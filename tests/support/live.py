@@ -1,0 +1,35 @@
+"""The app served as a browser sees it: werkzeug's threaded server on a free loopback port."""
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+from werkzeug.serving import make_server
+
+
+class LiveServer:
+    """The app served by werkzeug's threaded server in a background thread, as a browser sees it."""
+
+    def __init__(self, app):
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+
+    def wait_for_whisper(self, timeout: float = 120.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = requests.get(self.url + "/api/health", timeout=5).json()["whisper"]
+            if status["state"] in ("ready", "error"):
+                return status
+            time.sleep(0.2)
+        raise TimeoutError("Whisper did not load")
