@@ -198,7 +198,9 @@ class Settings:
     seed: int = setting(-1, "Seed; -1 picks a new random seed for every image.",
                         Knob("Seed", "comfyui", job="seed", low=0, high=MAX_SEED, keep=-1, keep_in_job=True,
                              keep_means="picks a new random seed", placeholder="random"))
-    render_timeout_s: float = setting(900.0, "Longest a render may take before it is cancelled.")
+    render_stall_s: float = setting(
+        300.0, "A running render that sends no progress for this many seconds is stopped (waiting in "
+        "ComfyUI's queue has no limit).")
     tts_engine: str = setting("piper", "Voice for the caption: piper, coqui, espeak or off.",
                               Knob("Voice engine", "speech", "tts", job="tts_engine", max_len=20, choices="engines"))
     tts_voice: str = setting(

@@ -25,7 +25,7 @@ class Metrics:
                                registry=self.registry)
         self.comfyui_up = Gauge("speech2image_comfyui_up", "1 when the ComfyUI server answered the last check.",
                                 ["url"], registry=self.registry)
-        for outcome in ("done", "error", "cancelled"):
+        for outcome in ("done", "prompt_ready", "error", "cancelled"):
             self.jobs.labels(outcome)
         for stage in STAGES:
             self.stage_seconds.labels(stage)

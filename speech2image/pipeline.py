@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .asr import Transcriber
-from .comfy import ComfyPool, RenderCancelled, ServerLoad, parse_urls
+from .comfy import ComfyPool, ComfyUnavailable, RenderCancelled, ServerLoad, parse_urls
 from .config import Settings
 from .errors import BadInput, UserFacingError
 from .metrics import Metrics
@@ -185,8 +185,8 @@ class Pipeline:
                 self.settings = settings
                 urls = tuple(parse_urls(settings.comfyui_url))
                 pool = self._comfy
-                if pool is None or pool.urls != urls or pool.render_timeout_s != settings.render_timeout_s:
-                    self._comfy = ComfyPool(list(urls), render_timeout_s=settings.render_timeout_s,
+                if pool is None or pool.urls != urls or pool.stall_s != settings.render_stall_s:
+                    self._comfy = ComfyPool(list(urls), stall_s=settings.render_stall_s,
                                             load=self._server_load)
 
     @property
@@ -268,6 +268,14 @@ class Pipeline:
             job.percent = 100.0
         except (JobCancelled, RenderCancelled):
             outcome = "cancelled"
+        except ComfyUnavailable as exc:
+            if getattr(exc, "after_submit", False):  # it went away mid-job: the render failed
+                outcome, extra = "error", {"error": self._failure(job, exc.code, exc.message)}
+            else:
+                # No ComfyUI at all: the prompt and its caption are the result, not a failure.
+                outcome = "prompt_ready"
+                job.notes.append(f"Prompt ready; there is no ComfyUI to render it. {exc.message}")
+                log.info("job %s: prompt ready, no ComfyUI reachable", job.id)
         except UserFacingError as exc:
             outcome, extra = "error", {"error": self._failure(job, exc.code, exc.message)}
         except Exception:

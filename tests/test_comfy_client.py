@@ -4,9 +4,11 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
+import requests
 from PIL import Image
 
 from speech2image.comfy import (ComfyClient, ComfyError, ComfyUnavailable, RenderCancelled, describe_validation_error,
@@ -201,11 +203,13 @@ def test_real_trace_replayed(trace, steps, previews, cached):
     assert percents == sorted(percents) and percents[-1] == 100.0
 
 
-def test_real_interrupt_trace_ends_cancelled():
+def test_real_interrupt_trace_is_an_interrupt_from_outside():
+    # The recorded interrupt came from another tool, not from us: it is no "Cancelled" the person chose.
     graph = json.loads((TRACES / "txt2img_api.json").read_text())
     with FakeComfyUI(Knobs(replay=str(TRACES / "d_interrupt.json"), replay_speed=5)) as comfy:
-        with pytest.raises(RenderCancelled):
+        with pytest.raises(ComfyError) as failure:
             render(comfy.url, graph)
+    assert failure.value.code == "comfyui_interrupted" and not isinstance(failure.value, RenderCancelled)
 
 
 def test_real_execution_error_trace():
@@ -242,3 +246,75 @@ def test_binary_frame_parsing():
     text = parse_binary_frame(b"\x00\x00\x00\x03\x00\x00\x00\x013hello")
     assert text == {"kind": "text", "node": "3", "text": "hello"}
     assert parse_binary_frame(b"\x00") is None
+
+
+def quietly(work, *args):
+    """A job in the background that the test ends by stopping the server under it."""
+    try:
+        work(*args)
+    except ComfyError:
+        pass
+
+
+def test_queue_cleared_from_outside_says_comfyui_dropped_the_job():
+    """Seen on a real ComfyUI: `POST /queue {"clear": true}` from another tool. The waiting job must
+    not hang until a timeout: within a few seconds it says what happened."""
+    with FakeComfyUI(Knobs(step_delay_s=0.1)) as comfy:
+        graph, _ = shipped_graph(steps=30)
+        first = threading.Thread(target=quietly, args=(render, comfy.url, graph), daemon=True)
+        first.start()
+        while comfy.running is None:
+            time.sleep(0.02)
+        errors = []
+
+        def second_job():
+            try:
+                render(comfy.url, shipped_graph(seed=8)[0], watch_s=0.3)
+            except ComfyError as exc:
+                errors.append(exc)
+
+        second = threading.Thread(target=second_job, daemon=True)
+        second.start()
+        while not comfy.pending:
+            time.sleep(0.02)
+        started = time.monotonic()
+        requests.post(comfy.url + "/queue", json={"clear": True}, timeout=5)
+        second.join(timeout=10)
+        assert not second.is_alive(), "the dropped job is still waiting"
+        assert time.monotonic() - started < 5
+        requests.post(comfy.url + "/interrupt", json={}, timeout=5)
+    assert errors and errors[0].code == "comfyui_dropped"
+    assert "queue was cleared or it restarted" in errors[0].message
+
+
+def test_interrupt_from_comfyui_itself_is_not_our_cancel(comfy):
+    graph, workflow = shipped_graph(steps=40)
+    done = []
+
+    def interrupt_when_running(event):  # ComfyUI's own Cancel button posts /interrupt naming no prompt
+        if event["type"] == "progress" and event.get("value") == 2 and not done:
+            done.append(requests.post(comfy.url + "/interrupt", json={}, timeout=5).status_code)
+
+    with pytest.raises(ComfyError) as failure:
+        ComfyClient(comfy.url).render(graph, interrupt_when_running, heavy_nodes={workflow.roles.sampler})
+    assert not isinstance(failure.value, RenderCancelled)
+    assert failure.value.code == "comfyui_interrupted" and "not from this page" in failure.value.message
+
+
+def test_stall_limit_counts_only_a_running_prompt():
+    # Queued behind a long job for longer than the stall limit: still fine. Running and silent: stopped.
+    with FakeComfyUI(Knobs(step_delay_s=0.05)) as comfy:
+        blocker = threading.Thread(target=quietly, args=(render, comfy.url, shipped_graph(steps=30)[0]), daemon=True)
+        blocker.start()
+        while comfy.running is None:
+            time.sleep(0.02)
+        result, events = render(comfy.url, shipped_graph(seed=9, steps=3)[0], stall_s=0.8)
+        assert any(e["type"] == "queued" for e in events) and result.images
+        blocker.join(timeout=10)
+    with FakeComfyUI(Knobs(step_delay_s=0.05, hang_at_step=2)) as comfy:
+        started = time.monotonic()
+        with pytest.raises(ComfyError) as failure:
+            render(comfy.url, shipped_graph(steps=6)[0], stall_s=1.0)
+        assert failure.value.code == "comfyui_stalled" and "SPEECH2IMAGE_RENDER_STALL_S" in failure.value.message
+        assert time.monotonic() - started < 8
+        assert comfy.interrupts, "the stuck prompt was stopped in ComfyUI too"

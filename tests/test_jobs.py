@@ -151,19 +151,40 @@ def test_comfyui_errors_reach_the_page(serve, comfy, config, code, words):
     assert error["stage"] in ("submitting", "rendering")
 
 
-def test_comfyui_down_says_how_to_start_it(serve):
+def test_without_comfyui_the_job_ends_with_its_prompt_ready(serve):
+    """No ComfyUI at all is no failure: the prompt and the spoken caption are the result."""
     url = dead_url("")
     with serve(url) as server:
         relay = Relay(server)
         requests.post(server.url + "/api/jobs", json={"transcript": "a red fox", "session": relay.session}, timeout=10)
         events = relay.until(finished)
         health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
-    assert events[-1]["error"]["code"] == "comfyui_unreachable"
-    assert "--preview-method auto" in events[-1]["error"]["message"]
-    assert "during the job" not in events[-1]["error"]["message"]  # it never answered at all
+        gallery = requests.get(server.url + "/api/gallery?all=1", timeout=10).json()["entries"]
     snapshot = events[-1]["snapshot"]
+    assert events[-1]["stage"] == "prompt_ready" and snapshot["error"] is None
+    note = snapshot["notes"][-1]
+    assert note.startswith("Prompt ready; there is no ComfyUI to render it.") and "--preview-method auto" in note
+    assert "during the job" not in note  # it never answered at all
     assert snapshot["prompt"].startswith("a red fox")  # the finished prompt is kept for another try
+    assert snapshot["caption"] and snapshot["audio_url"]  # and the caption is spoken
+    assert snapshot["image_url"] is None and gallery[0]["stage"] == "prompt_ready"
     assert health["state"] == "unreachable" and "--preview-method auto" in health["fix"]
+
+
+def test_queue_cleared_in_comfyui_fails_the_job_within_seconds(serve):
+    with FakeComfyUI(Knobs(step_delay_s=0.1)) as comfy, serve(comfy.url) as server:
+        relay = Relay(server)
+        for text in ("a lighthouse at dusk", "a tram in the snow"):
+            requests.post(server.url + "/api/jobs", json={"prompt": text, "steps": 40, "session": relay.session},
+                          timeout=10)
+        relay.until(lambda e: e["type"] == "stage" and e["stage"] == "queued")
+        requests.post(comfy.url + "/queue", json={"clear": True}, timeout=5)
+        cleared = time.monotonic()
+        ended = relay.until(lambda e: finished(e) and e["stage"] == "error", timeout=15)[-1]
+        waited = time.monotonic() - cleared
+        requests.post(comfy.url + "/interrupt", json={}, timeout=5)
+    assert ended["error"]["code"] == "comfyui_dropped" and waited < 6
+    assert ended["error"]["message"] == "ComfyUI dropped this job: its queue was cleared or it restarted."
 
 
 def test_reconnecting_page_resumes_its_job(serve):

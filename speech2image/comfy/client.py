@@ -83,12 +83,13 @@ class ProgressTracker:
 class ComfyClient:
     CHOICE_SOURCES = ("checkpoints", *CHOICE_INPUTS)  # what choices() can answer
 
-    def __init__(self, base_url: str, http_timeout_s: float = 10.0, render_timeout_s: float = 900.0,
-                 stall_poll_s: float = 5.0):
+    def __init__(self, base_url: str, http_timeout_s: float = 10.0, stall_s: float = 300.0,
+                 stall_poll_s: float = 5.0, watch_s: float = 2.0):
         self.base_url = base_url.rstrip("/")
         self.http_timeout_s = http_timeout_s
-        self.render_timeout_s = render_timeout_s
+        self.stall_s = stall_s  # a running prompt silent this long is stuck; a queued one may wait forever
         self.stall_poll_s = stall_poll_s  # silence on the socket this long: ask /history and /queue
+        self.watch_s = watch_s  # how often /queue is asked whether ComfyUI still has our prompt
 
     # --- plain HTTP -----------------------------------------------------------
 
@@ -239,14 +240,19 @@ class ComfyClient:
             raise
         try:
             run.refresh_queue()
-            deadline = started + self.render_timeout_s
             while run.outcome is None:
                 if cancel.is_set():
                     run.request_cancel()
-                if time.monotonic() > deadline:
+                # Only a running prompt can stall: time spent waiting in a busy queue does not count.
+                # Without the websocket there is no progress to see, so no stall either.
+                if run.started and ws is not None and time.monotonic() - run.last_message > self.stall_s:
                     self._safe_cancel(prompt_id)
-                    raise ComfyError(f"ComfyUI did not finish within {self.render_timeout_s:g} s; the job was cancelled",
-                                     code="comfyui_timeout")
+                    raise ComfyError(f"ComfyUI sent nothing for {self.stall_s:g} s while rendering this job, so it "
+                                     "was stopped there. Check ComfyUI's console; SPEECH2IMAGE_RENDER_STALL_S "
+                                     "sets how long to wait.", code="comfyui_stalled")
+                run.watch()
+                if run.outcome is not None:
+                    break
                 if ws is None:
                     run.poll()
                     time.sleep(0.5)
@@ -279,6 +285,12 @@ class ComfyClient:
                     pass
         if run.outcome == "cancelled":
             raise RenderCancelled("cancelled")
+        if run.outcome == "interrupted":
+            raise ComfyError("The render was interrupted in ComfyUI itself (its own Cancel, or another tool), "
+                             "not from this page.", code="comfyui_interrupted")
+        if run.outcome == "dropped":
+            raise ComfyError("ComfyUI dropped this job: its queue was cleared or it restarted.",
+                             code="comfyui_dropped")
         if run.outcome == "error":
             raise ComfyError(run.error_message, code="comfyui_execution_error")
         images = self._collect_images(prompt_id, run, output_nodes)
@@ -330,7 +342,7 @@ class _Run:
         self.prompt_id = prompt_id
         self.tracker = tracker
         self.on_event = on_event
-        self.outcome: str | None = None  # success, error, cancelled
+        self.outcome: str | None = None  # success, error, cancelled (by us), interrupted (in ComfyUI), dropped
         self.error_message = ""
         self.started = False
         self.cached_all = False
@@ -338,8 +350,11 @@ class _Run:
         self.outputs: dict[str, list] = {}
         self.cancel_state: str | None = None
         self.cancel_at = 0.0
-        self.last_message = time.monotonic()
+        self.last_message = time.monotonic()  # anything on the socket: a running prompt that is silent is stuck
+        self.last_poll = time.monotonic()
         self.last_queue_check = 0.0
+        self.last_watch = time.monotonic()
+        self.position: int | None = None
 
     def mine(self, data: dict) -> bool:
         # Late-connecting sockets get 'executing' without prompt_id (trace g); one socket
@@ -350,11 +365,36 @@ class _Run:
         self.last_queue_check = time.monotonic()
         if self.started:
             return
-        position = self.client.queue_position(self.prompt_id)
-        if position is not None and position > 0:
+        self.show_position(self.client.queue_position(self.prompt_id))
+
+    def show_position(self, position: int | None) -> None:
+        if position is not None and position > 0 and position != self.position and not self.started:
+            self.position = position
             self.on_event({"type": "queued", "position": position})
         elif position == 0:
             self.mark_started()
+
+    def watch(self) -> None:
+        """Every few seconds, whatever the socket says: is the prompt still queued or running? A prompt
+        that is in neither place nor in the history was dropped (queue cleared, ComfyUI restarted)."""
+        now = time.monotonic()
+        if now - self.last_watch < self.client.watch_s:
+            return
+        self.last_watch = now
+        try:
+            position = self.client.queue_position(self.prompt_id)
+        except ComfyUnavailable:
+            raise  # the server is gone: the pool decides what happens to the job
+        except ComfyError as exc:
+            log.info("could not ask ComfyUI's queue: %s", exc.message)
+            return
+        if position is not None:
+            self.show_position(position)
+            return
+        self.settle_from_history()
+        if self.outcome is None:
+            log.warning("ComfyUI at %s no longer has prompt %s", self.client.base_url, self.prompt_id)
+            self.outcome = "cancelled" if self.cancel_state else "dropped"
 
     def mark_started(self) -> None:
         if not self.started:
@@ -399,7 +439,7 @@ class _Run:
         elif kind == "execution_success":
             self.outcome = "success"
         elif kind == "execution_interrupted":
-            self.outcome = "cancelled"
+            self.outcome = self.interrupted()
         elif kind == "execution_error":
             self.outcome = "error"
             exception = (data.get("exception_message") or "").strip()
@@ -424,8 +464,8 @@ class _Run:
             return
         if not self.started and now - self.last_queue_check > 1.0:
             self.refresh_queue()
-        if now - self.last_message > self.client.stall_poll_s:
-            self.last_message = now
+        if now - max(self.last_message, self.last_poll) > self.client.stall_poll_s:
+            self.last_poll = now
             self.poll()
 
     def poll(self) -> None:
@@ -448,7 +488,7 @@ class _Run:
                 self.handle_text(json.dumps({"type": "execution_error", "data": data}))
                 return
             if name == "execution_interrupted":
-                self.outcome = "cancelled"
+                self.outcome = self.interrupted()
                 return
         if status.get("status_str") == "success" or status.get("completed"):
             self.outcome = "success"
@@ -456,6 +496,10 @@ class _Run:
         elif status.get("status_str") == "error":
             self.outcome = "error"
             self.error_message = self.error_message or "ComfyUI reported an error running the workflow"
+
+    def interrupted(self) -> str:
+        """Interrupted by our own cancel, or by someone else in ComfyUI."""
+        return "cancelled" if self.cancel_state is not None else "interrupted"
 
     def request_cancel(self) -> None:
         if self.cancel_state is not None:

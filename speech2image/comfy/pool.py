@@ -64,6 +64,13 @@ class Rendered:
     notes: list[str] = field(default_factory=list)
 
 
+def _lost(message: str, after_submit: bool) -> ComfyUnavailable:
+    """The server went away; ``after_submit`` says whether it had the job (then the render failed)."""
+    error = ComfyUnavailable(message)
+    error.after_submit = after_submit
+    return error
+
+
 class RenderEvents:
     """ComfyUI's progress in the page's terms: node titles instead of ids, previews as data URLs
     at most every PREVIEW_INTERVAL_S (a fast sampler sends more than a browser wants to draw)."""
@@ -92,11 +99,11 @@ class RenderEvents:
 class ComfyPool:
     """Several ComfyUI servers: each job goes to the reachable one with the shortest queue."""
 
-    def __init__(self, urls: list[str], render_timeout_s: float = 900.0, probe_timeout_s: float = 2.0,
+    def __init__(self, urls: list[str], stall_s: float = 300.0, probe_timeout_s: float = 2.0,
                  load: ServerLoad | None = None):
         self.urls = tuple(urls)
-        self.render_timeout_s = render_timeout_s
-        self.clients = [ComfyClient(u, render_timeout_s=render_timeout_s) for u in urls]
+        self.stall_s = stall_s
+        self.clients = [ComfyClient(u, stall_s=stall_s) for u in urls]
         self.probe_timeout_s = probe_timeout_s
         self.load = load or ServerLoad()
 
@@ -196,12 +203,12 @@ class ComfyPool:
             if len(self.clients) == 1:
                 if not mid_job:
                     raise
-                raise ComfyUnavailable(f"ComfyUI at {client.base_url} {what}. {lost.message}") from lost
+                raise _lost(f"ComfyUI at {client.base_url} {what}. {lost.message}", mid_job) from lost
             try:
                 other = self.claim(exclude={client.base_url})
             except ComfyUnavailable:
-                raise ComfyUnavailable(f"ComfyUI at {client.base_url} {what} and no other ComfyUI server "
-                                       "is reachable") from lost
+                raise _lost(f"ComfyUI at {client.base_url} {what} and no other ComfyUI server is reachable",
+                            mid_job) from lost
             events.emit({"type": "note", "text": f"ComfyUI at {client.base_url} {what}; the job was sent to "
                                                  f"{other.base_url} instead"})
             log.warning("%s dropped out, resubmitting to %s", client.base_url, other.base_url)

@@ -125,6 +125,11 @@ function finish(snapshot) {
     ui.step.textContent = total ? `${total.toFixed(1)} s` : "";
     showMessage("Done. Edit the prompt and press Generate to try again.", "ok");
     onDone();
+  } else if (stage === "prompt_ready") {
+    // No ComfyUI to render: the prompt and the caption are the result; the note says how to start it.
+    ui.preview.hidden = true;
+    showMessage("Prompt ready — there is no ComfyUI to render it. Start ComfyUI and press Generate.", "busy");
+    onDone();
   } else if (stage === "error") {
     ui.progress.className = "progress failed";
     ui.preview.hidden = true;

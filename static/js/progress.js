@@ -5,9 +5,9 @@ import { ui } from "./dom.js";
 const STAGE_LABELS = {
   pending: "Starting…", transcribing: "Transcribing…", writing_prompt: "Writing the prompt…",
   submitting: "Sending to ComfyUI…", queued: "Queued", rendering: "Rendering…", saving: "Saving…",
-  done: "Done", error: "Failed", cancelled: "Cancelled",
+  done: "Done", prompt_ready: "Prompt ready", error: "Failed", cancelled: "Cancelled",
 };
-export const FINISHED = new Set(["done", "error", "cancelled"]);
+export const FINISHED = new Set(["done", "prompt_ready", "error", "cancelled"]);
 
 // One bar for the whole job: each stage owns a slice, the render's own percentage fills its slice.
 const STAGE_SPAN = {

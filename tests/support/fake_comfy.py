@@ -23,6 +23,11 @@ from flask_sock import Sock
 from PIL import Image
 from werkzeug.serving import make_server
 
+from .data import ROOT
+
+# What a real ComfyUI 0.3.64 describes for the nodes we ask about (samplers, loaders...).
+OBJECT_INFO = json.loads((ROOT / "tests" / "comfyui_traces" / "object_info_excerpt.json").read_text())
+
 KNOWN_CLASSES = {
     "CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "KSamplerAdvanced", "VAEDecode",
     "SaveImage", "PreviewImage", "LoraLoader", "ConditioningCombine", "CLIPSetLastLayer", "SamplerCustomAdvanced",
@@ -44,6 +49,7 @@ class Knobs:
     start_delay_s: float = 0.0  # before a queued prompt starts running
     replay: str | None = None  # path of a real trace: send its websocket messages verbatim instead of running
     replay_speed: float = 10.0  # the trace's clock runs this much faster
+    hang_at_step: int | None = None  # a stuck node: at this step, send nothing more until interrupted
 
 
 def now_ms() -> int:
@@ -199,9 +205,12 @@ class FakeComfyUI:
         def checkpoints():
             return jsonify(fake.knobs.checkpoints)
 
-        @app.get("/object_info/CheckpointLoaderSimple")
-        def object_info():
-            return jsonify({"CheckpointLoaderSimple": {"input": {"required": {"ckpt_name": [fake.knobs.checkpoints, {}]}}}})
+        @app.get("/object_info/<node_class>")
+        def object_info(node_class):
+            # A real ComfyUI answers {} for a class it does not know (recorded excerpt in the traces).
+            if node_class == "CheckpointLoaderSimple":
+                return jsonify({node_class: {"input": {"required": {"ckpt_name": [fake.knobs.checkpoints, {}]}}}})
+            return jsonify({node_class: OBJECT_INFO[node_class]} if node_class in OBJECT_INFO else {})
 
         @app.get("/system_stats")
         def system_stats():
@@ -352,6 +361,8 @@ class FakeComfyUI:
             steps = node["inputs"].get("steps") if ctype in ("KSampler", "KSamplerAdvanced", "BasicScheduler") else None
             for step in range(1, (steps or 0) + 1):
                 time.sleep(self.knobs.step_delay_s)
+                while step == self.knobs.hang_at_step and prompt_id not in self.interrupt_ids and not self.stopping:
+                    time.sleep(0.05)
                 if prompt_id in self.interrupt_ids:
                     data = {"prompt_id": prompt_id, "node_id": node_id, "node_type": ctype, "executed": [], "timestamp": now_ms()}
                     return self._finish(item, "interrupted", ["execution_interrupted", data], messages, results)

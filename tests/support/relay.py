@@ -35,7 +35,7 @@ class Relay:
 
 
 def finished(event):
-    return event["type"] == "stage" and event["stage"] in ("done", "error", "cancelled")
+    return event["type"] == "stage" and event["stage"] in ("done", "prompt_ready", "error", "cancelled")
 
 
 def run(server, **body) -> dict:
