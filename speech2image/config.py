@@ -88,10 +88,10 @@ class Knob:
             number = float(value)
         except (TypeError, ValueError):
             return None
+        if number != number or number in (float("inf"), float("-inf")):
+            return None  # NaN and infinities compare as no number at all
         if self.kind is int:
-            if number != int(number):
-                return None
-            return int(number) if not isinstance(value, str) else int(value.strip().split(".")[0])
+            return int(number) if number == int(number) else None
         return number
 
     def range_text(self, keep_allowed: bool) -> str:

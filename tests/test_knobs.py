@@ -25,6 +25,17 @@ def test_every_knob_is_a_documented_setting_with_a_consistent_range():
             assert knob.keep is None or not knob.low <= knob.keep <= knob.high, name  # 'keep' is outside the range
 
 
+@pytest.mark.parametrize("value,parsed", [("12", 12), ("1e1", 10), (" 7 ", 7), (12.0, 12), ("nan", None),
+                                          ("inf", None), ("1.5", None), (True, None), ("", None)])
+def test_numbers_from_forms_and_json_parse_alike(value, parsed):
+    knob = KNOBS["steps"]
+    if parsed is None:
+        with pytest.raises(ValueError, match="'steps' must be a whole number from 1 to 200"):
+            knob.parse(value, "job")
+    else:
+        assert knob.parse(value, "job") == parsed
+
+
 @pytest.mark.parametrize("name", [n for n, k in KNOBS.items() if k.kind is not str])
 def test_job_and_saved_ranges_come_from_the_same_knob(client, name):
     knob = KNOBS[name]
