@@ -57,7 +57,7 @@ def overlap(jobs: int, step_ms: float) -> dict:
         app = create_app({"data_dir": tempfile.mkdtemp(), "comfyui_url": comfy.url, "llm_url": "off",
                           "steps": 10, "width": 256, "height": 256, "log_level": "WARNING"})
         with LiveServer(app) as server:
-            app.extensions["speech2image.voices"].get().speak("Warm up.")
+            app.extensions["speech2image"].voices.get().speak("Warm up.")
             relay = Relay(server, session=uuid.uuid4().hex)
             for i in range(jobs):
                 requests.post(server.url + "/api/jobs", json={"prompt": f"p{i}", "caption": CAPTIONS[i % 3],

@@ -1,16 +1,18 @@
 """speech2image: say what you want to see, get a picture and a spoken caption."""
 from __future__ import annotations
 
+import logging
 import mimetypes
 import os
 from pathlib import Path
 
 from flask import Flask
 
-from .config import Settings
+from .config import Settings, environment_values
 from .runtime import Runtime
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 # The page's scripts are ES modules, which browsers refuse unless served with a JavaScript type.
 # Flask takes a static file's type from this table, which on Windows the registry can override
@@ -24,7 +26,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     Raises ``web.security.UnsafeBind`` for a network address without a token; configuring
     logging and exiting the process are ``app.py``'s business, not the factory's.
     """
-    settings = Settings.from_env(**(test_config or {}))
+    environment = environment_values()
+    settings = Settings(**{**environment, **(test_config or {})})
     from .web import api, errors, live, pages, security
 
     security.check_bind(settings.host, settings.token)
@@ -37,8 +40,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes, DEBUG=settings.debug)
     os.makedirs(app.instance_path, exist_ok=True)
 
-    runtime = Runtime(settings, Path(app.instance_path), PROJECT_ROOT / "workflows")
+    runtime = Runtime(settings, Path(app.instance_path), PROJECT_ROOT / "workflows",
+                      from_environment=frozenset(environment) - set(test_config or {}))
     runtime.init_app(app)
+    for line in runtime.service_lines():
+        log.info("%s", line)
     errors.init_app(app)
     security.init_app(app)
     live.sock.init_app(app)

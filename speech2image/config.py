@@ -107,7 +107,7 @@ class Knob:
         return {"name": self.name, "label": self.label, "type": self.kind.__name__, "job": self.job,
                 "low": self.low, "high": self.high, "keep": self.keep, "keep_means": self.keep_means,
                 "step": self.step, "choices": self.choices, "placeholder": self.placeholder,
-                "section": self.section, "rebuilds": self.rebuilds}
+                "section": self.section, "rebuilds": self.rebuilds, "variable": env_variable(self.name)}
 
 
 def _plain(number) -> str:
@@ -219,14 +219,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
         """Build settings from the environment; explicit overrides win."""
-        environ = os.environ if environ is None else environ
-        values = {}
-        for f in dataclasses.fields(cls):
-            raw = environ.get(ENV_PREFIX + f.name.upper())
-            if raw is not None and raw.strip() != "":
-                values[f.name] = _coerce(f, raw.strip())
-        values.update(overrides)
-        return cls(**values)
+        return cls(**{**environment_values(environ), **overrides})
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
@@ -234,12 +227,28 @@ class Settings:
         rows = []
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else "./instance"
-            rows.append((ENV_PREFIX + f.name.upper(), str(default), f.metadata.get("doc", "")))
+            rows.append((env_variable(f.name), str(default), f.metadata.get("doc", "")))
         return rows
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+
+def env_variable(name: str) -> str:
+    """The environment variable that sets a setting: SPEECH2IMAGE_<NAME>."""
+    return ENV_PREFIX + name.upper()
+
+
+def environment_values(environ: dict[str, str] | None = None) -> dict:
+    """The settings the environment sets, typed; an empty variable counts as unset."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for f in dataclasses.fields(Settings):
+        raw = environ.get(env_variable(f.name))
+        if raw is not None and raw.strip() != "":
+            values[f.name] = _coerce(f, raw.strip())
+    return values
 
 
 def _coerce(f: dataclasses.Field, raw: str):
@@ -253,7 +262,7 @@ def _coerce(f: dataclasses.Field, raw: str):
             raise ValueError(raw)
         return kind(raw)
     except ValueError as exc:
-        raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
+        raise ValueError(f"{env_variable(f.name)}={raw!r} is not a valid {kind.__name__}") from exc
 
 
 def _knobs() -> dict[str, Knob]:

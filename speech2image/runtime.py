@@ -1,8 +1,9 @@
 """The app's components, built from the settings, and the settings a person changes on the page.
 
-Defaults come from the environment (``Settings.from_env``); changes made on the page are
-checked against ``config.KNOBS``, saved in ``settings.json`` in the instance folder (so they
-survive a restart) and applied at once by rebuilding only the components they touch.
+Where a value comes from, strongest first: the environment at start (``SPEECH2IMAGE_*``, for
+this run), then what was saved on the page (``settings.json`` in the instance folder), then
+the built-in default. Page edits are checked against ``config.KNOBS``, saved, and applied at
+once by rebuilding only the components they touch; ``null`` resets a field to its default.
 ``Runtime`` is the app's one extension (``app.extensions["speech2image"]``); the web layer
 reaches it through ``web.current_runtime()``.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from flask import Flask
 
 from .asr import Transcriber
-from .config import JOB_KNOBS, KNOBS, Knob, Settings
+from .config import JOB_KNOBS, KNOBS, Knob, Settings, env_variable
 from .errors import BadInput
 from .llm import LlmClient
 from .metrics import Metrics
@@ -39,13 +40,17 @@ def editable_view(settings: Settings) -> dict:
 
 
 class Runtime:
-    def __init__(self, base: Settings, instance_path: Path, shipped_workflows: Path):
+    def __init__(self, base: Settings, instance_path: Path, shipped_workflows: Path,
+                 from_environment: frozenset[str] = frozenset()):
+        """``base``: the settings at start; ``from_environment``: those of them the environment set."""
         self.base = base
+        self.from_environment = frozenset(from_environment) & set(KNOBS)
         instance_path = Path(instance_path)
         self.path = instance_path / "settings.json"
         self._lock = threading.Lock()
         self.workflows = WorkflowLibrary(shipped_workflows, instance_path / "workflows")
-        self.settings = dataclasses.replace(base, **self._saved_overrides())
+        self.saved = self._load_saved()  # what the page saved, kept even where the environment wins now
+        self.settings = self._current(self.saved)
         s = self.settings
         self.store = OutputStore(instance_path / "outputs")
         self.history = JobHistory(instance_path / "speech2image.db")
@@ -123,22 +128,49 @@ class Runtime:
                 overrides[knob.name] = self.check(knob, value, "job")
         return overrides
 
+    def source(self, name: str) -> str:
+        """Where a setting's value in use comes from: environment, saved or default."""
+        if name in self.from_environment:
+            return "environment"
+        return "saved" if name in self.saved else "default"
+
     def settings_view(self) -> dict:
         return {"settings": editable_view(self.settings), "defaults": editable_view(self.base),
-                "editable": list(KNOBS), "knobs": self.knobs()}
+                "sources": {name: self.source(name) for name in KNOBS}, "editable": list(KNOBS),
+                "knobs": self.knobs()}
+
+    def service_lines(self) -> list[str]:
+        """One line per outside service: the address or model in use and where it comes from."""
+        s = self.settings
+
+        def line(label: str, name: str, value: str) -> str:
+            source = self.source(name)
+            where = f"set by {env_variable(name)}" if source == "environment" else source
+            return f"{label}: {value} ({where})"
+
+        llm = s.llm_url or f"looked for at {', '.join(self.llm.candidates())}"
+        voice = f"{s.tts_engine}, {s.tts_voice or 'its default voice'}"
+        return [line("ComfyUI", "comfyui_url", s.comfyui_url), line("LLM server", "llm_url", llm),
+                line("Whisper model", "whisper_model", s.whisper_model), line("Voice", "tts_engine", voice)]
 
     # --- changing ---------------------------------------------------------------------
 
-    def _saved_overrides(self) -> dict:
+    def _current(self, saved: dict) -> Settings:
+        """The settings in use: the environment wins over what was saved, which wins over the default."""
+        return dataclasses.replace(self.base, **{n: v for n, v in saved.items() if n not in self.from_environment})
+
+    def _load_saved(self) -> dict:
         if not self.path.is_file():
             return {}
         try:
-            return self.validate(json.loads(self.path.read_text(encoding="utf-8")))
+            saved = self._clean(json.loads(self.path.read_text(encoding="utf-8")))
         except (ValueError, BadInput) as exc:
             log.error("ignoring %s: %s", self.path, getattr(exc, "message", exc))
             return {}
+        return {name: value for name, value in saved.items() if value is not None}
 
-    def validate(self, changes) -> dict:
+    def _clean(self, changes) -> dict:
+        """Each change checked against its knob; None (JSON null) stands for 'back to the default'."""
         if not isinstance(changes, dict):
             raise BadInput("send the settings to change as a JSON object", code="bad_json")
         clean = {}
@@ -146,22 +178,35 @@ class Runtime:
             if name not in KNOBS:
                 raise BadInput(f"'{name}' is not a setting that can be changed here; settings: "
                                f"{', '.join(KNOBS)}", code="unknown_setting")
-            clean[name] = self.check(KNOBS[name], value, "saved")
+            clean[name] = None if value is None else self.check(KNOBS[name], value, "saved")
         if clean.get("whisper_model") == "":
             clean["whisper_model"] = "bundled"
+        return clean
+
+    def validate(self, changes) -> dict:
+        clean = self._clean(changes)
+        for name in clean:
+            if name in self.from_environment:
+                raise BadInput(f"'{name}' is set by {env_variable(name)} for this run; change or unset it there "
+                               "(a choice saved here is used on runs without it)", code="set_by_environment")
         return clean
 
     def update(self, changes: dict) -> Settings:
         """Validate, persist and apply; only the components a change touches are rebuilt."""
         clean = self.validate(changes)
         with self._lock:
-            new = dataclasses.replace(self.settings, **clean)
+            saved = dict(self.saved)
+            for name, value in clean.items():
+                if value is None or value == getattr(self.base, name):
+                    saved.pop(name, None)  # the default again: nothing to remember
+                else:
+                    saved[name] = value
+            new = self._current(saved)
             changed = {name for name in clean if getattr(new, name) != getattr(self.settings, name)}
-            saved = {n: v for n, v in editable_view(new).items() if v != getattr(self.base, n)}
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps(saved, indent=2), encoding="utf-8")
             tmp.replace(self.path)
-            self.settings = new
+            self.saved, self.settings = saved, new
             rebuild = {KNOBS[name].rebuilds for name in changed}  # the pipeline rebuilds its ComfyUI pool itself
             transcriber = self._transcriber(new) if "asr" in rebuild else None
             voices = self._voices(new) if "tts" in rebuild else None

@@ -339,6 +339,31 @@ def test_settings_change_applies_to_next_job(playwright, serve, artifacts_dir):
             browser.close()
 
 
+def test_settings_say_where_values_come_from_and_reset(playwright, serve, monkeypatch, artifacts_dir):
+    monkeypatch.setenv("SPEECH2IMAGE_SAMPLER", "dpmpp_2m")
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy) as server:
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server)
+            page.click("#settings-panel summary")
+            note = "#settings-form [data-source-for=sampler]"
+            page.wait_for_selector(note + ":not([hidden])")
+            assert page.inner_text(note) == "set by SPEECH2IMAGE_SAMPLER for this run"
+            assert page.is_disabled("#settings-form [name=sampler]")
+            assert page.is_hidden("#settings-form [data-reset=steps]") and page.is_hidden("#reset-all")
+            page.fill("#settings-form [name=steps]", "3")
+            page.click("#settings-form button[type=submit]")  # the locked field is not sent, so this saves
+            page.wait_for_selector("#settings-form [data-reset=steps]:not([hidden])")
+            assert page.is_visible("#reset-all")
+            page.screenshot(path=str(artifacts_dir / "browser-settings-sources.png"), full_page=True)
+            page.click("#settings-form [data-reset=steps]")
+            page.wait_for_function("document.querySelector('#settings-form [name=steps]').value === '6'")
+            assert page.is_hidden("#settings-form [data-reset=steps]")
+            assert page.inner_text("#settings-status") == "Reset to the default."
+        finally:
+            browser.close()
+
+
 def test_health_light_turns_red_when_comfyui_stops(playwright, serve, artifacts_dir):
     comfy = FakeComfyUI()
     comfy.__enter__()

@@ -119,7 +119,7 @@ def run_job(make_app, comfy, **config):
     app = make_app(**{"comfyui_url": comfy.url, "preload": True, "tts_engine": "piper", "steps": 10, **config})
     with LiveServer(app) as server:
         deadline = time.monotonic() + 60
-        while app.extensions["speech2image.voices"].get().status()["state"] in ("loading", "idle"):
+        while app.extensions["speech2image"].voices.get().status()["state"] in ("loading", "idle"):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         relay = Relay(server)

@@ -1,12 +1,16 @@
-// The settings panel: the server's saved defaults for the next jobs.
+// The settings panel: the server's saved defaults for the next jobs, and where each value comes from
+// (set in the environment for this run, saved here, or the built-in default), with Reset.
 
 import { api, jsonPost } from "./api.js";
 import { capitalize, ui } from "./dom.js";
 
+let sources = {};
+
 export async function loadSettings() {
   try {
     // The dropdowns' choices come from loadModels and loadComfyChoices, asked once per load.
-    const { settings } = await api("/api/settings");
+    const answer = await api("/api/settings");
+    const { settings } = answer;
     if (![...ui.settingsWorkflow.options].some((o) => o.value === settings.workflow)) {
       ui.settingsWorkflow.add(new Option(settings.workflow, settings.workflow));
     }
@@ -14,17 +18,36 @@ export async function loadSettings() {
       const field = ui.settingsForm.elements[name];
       if (field) field.value = value;
     }
+    showSources(answer);
     if (settings.llm_preset) ui.preset.value = settings.llm_preset;
   } catch (err) {
     ui.settingsStatus.textContent = "Could not read the settings: " + err.message;
   }
 }
 
-// Every named control is a setting; the server wants numbers where the form has number inputs.
+// A value set in the environment wins for this run: say so and lock the field; a saved one can be reset.
+function showSources({ sources: given, knobs }) {
+  sources = given || {};
+  const variables = Object.fromEntries((knobs || []).map((knob) => [knob.name, knob.variable]));
+  for (const [name, source] of Object.entries(sources)) {
+    const field = ui.settingsForm.elements[name];
+    const note = ui.settingsForm.querySelector(`[data-source-for="${name}"]`);
+    const reset = ui.settingsForm.querySelector(`[data-reset="${name}"]`);
+    if (field) field.disabled = source === "environment";
+    if (note) {
+      note.hidden = source !== "environment";
+      note.textContent = source === "environment" ? `set by ${variables[name]} for this run` : "";
+    }
+    if (reset) reset.hidden = source !== "saved";
+  }
+  ui.resetAll.hidden = !Object.values(sources).includes("saved");
+}
+
+// Every named control the environment does not set is a setting; numbers where the form has number inputs.
 function formValues() {
   const changes = {};
   for (const field of ui.settingsForm.elements) {
-    if (!field.name) continue;
+    if (!field.name || field.disabled) continue;
     changes[field.name] = field.type === "number" ? Number(field.value) : field.value;
   }
   return changes;
@@ -32,16 +55,28 @@ function formValues() {
 
 // afterSave(): reload what the new settings change (choices, health), beside the settings themselves.
 export function initSettings({ afterSave }) {
-  ui.settingsForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const changes = formValues();
+  async function save(changes, done) {
     ui.settingsStatus.textContent = "Saving…";
     try {
       await api("/api/settings", jsonPost(changes));
-      ui.settingsStatus.textContent = "Saved. Changes apply to the next job.";
+      ui.settingsStatus.textContent = done;
       await Promise.all([loadSettings(), afterSave()]);
     } catch (err) {
       ui.settingsStatus.textContent = capitalize(err.message) + ".";
     }
+  }
+
+  ui.settingsForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    save(formValues(), "Saved. Changes apply to the next job.");
+  });
+  // null is "back to the default" for the server.
+  ui.settingsForm.addEventListener("click", (event) => {
+    const name = event.target.dataset && event.target.dataset.reset;
+    if (name) save({ [name]: null }, "Reset to the default.");
+  });
+  ui.resetAll.addEventListener("click", () => {
+    const saved = Object.keys(sources).filter((name) => sources[name] === "saved");
+    save(Object.fromEntries(saved.map((name) => [name, null])), "All settings are back to their defaults.");
   });
 }
