@@ -4,6 +4,7 @@ import sys
 
 from speech2image import create_app
 from speech2image.config import Settings
+from speech2image.serve import choose_server, serve
 from speech2image.web.security import UnsafeBind
 
 
@@ -16,11 +17,11 @@ def main() -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(level)  # it sets INFO on itself otherwise
     try:
+        server = choose_server(settings)
         app = create_app()
-    except UnsafeBind as exc:
-        sys.exit(str(exc))
-    app.logger.info("speech2image on http://%s:%s", settings.host, settings.port)
-    app.run(host=settings.host, port=settings.port, debug=settings.debug, threaded=True, use_reloader=False)
+    except (ValueError, UnsafeBind) as exc:
+        sys.exit(f"speech2image: {exc}")
+    serve(app, settings, server)
 
 
 if __name__ == "__main__":

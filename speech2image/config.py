@@ -139,6 +139,9 @@ class Settings:
     port: int = setting(5000, "Port the web server listens on.")
     data_dir: str = setting(_default_data_dir, "Instance folder for outputs and the database (default: ./instance).")
     debug: bool = setting(False, "Flask debug mode; never on unless asked.")
+    server: str = setting(
+        "auto", "Web server: 'auto' (Flask's own on a loopback HOST, gunicorn's threaded worker on a network "
+        "address), 'werkzeug' or 'gunicorn' (not on Windows).")
     log_level: str = setting("INFO", "Python logging level.")
     preload: bool = setting(True, "Load the models in the background at start-up instead of on first use.")
     whisper_model: str = setting(
