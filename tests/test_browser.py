@@ -1,11 +1,16 @@
 """The page in headless Chromium with a fake microphone fed from generated speech."""
 from __future__ import annotations
 
+import copy
+import json
+import re
 import shutil
 
 import pytest
+import requests
 
 from .support import speech
+from .support.data import SHIPPED
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import FakeLlmServer
 from .support.live import LiveServer
@@ -119,9 +124,11 @@ def test_space_bar_toggles_recording(playwright, live_server, clips_dir):
         page.keyboard.press("Space")
         page.wait_for_selector("#record.recording")
         page.wait_for_timeout(int((speech.wav_seconds(wav) + 1.0) * 1000))
+        assert page.inner_text("#timer") != "0:00"
         page.keyboard.press("Space")
         page.wait_for_function("document.querySelector('#transcript').value.length > 0", timeout=60_000)
         assert "apple" in page.input_value("#transcript").lower()
+        assert page.inner_text("#timer") == "0:00"  # ready for the next recording
         # let its render finish, so the next test finds the shared fake ComfyUI idle
         page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
     finally:
@@ -239,7 +246,10 @@ def test_job_options_are_the_data_job_controls(playwright, serve):
             page = open_page(browser, server, page=page)
             assert page.get_attribute("script[src$='js/main.js']", "type") == "module"
             page.wait_for_selector("#health-comfyui.ok", timeout=10_000)  # the modules ran
-            page.wait_for_function("document.querySelector('#workflow').value === 'txt2img.json'")
+            # the render box overrides one job; it opens on demand, and an empty field keeps the saved default
+            page.wait_for_function("document.querySelector('#workflow option').textContent === 'txt2img.json (settings)'")
+            assert page.input_value("#workflow") == ""
+            page.click("#overrides summary")
             page.fill("#steps", "4")
             # a knob the template does not have yet needs only its data-job name
             page.evaluate("""() => {
@@ -252,8 +262,8 @@ def test_job_options_are_the_data_job_controls(playwright, serve):
             body = bodies[-1]
             assert body["transcript"] == "a kite over a beach"
             assert (body["steps"], body["cfg"]) == ("4", "5.5")
-            assert (body["preset"], body["workflow"]) == ("balanced", "txt2img.json")
-            assert "seed" not in body and "model" not in body  # empty controls leave the server's defaults
+            assert body["preset"] == "balanced"
+            assert not {"seed", "model", "workflow"} & set(body)  # empty controls leave the server's defaults
             inputs = comfy.posted[-1]["prompt"]["3"]["inputs"]
             assert (inputs["steps"], inputs["cfg"]) == (4, 5.5)
             assert problems == []
@@ -274,6 +284,7 @@ def test_cancel_mid_render(playwright, serve, artifacts_dir):
             page.screenshot(path=str(artifacts_dir / "browser-cancelled.png"), full_page=True)
             assert comfy.interrupts, "ComfyUI was not asked to interrupt"
             assert page.is_hidden("#cancel") and page.is_hidden("#image")
+            assert page.inner_text("#step") == ""  # no "step 2/30" left behind
             assert page.is_enabled("#generate")
         finally:
             browser.close()
@@ -401,3 +412,261 @@ def test_page_under_csp_renders_hostile_text_as_text(playwright, live_server, ar
         page.screenshot(path=str(artifacts_dir / "browser-hostile-text.png"))
     finally:
         browser.close()
+
+
+# --- the job in view, messages a person can read, health at a glance, small things ---------
+
+IN_VIEW = """(selector) => {
+  const box = document.querySelector(selector).getBoundingClientRect();
+  return box.width > 0 && box.height > 0 && box.top >= 0 && box.bottom <= window.innerHeight;
+}"""
+
+
+def in_view(page, selector):
+    return page.evaluate(IN_VIEW, selector)
+
+
+def wait_for_stage(page, label, timeout=30_000):
+    page.wait_for_function(f"document.querySelector('#stage').textContent === {json.dumps(label)}", timeout=timeout)
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_job_strip_keeps_stage_step_eta_and_cancel_in_view(playwright, serve, artifacts_dir, viewport):
+    name = "desktop" if viewport["width"] > 500 else "phone"
+    with FakeComfyUI(Knobs(step_delay_s=0.3)) as comfy, serve(comfy, steps=30) as server:
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server, viewport)
+            assert page.is_hidden("#job-strip")  # nothing to follow yet
+            type_request(page, "a slow lighthouse at night")
+            # once a few steps have passed, the strip says about how long is left
+            page.wait_for_function("/^about \\d+ (s|min) left$/.test(document.querySelector('#eta').textContent)",
+                                   timeout=30_000)
+            assert re.fullmatch(r"step \d+/30", page.inner_text("#step"))
+            for where in ("0", "document.body.scrollHeight", "0"):  # wherever the person scrolls
+                page.evaluate(f"window.scrollTo(0, {where})")
+                page.wait_for_timeout(150)
+                assert in_view(page, "#job-strip") and in_view(page, "#stage") and in_view(page, "#cancel"), where
+            page.evaluate("document.querySelector('#generate').scrollIntoView()")
+            page.wait_for_timeout(150)
+            assert in_view(page, "#cancel")
+            page.screenshot(path=str(artifacts_dir / f"browser-strip-{name}.png"))
+            # what the render was given is a line under the picture, not printed over it
+            assert "30 steps" in page.inner_text("#render-info")
+            assert page.evaluate("document.querySelector('#render-info').getBoundingClientRect().top >= "
+                                 "document.querySelector('#canvas').getBoundingClientRect().bottom")
+            page.click("#cancel")
+            wait_for_stage(page, "Cancelled")
+            assert in_view(page, "#stage")
+            assert page.inner_text("#step") == "" and page.inner_text("#eta") == ""
+            page.screenshot(path=str(artifacts_dir / f"browser-strip-cancelled-{name}.png"))
+        finally:
+            browser.close()
+
+
+def test_overrides_are_for_one_job_and_show_what_empty_means(playwright, serve, artifacts_dir):
+    long = copy.deepcopy(SHIPPED)
+    long["3"]["inputs"]["steps"] = 30
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy) as server:  # saved: 6 steps, 64x64
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server, {"width": 1280, "height": 900})
+
+            def first_option(selector):
+                return page.eval_on_selector(selector, "select => select.options[0].textContent")
+
+            page.wait_for_function("document.querySelector('#steps').placeholder === '6 (settings)'")
+            page.wait_for_function("document.querySelectorAll('#checkpoint option').length === 3")
+            assert in_view(page, "#generate")  # the render box no longer pushes it below the fold
+            assert page.is_hidden("#steps") and "Override for this job" in page.inner_text("#overrides summary")
+            placeholders = [page.get_attribute(f"#{name}", "placeholder") for name in ("cfg", "width", "seed")]
+            assert placeholders == ["7 (workflow)", "64 (settings)", "random"]
+            assert first_option("#workflow") == "txt2img.json (settings)" and page.input_value("#workflow") == ""
+            assert first_option("#sampler") == "euler (workflow)"
+            assert first_option("#tts-engine") == "espeak (settings)"
+            # the workflow's own checkpoint is not in this ComfyUI, so its first one is used
+            assert first_option("#checkpoint") == "tiny-sd15-random.safetensors (ComfyUI's first)"
+            # a saved change shows at once, and so does going back to the workflow's value
+            page.click("#settings-panel summary")
+            for saved, shown in (("2", "2 (settings)"), ("0", "20 (workflow)")):
+                page.fill("#settings-form [name=steps]", saved)
+                page.click("#settings-form button[type=submit]")
+                page.wait_for_function(f"document.querySelector('#steps').placeholder === {json.dumps(shown)}")
+            # another workflow for this job brings its own values
+            page.click("#overrides summary")
+            page.set_input_files("#workflow-file", files=[{"name": "long.json", "mimeType": "application/json",
+                                                           "buffer": json.dumps(long).encode()}])
+            page.wait_for_function("document.querySelector('#steps').placeholder === '30 (workflow)'")
+            assert page.input_value("#workflow") == "long.json"
+            assert page.inner_text("#overrides-count") == "1 set"
+            page.locator("#overrides").scroll_into_view_if_needed()
+            page.screenshot(path=str(artifacts_dir / "browser-overrides.png"))
+        finally:
+            browser.close()
+
+
+def test_failed_job_shows_what_ran_and_keeps_error_and_run_again_in_view(playwright, serve, artifacts_dir):
+    # ComfyUI refuses the job before it runs: the checkpoint is not there
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy, checkpoint="nope.safetensors") as server:
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server, {"width": 390, "height": 844})  # a phone
+            type_request(page, "a castle made of sand")
+            wait_for_stage(page, "Failed")
+            page.wait_for_timeout(300)
+            assert in_view(page, "#stage") and in_view(page, "#failure-message") and in_view(page, "#run-again")
+            message = page.inner_text("#failure-message")
+            assert message.startswith("ComfyUI refused the workflow: checkpoint 'nope.safetensors' is not in ComfyUI")
+            assert message.endswith(".")
+            assert page.is_hidden("#canvas")  # no empty box where no picture will come
+            timings = page.inner_text("#stages")
+            assert "Prompt" in timings and "Total" in timings
+            assert "Render" not in timings and "Voice" not in timings  # ComfyUI never ran it; no voice offered
+            assert page.inner_text("#step") == ""
+            page.screenshot(path=str(artifacts_dir / "browser-failed-phone.png"))
+            prompt = page.input_value("#prompt")
+            with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/jobs")) as again:
+                page.click("#run-again")
+            assert again.value.post_data_json["prompt"] == prompt
+            page.wait_for_function("window.__stages.filter((s) => s === 'Failed').length === 2", timeout=30_000)
+        finally:
+            browser.close()
+
+
+def test_notes_are_sentences_shown_once_per_session(playwright, serve, artifacts_dir):
+    # no previews, and the workflow's checkpoint is missing: two notes on every job
+    with FakeComfyUI(Knobs(step_delay_s=0.02, previews=False)) as comfy, serve(comfy) as server:
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server)
+            type_request(page, "a blue bicycle")
+            wait_for_stage(page, "Done")
+            notes = page.locator("#notes li").all_inner_texts()
+            assert len(notes) == 2, notes
+            checkpoint, preview = notes
+            assert checkpoint.startswith("The workflow's checkpoint 'v1-5-pruned-emaonly.safetensors' is not in "
+                                         "ComfyUI; used 'tiny-sd15-random.safetensors' instead. Choose a checkpoint")
+            assert preview.startswith("No live preview") and preview.endswith(".")
+            page.screenshot(path=str(artifacts_dir / "browser-notes.png"))
+            page.click("#notes button")  # the fix is a setting
+            assert page.evaluate("document.querySelector('#settings-panel').open")
+            assert page.evaluate("document.activeElement.name") == "checkpoint"
+            type_request(page, "a green bicycle")
+            page.wait_for_function("window.__stages.filter((s) => s === 'Done').length === 2", timeout=30_000)
+            assert page.locator("#notes li").count() == 0  # the same notes are not repeated
+        finally:
+            browser.close()
+
+
+def test_server_away_is_said_plainly_and_checked_again(playwright, make_app, artifacts_dir):
+    server = LiveServer(make_app()).__enter__()
+    port = server.server.server_port
+    browser = launch(playwright)
+    try:
+        page = open_page(browser, server)
+        page.wait_for_selector("#health-comfyui.bad")  # the first check answered
+        server.__exit__(None, None, None)
+        page.wait_for_selector("#server-banner:not([hidden])", timeout=15_000)
+        away = "The speech2image server is not answering — is it still running?"
+        assert page.inner_text("#server-banner").startswith(away)
+        type_request(page, "a lamp in the window")
+        page.wait_for_selector("#message.error")
+        assert page.inner_text("#message") == away
+        page.screenshot(path=str(artifacts_dir / "browser-server-away.png"))
+        with LiveServer(make_app(), port=port):  # started again where it was
+            page.wait_for_selector("#server-banner", state="hidden", timeout=15_000)
+    finally:
+        browser.close()
+
+
+def test_health_lights_explain_themselves_on_a_tap(playwright, make_app, artifacts_dir):
+    with LiveServer(make_app()) as server:  # the LLM switched off, no ComfyUI
+        browser = launch(playwright)
+        try:
+            context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
+                                          bypass_csp=True)
+            page = context.new_page()
+            page.goto(server.url)
+            page.wait_for_selector("#health-llm.offline")  # writing offline is a normal state, not an error
+            page.tap("#health-llm")
+            assert page.get_attribute("#health-llm", "aria-expanded") == "true"
+            detail = page.inner_text("#health-detail")
+            assert "offline rewriter" in detail and "SPEECH2IMAGE_LLM_URL" in detail
+            assert in_view(page, "#health-detail")
+            page.screenshot(path=str(artifacts_dir / "browser-health-tap.png"))
+            page.tap("#health-comfyui")
+            assert page.get_attribute("#health-llm", "aria-expanded") == "false"
+            detail = page.inner_text("#health-detail")
+            assert "ComfyUI at http://127.0.0.1:9 is not answering" in detail and "To fix:" in detail
+            page.keyboard.press("Escape")
+            assert page.is_hidden("#health-detail")
+            assert page.get_attribute("#health-comfyui", "aria-expanded") == "false"
+            assert page.evaluate("document.activeElement.id") == "health-comfyui"
+        finally:
+            browser.close()
+
+
+def test_missing_comfyui_is_said_at_load_with_how_to_start_it(playwright, make_app, artifacts_dir):
+    with FakeComfyUI() as comfy, LiveServer(make_app()) as server:  # set up with ComfyUI at :9, where none listens
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server, {"width": 1280, "height": 900})
+            page.wait_for_selector("#comfy-banner:not([hidden])", timeout=15_000)
+            banner = page.inner_text("#comfy-banner")
+            assert "ComfyUI is not answering at http://127.0.0.1:9" in banner
+            assert "ComfyUI Desktop" in banner and "SPEECH2IMAGE_COMFYUI_URL" in banner
+            commands = page.locator("#comfy-banner code").all_inner_texts()
+            assert commands[0] == "python main.py --listen 127.0.0.1 --port 8188 --preview-method auto"
+            page.screenshot(path=str(artifacts_dir / "browser-comfyui-banner.png"))
+            # a job still writes the prompt; its note shows the command as code
+            type_request(page, "a snowy owl")
+            wait_for_stage(page, "Prompt ready")
+            assert "python main.py" in page.inner_text("#notes li code")
+            # once ComfyUI answers the banner goes; dismissed, it stays away
+            set_comfy = {"comfyui_url": comfy.url}
+            assert requests.post(server.url + "/api/settings", json=set_comfy, timeout=10).status_code == 200
+            page.wait_for_selector("#comfy-banner", state="hidden", timeout=15_000)
+            set_comfy = {"comfyui_url": "http://127.0.0.1:9"}
+            assert requests.post(server.url + "/api/settings", json=set_comfy, timeout=10).status_code == 200
+            page.wait_for_selector("#comfy-banner:not([hidden])", timeout=15_000)
+            page.click("#comfy-banner-close")
+            page.wait_for_event("response", lambda r: r.url.endswith("/api/health"), timeout=15_000)
+            page.wait_for_timeout(300)
+            assert page.is_hidden("#comfy-banner")  # the next check does not bring it back
+        finally:
+            browser.close()
+
+
+def test_gallery_shows_failures_when_asked_deletes_cleanly_and_names_downloads(playwright, serve, artifacts_dir):
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy) as server:
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server)
+            type_request(page, "A red fox in the snow!")
+            wait_for_stage(page, "Done")
+            assert re.fullmatch(r"a-red-fox-in-the-snow-[0-9a-f]{6}\.png", page.get_attribute("#download", "download"))
+            # a job whose checkpoint breaks in ComfyUI
+            page.click("#overrides summary")
+            page.wait_for_function("document.querySelectorAll('#checkpoint option').length === 3")
+            page.select_option("#checkpoint", "broken.safetensors")
+            type_request(page, "a broken vase")
+            wait_for_stage(page, "Failed")
+            page.wait_for_selector("#gallery button")
+            assert page.locator("#gallery button").count() == 1  # pictures only, by default
+            page.check("#gallery-all")
+            page.wait_for_function("document.querySelectorAll('#gallery button').length === 2")
+            failed = page.locator("#gallery button[data-stage=error]")
+            assert "Failed" in failed.inner_text() and "Error while deserializing" in failed.inner_text()
+            page.locator("#gallery").scroll_into_view_if_needed()
+            page.screenshot(path=str(artifacts_dir / "browser-gallery-failed.png"))
+            failed.click()
+            assert page.input_value("#prompt").startswith("a broken vase")
+            assert "Error while deserializing" in page.inner_text("#failure-message")
+            # deleting an entry takes its texts out of the fields too
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.click("#delete-entry")
+            page.wait_for_function("document.querySelectorAll('#gallery button').length === 1")
+            assert [page.input_value(f) for f in ("#transcript", "#prompt", "#negative", "#caption")] == [""] * 4
+        finally:
+            browser.close()

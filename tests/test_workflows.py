@@ -180,6 +180,11 @@ def test_upload_on_the_page(make_app):
     listed = client.get("/api/comfyui").get_json()
     assert "my lora.json" in listed["workflows"] and "txt2img.json" in listed["workflows"]
     assert listed["reachable"] is False
+    # each workflow's own values, which the page shows as what an empty override means
+    assert listed["workflow_defaults"]["my lora.json"] == {
+        "seed": 5, "steps": 30, "cfg": 6.5, "sampler": "dpmpp_2m", "width": 768, "height": 512,
+        "checkpoint": "dreamshaper_8.safetensors"}
+    assert listed["workflow_defaults"]["txt2img.json"]["steps"] == 20
     ui = {"nodes": [], "links": []}
     refused = client.post("/api/workflows", data={"workflow": (io.BytesIO(json.dumps(ui).encode()), "ui.json")},
                           content_type="multipart/form-data")

@@ -14,6 +14,7 @@ from ..config import KNOBS
 from ..errors import BadInput, UserFacingError, error_body
 from ..pipeline import JobRequest
 from ..store import JOB_ID, new_job_id
+from ..workflows import WorkflowError
 from . import current_runtime
 
 log = logging.getLogger(__name__)
@@ -205,12 +206,15 @@ def cancel_job(job_id):
 @bp.get("/comfyui")
 def comfyui_choices():
     """Workflows we have, and what ComfyUI offers for each setting whose choices come from it
-    (checkpoints, samplers), for the page's dropdowns: ``choices`` is keyed by the setting."""
+    (checkpoints, samplers), for the page's dropdowns: ``choices`` is keyed by the setting.
+    ``workflow_defaults`` holds each workflow's own values (steps, cfg, size, seed, sampler,
+    checkpoint), what a job gets for a setting left at its 'keep' value."""
     runtime = current_runtime()
     settings = runtime.settings
     choices = {"workflow": runtime.workflows.names()}
     answer = {"url": settings.comfyui_url, "workflows": choices["workflow"], "workflow": settings.workflow,
-              "checkpoint": settings.checkpoint or None, "reachable": True, "choices": choices}
+              "checkpoint": settings.checkpoint or None, "reachable": True, "choices": choices,
+              "workflow_defaults": workflow_defaults(runtime.workflows, choices["workflow"])}
     client = runtime.comfy.first
     for knob in KNOBS.values():
         if knob.choices in client.CHOICE_SOURCES:
@@ -224,6 +228,18 @@ def comfyui_choices():
                 log.info("ComfyUI offers no %s: %s", knob.choices, exc.message)
     answer["checkpoints"] = choices.setdefault("checkpoint", [])
     return jsonify(answer)
+
+
+def workflow_defaults(library, names: list[str]) -> dict:
+    """Each workflow's own values; one that no longer loads has none (a job with it says why)."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = library.load(name).defaults
+        except WorkflowError as exc:
+            log.info("workflow %s has no defaults to show: %s", name, exc.message)
+            found[name] = {}
+    return found
 
 
 @bp.post("/workflows")

@@ -7,6 +7,18 @@ export const SESSION_ID = sessionStorage.getItem("s2i-session") || (() => {
   return id;
 })();
 
+// What a request meets when nothing answers (fetch says only "Failed to fetch").
+export const SERVER_AWAY = "the speech2image server is not answering — is it still running?";
+
+async function send(path, options) {
+  try {
+    return await fetch(path, options);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw Object.assign(new Error(SERVER_AWAY), { code: "server_away" });
+  }
+}
+
 // The server refuses with {"error": {"code", "message"}}; a proxy's or a crash's page has no such body.
 async function refusal(response) {
   const body = await response.json().catch(() => null);
@@ -15,7 +27,7 @@ async function refusal(response) {
 }
 
 export async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  const response = await send(path, options);
   if (!response.ok) throw await refusal(response);
   return response.json().catch(() => null);
 }
@@ -26,7 +38,7 @@ export function jsonPost(body) {
 
 // Server-sent events over a POST (EventSource can only GET): yields { event, data } as they arrive.
 export async function* streamEvents(path, options) {
-  const response = await fetch(path, { ...options, headers: { ...options.headers, Accept: "text/event-stream" } });
+  const response = await send(path, { ...options, headers: { ...options.headers, Accept: "text/event-stream" } });
   if (!response.ok) throw await refusal(response);
   const reader = response.body.getReader();
   const decoder = new TextDecoder();

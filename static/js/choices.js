@@ -12,6 +12,7 @@ function fillOptions(list, values, selected, firstLabel) {
 // Every element marked data-choices="<key>" lists `values`: a datalist as suggestions, a select as
 // its options, keeping its current choice when still offered, else selecting `fallback` (the server's
 // default). A select's data-empty-label gives it a first empty option; `emptyLabel` can reword it.
+// A job override (data-override) stays empty unless chosen: empty is the saved default.
 function fillChoices(key, values, fallback, emptyLabel) {
   for (const list of document.querySelectorAll(`[data-choices="${CSS.escape(key)}"]`)) {
     if (list.tagName !== "SELECT") {
@@ -19,7 +20,7 @@ function fillChoices(key, values, fallback, emptyLabel) {
       continue;
     }
     const label = list.dataset.emptyLabel === undefined ? undefined : emptyLabel || list.dataset.emptyLabel;
-    fillOptions(list, values, list.value || fallback, label);
+    fillOptions(list, values, list.dataset.override !== undefined ? list.value : list.value || fallback, label);
   }
 }
 
@@ -32,22 +33,28 @@ export async function loadModels() {
 }
 
 // info.choices maps each job field to what ComfyUI or our workflow folder offer; info[field] is its default.
+// Answers info (null when the server did not answer).
 export async function loadComfyChoices() {
   try {
     const info = await api("/api/comfyui");
     for (const [key, values] of Object.entries(info.choices)) fillChoices(key, values, info[key]);
-  } catch (_) { /* shown by the health light */ }
+    return info;
+  } catch (_) {
+    return null;  // shown by the health light
+  }
 }
 
-async function uploadWorkflow() {
+// An uploaded workflow is chosen for this job; afterUpload(info) gets the new choices.
+async function uploadWorkflow(afterUpload) {
   const file = ui.workflowFile.files[0];
   if (!file) return;
   const form = new FormData();
   form.append("workflow", file, file.name);
   try {
     const result = await api("/api/workflows", { method: "POST", body: form });
-    await loadComfyChoices();
+    const info = await loadComfyChoices();
     ui.workflow.value = result.name;
+    afterUpload(info);
     showMessage(`Workflow “${result.name}” added and selected.`, "ok");
   } catch (err) {
     showMessage(capitalize(err.message), "error");
@@ -56,6 +63,6 @@ async function uploadWorkflow() {
   }
 }
 
-export function initWorkflowUpload() {
-  ui.workflowFile.addEventListener("change", uploadWorkflow);
+export function initWorkflowUpload({ afterUpload }) {
+  ui.workflowFile.addEventListener("change", () => uploadWorkflow(afterUpload));
 }

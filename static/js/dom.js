@@ -11,6 +11,23 @@ export function capitalize(text) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+// A message as a sentence: a capital first letter and a closing full stop (unless it has its own).
+export function sentence(text) {
+  const trimmed = String(text || "").trim();
+  if (!trimmed) return "";
+  return capitalize(trimmed) + (/[.!?…:]$/.test(trimmed) ? "" : ".");
+}
+
+// Text whose `backticked` parts are code, as nodes: the server's words are never parsed as HTML.
+export function withCode(text) {
+  return String(text).split(/`([^`]+)`/).map((part, i) => {
+    if (i % 2 === 0) return document.createTextNode(part);
+    const code = document.createElement("code");
+    code.textContent = part;
+    return code;
+  });
+}
+
 export function showMessage(text, kind = "") {
   ui.message.textContent = text;
   ui.message.className = "message " + kind;
@@ -18,5 +35,5 @@ export function showMessage(text, kind = "") {
 }
 
 export function showError(err) {
-  showMessage(capitalize(err.message) + ".", "error");
+  showMessage(sentence(err.message), "error");
 }

@@ -1,33 +1,119 @@
 // The lights in the top bar: Whisper, the LLM, ComfyUI and the voice, polled every few seconds.
+// Each light is a button: a tap or click opens what it means and how to fix it (Escape closes).
 
-import { api } from "./api.js";
-import { $ } from "./dom.js";
+import { SERVER_AWAY, api } from "./api.js";
+import { sentence, ui, withCode } from "./dom.js";
+import { showComfyBanner, showServerAway } from "./banners.js";
 
-function setLight(id, cls, title) {
-  const light = $(id);
+const LIGHTS = ["whisper", "llm", "comfyui", "tts"];
+const explained = {};  // light -> { title, text, fix } as the last check left it
+let openLight = null;
+
+// fix: what to do, introduced by fixLabel ("To fix" unless the state is fine as it is).
+function setLight(name, cls, title, text, fix = "", fixLabel = "To fix") {
+  const light = lightOf(name);
   light.className = "light " + cls;
-  light.title = title;
+  light.title = [title, text].filter(Boolean).join(": ");
+  explained[name] = { title, text, fix, fixLabel };
+  if (openLight === name) fillDetail(name);
 }
 
-function comfyTitle(comfyui) {
-  return comfyui.servers.map((srv) => `ComfyUI at ${srv.url}: ${srv.state === "ready" ? `ready (${srv.version || "?"})` : "unreachable"}`).join("\n")
-    + (comfyui.fix ? `\nTo fix: ${comfyui.fix}` : "");
+function whisperLight(whisper) {
+  const cls = { ready: "ok", loading: "loading", idle: "loading" }[whisper.state] || "bad";
+  if (whisper.state === "error") {
+    return [cls, "Speech recognition failed to load", whisper.error, "check SPEECH2IMAGE_WHISPER_MODEL and the server log"];
+  }
+  const model = `the ${whisper.model} model on ${whisper.device} (${whisper.compute_type})`;
+  return [cls, `Speech recognition: ${whisper.state}`,
+    whisper.state === "ready" ? `Whisper runs ${model}` : `Whisper is loading ${model}; recording works once it is ready`];
+}
+
+// No LLM is a supported way to work: the offline rewriter writes the prompts, so it is not an error.
+function llmLight(llm) {
+  if (llm.state === "ready") return ["ok", "LLM: ready", `prompts are written by ${llm.model} at ${llm.server}`];
+  if (llm.state === "off") {
+    return ["offline", "LLM: offline rewriter", "the LLM is switched off; prompts are written by the offline rewriter",
+      "set `SPEECH2IMAGE_LLM_URL` (or the Server URL in Settings) to an OpenAI-compatible server", "To use an LLM"];
+  }
+  const tried = llm.tried && llm.tried.length ? ` (tried ${llm.tried.join(", ")})` : "";
+  return ["offline", "LLM: offline rewriter", `no LLM server answered${tried}; prompts are written by the offline rewriter`,
+    llm.fix, "To use an LLM"];
+}
+
+function comfyLight(comfyui) {
+  const servers = comfyui.servers || [];
+  const text = servers.map((srv) => `ComfyUI at ${srv.url} is ${srv.state === "ready" ? `ready (${srv.version || "?"})` : "not answering"}`)
+    .join("; ");
+  if (comfyui.state === "ready") return ["ok", "ComfyUI: ready", text, comfyui.fix];
+  return ["bad", "ComfyUI: unreachable", text || `ComfyUI at ${comfyui.url} is not answering`, comfyui.fix];
+}
+
+function voiceLight(tts) {
+  const cls = { ready: "ok", loading: "loading", idle: "loading", off: "offline" }[tts.state] || "bad";
+  if (tts.state === "error") return [cls, "Voice: failed", tts.error, "choose another voice engine in Settings"];
+  if (tts.state === "off") return [cls, "Voice: off", "captions are not spoken", "choose a voice engine in Settings"];
+  return [cls, `Voice: ${tts.state}`, `captions are spoken by ${tts.engine}${tts.voice ? ` (${tts.voice})` : ""}`];
 }
 
 export async function refreshHealth() {
+  let health;
   try {
-    const { whisper, llm, comfyui, tts } = await api("/api/health");
-    setLight("health-whisper", { ready: "ok", loading: "loading", idle: "loading" }[whisper.state] || "bad",
-      whisper.state === "error" ? `Whisper: ${whisper.error}` : `Whisper ${whisper.model} on ${whisper.device} (${whisper.compute_type}): ${whisper.state}`);
-    setLight("health-llm", { ready: "ok", off: "unknown" }[llm.state] || "bad",
-      llm.state === "ready" ? `LLM ${llm.model} at ${llm.server}` : `LLM ${llm.state}: ${llm.fix}`);
-    setLight("health-comfyui", comfyui.state === "ready" ? "ok" : "bad", comfyTitle(comfyui));
-    setLight("health-tts", { ready: "ok", loading: "loading", idle: "loading", off: "unknown" }[tts.state] || "bad",
-      tts.state === "error" ? `Voice: ${tts.error}` : `Voice: ${tts.engine} ${tts.voice || ""} (${tts.state})`);
-  } catch (_) {
-    for (const light of document.querySelectorAll("#health .light")) {
-      light.className = "light bad";
-      light.title = "The speech2image server is not answering";
-    }
+    health = await api("/api/health");
+  } catch (err) {
+    for (const name of LIGHTS) setLight(name, "unknown", "No answer", err.message);
+    showServerAway(err.message === SERVER_AWAY ? err.message : null);
+    return;
   }
+  showServerAway(null);
+  setLight("whisper", ...whisperLight(health.whisper));
+  setLight("llm", ...llmLight(health.llm));
+  setLight("comfyui", ...comfyLight(health.comfyui));
+  setLight("tts", ...voiceLight(health.tts));
+  showComfyBanner(health.comfyui);
+}
+
+function lightOf(name) {
+  return document.getElementById(`health-${name}`);
+}
+
+function fillDetail(name) {
+  const { title, text, fix, fixLabel } = explained[name] || { title: "Checking…", text: "", fix: "" };
+  ui.healthDetailTitle.textContent = title;
+  ui.healthDetailText.replaceChildren(...withCode(sentence(text)));
+  ui.healthDetailFix.replaceChildren(...(fix ? withCode(`${fixLabel}: ${sentence(fix)}`) : []));
+}
+
+function closeDetail(returnFocus = false) {
+  if (!openLight) return;
+  const light = lightOf(openLight);
+  light.setAttribute("aria-expanded", "false");
+  ui.healthDetail.hidden = true;
+  openLight = null;
+  if (returnFocus) light.focus();
+}
+
+function toggleDetail(name) {
+  const wasOpen = openLight === name;
+  closeDetail();
+  if (wasOpen) return;
+  openLight = name;
+  fillDetail(name);
+  const light = lightOf(name);
+  light.setAttribute("aria-expanded", "true");
+  ui.healthDetail.hidden = false;
+  const box = light.getBoundingClientRect();
+  const header = ui.healthDetail.offsetParent.getBoundingClientRect();
+  const width = ui.healthDetail.offsetWidth;
+  const left = Math.min(Math.max(8, box.left - header.left), header.width - width - 8);
+  ui.healthDetail.style.left = `${Math.max(8, left)}px`;
+}
+
+export function initHealth() {
+  for (const name of LIGHTS) lightOf(name).addEventListener("click", () => toggleDetail(name));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeDetail(true);
+  });
+  document.addEventListener("click", (event) => {
+    if (openLight && !event.target.closest("#health, #health-detail")) closeDetail();
+  });
 }

@@ -2,16 +2,18 @@
 // it, and showing its events as the relay brings them.
 
 import { SESSION_ID, api, jsonPost } from "./api.js";
-import { capitalize, showError, showMessage, ui } from "./dom.js";
+import { showError, showMessage, ui } from "./dom.js";
+import { addNotes } from "./notes.js";
 import { PromptStream, showPlan } from "./plan.js";
-import { FINISHED, drawStages, fillBar, setProgress, setStage } from "./progress.js";
-import { resetResult, showImage, showRender } from "./result.js";
+import { FINISHED, drawStages, fillBar, setProgress, setStage, timingsThatRan } from "./progress.js";
+import { resetResult, showImage, showNoPicture, showRender } from "./result.js";
+import { clearStep, hideStrip, showFailure, showProgressStep, showStep, showStrip } from "./strip.js";
 import { voiceKnown, voiceReady } from "./voice.js";
 
 // phase: "idle", "starting" (POST /api/jobs sent, no id yet) or "running" (id known).
 // earlyEvents: the relay's events that beat the answer to POST /api/jobs, replayed once it comes.
-// prompt: the tokens of the prompt the LLM is writing for this job.
-const job = { phase: "idle", id: null, earlyEvents: [], prompt: new PromptStream() };
+// prompt: the tokens of the prompt the LLM is writing for this job; plan: the prompt it renders.
+const job = { phase: "idle", id: null, earlyEvents: [], prompt: new PromptStream(), plan: null };
 let onDone = () => {};
 
 export function busy() {
@@ -19,6 +21,7 @@ export function busy() {
 }
 
 function setBusy(on) {
+  if (on) showStrip();
   ui.record.disabled = on;
   ui.generate.disabled = on;
   ui.rewrite.disabled = on;
@@ -27,7 +30,7 @@ function setBusy(on) {
 }
 
 function follow(id) {
-  Object.assign(job, { phase: "running", id, prompt: new PromptStream() });
+  Object.assign(job, { phase: "running", id, prompt: new PromptStream(), plan: null });
 }
 
 function stopFollowing() {
@@ -55,6 +58,7 @@ export function jobOptions() {
 export async function startJob(fetchOptions) {
   resetResult();
   setBusy(true);
+  setStage("pending");
   Object.assign(job, { phase: "starting", id: null, earlyEvents: [] });
   try {
     const snapshot = await api("/api/jobs", fetchOptions);
@@ -64,6 +68,7 @@ export async function startJob(fetchOptions) {
   } catch (err) {
     stopFollowing();
     setBusy(false);
+    hideStrip();  // no job to follow; the message says why
     showError(err);
   }
 }
@@ -112,33 +117,46 @@ async function cancel() {
   }
 }
 
+// The same request again, as the finished job had it: its prompt, else its transcript
+// (a recording is not kept once transcribed); null when there is nothing to run.
+function againRequest(snapshot) {
+  if (snapshot.prompt) {
+    return { prompt: snapshot.prompt, negative_prompt: snapshot.negative_prompt || "", caption: snapshot.caption || "" };
+  }
+  return snapshot.transcript ? { transcript: snapshot.transcript } : null;
+}
+
 function finish(snapshot) {
   stopFollowing();
   setBusy(false);
   const stage = snapshot.stage;
   setStage(stage);
-  drawStages(snapshot.timings || {});
+  drawStages(timingsThatRan(snapshot));
   if (stage === "done") {
     fillBar();
     ui.progress.className = "progress done";
     const total = snapshot.timings.total;
-    ui.step.textContent = total ? `${total.toFixed(1)} s` : "";
+    showStep(total ? `${total.toFixed(1)} s` : "");
     showMessage("Done. Edit the prompt and press Generate to try again.", "ok");
     onDone();
-  } else if (stage === "prompt_ready") {
+  } else {
+    clearStep();
+    showNoPicture();
+  }
+  if (stage === "prompt_ready") {
     // No ComfyUI to render: the prompt and the caption are the result; the note says how to start it.
-    ui.preview.hidden = true;
     showMessage("Prompt ready — there is no ComfyUI to render it. Start ComfyUI and press Generate.", "busy");
     onDone();
   } else if (stage === "error") {
     ui.progress.className = "progress failed";
-    ui.preview.hidden = true;
-    showMessage(capitalize(snapshot.error.message) + (snapshot.error.message.endsWith(".") ? "" : "."), "error");
-  } else {
-    ui.preview.hidden = true;
+    showMessage("");  // the strip says it, in view
+    const again = againRequest(snapshot);
+    showFailure(snapshot.error.message, again && (() => startJob(jsonPost({ ...jobOptions(), ...again }))));
+  } else if (stage === "cancelled") {
+    ui.progress.className = "progress stopped";
     showMessage("Cancelled.", "");
   }
-  if (snapshot.notes && snapshot.notes.length) ui.notes.textContent = snapshot.notes.join(" ");
+  addNotes(snapshot.notes);
 }
 
 // The job as it stands, from the answer to POST /api/jobs or the relay's "resume" after a reconnect.
@@ -146,13 +164,14 @@ function applySnapshot(snapshot) {
   setStage(snapshot.stage, { position: snapshot.queue_position });
   if (snapshot.transcript) ui.transcript.value = snapshot.transcript;
   if (snapshot.prompt) {
+    job.plan = snapshot.prompt;
     ui.prompt.value = snapshot.prompt;
     ui.negative.value = snapshot.negative_prompt || "";
     ui.caption.value = snapshot.caption || "";
   }
   setProgress(snapshot.percent || 0);
   if (snapshot.audio_url && !voiceKnown()) voiceReady(snapshot.audio_url);
-  if (snapshot.image_url) showImage(snapshot.image_url, snapshot.render);
+  if (snapshot.image_url) showImage(snapshot.image_url, snapshot.render, snapshot.prompt);
   if (FINISHED.has(snapshot.stage)) finish(snapshot);
 }
 
@@ -175,30 +194,31 @@ const HANDLERS = new Map(Object.entries({
     ui.transcriptMeta.textContent = `${event.duration_s.toFixed(1)} s of speech transcribed in ${event.elapsed_s.toFixed(2)} s`;
   },
   token: (event) => job.prompt.add(event.text),
-  prompt: (event) => showPlan(event.plan),
+  prompt(event) {
+    job.plan = event.plan.prompt;
+    showPlan(event.plan);
+  },
   render(event) {
     showRender(event.render, event.notes);
     ui.image.hidden = true;
   },
   node(event) {
-    ui.step.textContent = event.title || event.class_type || `node ${event.node}`;
+    showStep(event.title || event.class_type || `node ${event.node}`);
     setProgress(event.percent);
   },
   cached: (event) => setProgress(event.percent),
   progress(event) {
     setProgress(event.percent);
-    if (event.value !== undefined) ui.step.textContent = `step ${event.value}/${event.max}`;
+    showProgressStep(event);
   },
   preview(event) {
     ui.preview.src = event.url;
     ui.preview.hidden = false;
   },
   audio: (event) => voiceReady(event.url),
-  audio_error(event) {
-    ui.notes.textContent = event.message;
-  },
+  audio_error: (event) => addNotes([event.message]),
   image(event) {
-    showImage(event.url, event.render);
+    showImage(event.url, event.render, job.plan);
     showRender(event.render, event.notes);
   },
 }));

@@ -1,30 +1,40 @@
 // speech2image page: records with MediaRecorder, runs jobs on the server and follows them live over /ws.
 // This module only wires the parts together; each lives in its own module.
 
+import { initBanners } from "./banners.js";
 import { initWorkflowUpload, loadComfyChoices, loadModels } from "./choices.js";
 import { initGallery, loadGallery } from "./gallery.js";
-import { refreshHealth } from "./health.js";
+import { initHealth, refreshHealth } from "./health.js";
 import { busy, handleEvent, initJobs, sendRecording } from "./job.js";
+import { initOverrides, loadEffective } from "./overrides.js";
 import { initRewrite } from "./plan.js";
 import { initRecorder } from "./recorder.js";
 import { connectRelay } from "./relay.js";
 import { initSettings, loadSettings } from "./settings.js";
+import { initStrip } from "./strip.js";
 import { initSpeak } from "./voice.js";
 
 const HEALTH_EVERY_MS = 5000;
 
+// The render box's choices and what its empty fields mean follow ComfyUI's answer and the settings.
+const loadRenderChoices = async () => loadEffective(await loadComfyChoices());
+
 initRecorder({ busy, onRecorded: sendRecording });
 initJobs({ onJobDone: loadGallery });
+initStrip();
 initRewrite(busy);
 initSpeak();
-initWorkflowUpload();
+initOverrides();
+initWorkflowUpload({ afterUpload: loadEffective });
 initGallery();
-initSettings({ afterSave: () => Promise.all([loadModels(), loadComfyChoices(), refreshHealth()]) });
+initHealth();
+initBanners();
+initSettings({ afterSave: () => Promise.all([loadModels(), loadRenderChoices(), refreshHealth()]) });
 
 connectRelay(handleEvent);
 loadGallery();
 loadSettings();
 loadModels();
-loadComfyChoices();
+loadRenderChoices();
 refreshHealth();
 setInterval(refreshHealth, HEALTH_EVERY_MS);

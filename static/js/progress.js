@@ -1,6 +1,7 @@
 // The job's progress: the stage label, one bar for the whole job, and the time spent per stage.
 
 import { ui } from "./dom.js";
+import { clearStep } from "./strip.js";
 
 const STAGE_LABELS = {
   pending: "Starting…", transcribing: "Transcribing…", writing_prompt: "Writing the prompt…",
@@ -36,7 +37,7 @@ export function resetProgress() {
   ui.stage.dataset.stage = "pending";
   ui.stages.replaceChildren();
   showBar(0);
-  ui.step.textContent = "";
+  clearStep();
 }
 
 export function setProgress(renderValue) {
@@ -67,6 +68,7 @@ export function setStage(stage, extra = {}) {
     progress.stageStarts.push({ stage, at: performance.now() });
   }
   if (stage === "rendering" && previous !== "rendering") bringResultIntoView();
+  if (stage !== "rendering") ui.eta.textContent = "";
   if (FINISHED.has(stage)) {
     stopTimer();
   } else if (!progress.timer && STAGE_NAMES[stage]) {
@@ -86,8 +88,21 @@ function bringResultIntoView() {
   const editing = active && active.id !== "typed" && ["TEXTAREA", "INPUT", "SELECT"].includes(active.tagName);
   if (editing) return;
   const box = ui.canvas.getBoundingClientRect();
-  if (box.top >= 0 && box.bottom <= window.innerHeight) return;
-  ui.stage.scrollIntoView({ behavior: "smooth", block: "start" });
+  if (box.top >= ui.jobStrip.getBoundingClientRect().bottom && box.bottom <= window.innerHeight) return;
+  ui.canvas.scrollIntoView({ behavior: "smooth", block: "start" });  // below the strip: scroll-margin-top
+}
+
+// The timings of the stages that ran: without a picture, the render counts only if ComfyUI started it
+// (not while it was being sent or queued), and the voice not at all (it is played with the picture).
+export function timingsThatRan(snapshot) {
+  const timings = { ...(snapshot.timings || {}) };
+  if (snapshot.stage === "done") return timings;
+  const failedAt = snapshot.error && snapshot.error.stage;
+  const rendered = ["rendering", "saving"].includes(failedAt)
+    || progress.stageStarts.some((entry) => entry.stage === "rendering");
+  if (!rendered) delete timings.render;
+  delete timings.speech;
+  return timings;
 }
 
 // Live, the page's own clock per stage; with `final` (the job's timings), the server's figures instead.

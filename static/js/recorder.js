@@ -62,8 +62,10 @@ class Recorder {
     this.recorder.stop();
   }
 
+  // The recording is handed over (its length is in the upload message): the timer is back at 0:00.
   finish() {
     clearInterval(this.tick);
+    showTime(0);
     cancelAnimationFrame(this.frame);
     if (this.audioContext) this.audioContext.close();
     this.stream.getTracks().forEach((track) => track.stop());
@@ -89,8 +91,7 @@ class Recorder {
   }
 
   showTime() {
-    const seconds = Math.floor((performance.now() - this.startedAt) / 1000);
-    ui.timer.textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+    showTime(Math.floor((performance.now() - this.startedAt) / 1000));
   }
 
   watchLevel() {
@@ -115,6 +116,10 @@ class Recorder {
       console.warn("level meter unavailable", err);
     }
   }
+}
+
+function showTime(seconds) {
+  ui.timer.textContent = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
 }
 
 function setRecordingUi(on) {

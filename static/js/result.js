@@ -1,24 +1,46 @@
 // The result panel: the picture, what it was rendered with, and clearing it all for the next job.
 
 import { ui } from "./dom.js";
+import { addNotes, resetNotes } from "./notes.js";
 import { resetProgress } from "./progress.js";
+import { hideFailure } from "./strip.js";
 import { pictureShown, resetVoice } from "./voice.js";
 
 export function resetResult() {
   resetProgress();
+  hideFailure();
+  resetNotes();
   ui.entryActions.hidden = true;
-  ui.notes.textContent = "";
   ui.renderInfo.textContent = "";
+  ui.canvas.hidden = false;
   ui.preview.hidden = true;
   ui.download.hidden = true;
   resetVoice();
+}
+
+// A job that ended without a picture: no empty box where it would have been.
+export function showNoPicture() {
+  ui.preview.hidden = true;
+  ui.image.hidden = true;
+  ui.canvas.hidden = true;
 }
 
 function fitCanvas(render) {
   if (render && render.width && render.height) ui.canvas.style.aspectRatio = `${render.width} / ${render.height}`;
 }
 
-export function showImage(url, render) {
+// "red-fox-in-snow-1a2b3c.png": the first words of the prompt's subject (before any comma) and a
+// short id, rather than a hex id.
+export function downloadName(prompt, url) {
+  const id = (String(url).match(/\/([0-9a-f]{6})[0-9a-f]*\.png$/) || [])[1] || "";
+  const words = String(prompt || "").split(/[,.;:(]/)[0].toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
+    .split(/[^a-z0-9]+/).filter(Boolean).slice(0, 6).join("-").slice(0, 48).replace(/-+$/, "");
+  return [words || "speech2image", id].filter(Boolean).join("-") + ".png";
+}
+
+// prompt: the picture's prompt, which names the downloaded file.
+export function showImage(url, render, prompt) {
+  ui.canvas.hidden = false;
   fitCanvas(render);
   ui.image.onload = () => {
     ui.preview.hidden = true;
@@ -28,6 +50,7 @@ export function showImage(url, render) {
   ui.image.alt = ui.caption.value || "The generated picture";
   ui.image.hidden = false;
   ui.download.href = url;
+  ui.download.download = downloadName(prompt, url);
   ui.download.hidden = false;
 }
 
@@ -45,5 +68,5 @@ export function describeRender(render) {
 export function showRender(render, notes) {
   ui.renderInfo.textContent = describeRender(render);
   fitCanvas(render);
-  if (notes.length) ui.notes.textContent = notes.join(" ");
+  addNotes(notes);
 }

@@ -2,6 +2,7 @@
 
 import { api, jsonPost } from "./api.js";
 import { showError, showMessage, ui } from "./dom.js";
+import { addNotes } from "./notes.js";
 
 const voice = { url: null, pictureShown: false };
 
@@ -19,7 +20,7 @@ export function playVoice(url) {
   ui.spokenCaption.textContent = ui.caption.value;
   ui.voice.play().catch(() => {
     // Autoplay can be blocked until the page has been clicked: the player stays visible.
-    ui.notes.textContent = (ui.notes.textContent + " Press play to hear the caption.").trim();
+    addNotes(["Press play to hear the caption."]);
   });
 }
 

@@ -11,9 +11,10 @@ from werkzeug.serving import make_server
 class LiveServer:
     """The app served by werkzeug's threaded server in a background thread, as a browser sees it."""
 
-    def __init__(self, app):
+    def __init__(self, app, port: int = 0):
+        """``port``: a fixed one, to serve again where a stopped server was (0: any free port)."""
         self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.server = make_server("127.0.0.1", port, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -23,6 +24,7 @@ class LiveServer:
 
     def __exit__(self, *exc):
         self.server.shutdown()
+        self.server.server_close()  # the port stops answering, as when the app is stopped
         self.thread.join(timeout=10)
 
     def wait_for_whisper(self, timeout: float = 120.0) -> dict:
