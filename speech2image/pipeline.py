@@ -274,7 +274,8 @@ class Pipeline:
             else:
                 # No ComfyUI at all: the prompt and its caption are the result, not a failure.
                 outcome = "prompt_ready"
-                job.notes.append(f"Prompt ready; there is no ComfyUI to render it. {exc.message}")
+                why = exc.message[:1].upper() + exc.message[1:]
+                job.notes.append(f"Prompt ready; there is no ComfyUI to render it. {why}")
                 log.info("job %s: prompt ready, no ComfyUI reachable", job.id)
         except UserFacingError as exc:
             outcome, extra = "error", {"error": self._failure(job, exc.code, exc.message)}
