@@ -124,12 +124,10 @@ class AnswerCheck:
         said = set(words(subject))
         content = content_words(subject)
         if len(found) < rules.min_words:
-            shown = " ".join(text.split())[:40]
-            return Problem("too_short", f'it was too short: "{shown}"' if shown else "it was empty")
+            return Problem("too_short", f'it was too short: "{" ".join(text.split())[:40]}"')
         if rules.max_words and len(found) > rules.max_words:
             return Problem("too_long", f"it was too long: {len(found)} words")
-        refusal = _REFUSAL.search(text)
-        if refusal and not _REFUSAL.search(subject):
+        if _REFUSAL.search(text) and not _REFUSAL.search(subject):
             return Problem("refusal", "it was a refusal, not a picture")
         for example in self.examples:
             borrowed = missing_words(example, subject)
