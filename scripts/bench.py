@@ -7,6 +7,7 @@ ComfyUI queue + render, TTS) and end to end: p50, p95, max; the ASR word error r
 the set; orchestration overhead (end to end minus the stages, with speech overlapping
 the render); relay latency (a ComfyUI progress frame -> the page's websocket, fake ComfyUI
 only); the server's peak RSS. Writes a JSON file and a PNG chart of the stage breakdown.
+Needs the test set-up (jiwer, espeak-ng, ffmpeg): scripts/test.sh installs it.
 
     .venv/bin/python scripts/bench.py                       # against the fake ComfyUI from the tests
     .venv/bin/python scripts/bench.py --comfyui-url http://127.0.0.1:8188 --llm-url http://localhost:1234/v1
@@ -23,12 +24,16 @@ import time
 import uuid
 from pathlib import Path
 
-import jiwer
 import requests
 import websocket
 from PIL import Image, ImageDraw
 
-from benchlib import ROOT, follow_job, free_port, peak_rss_mb, summary
+from benchlib import ROOT, follow_job, free_port, peak_rss_mb, require, summary
+
+# The word error rate and the espeak-ng/opus clips use what the tests use, beyond the app's own set-up.
+require(modules=("jiwer",), programs=("espeak-ng", "ffmpeg"))
+
+import jiwer  # noqa: E402
 from tests.support import speech  # noqa: E402
 from tests.support.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
 from tests.support.speech import NORMALIZE  # noqa: E402

@@ -3,7 +3,7 @@
 Starts ``app.py`` on a free loopback port, generates spoken clips with Piper,
 warms the model up, then posts each clip several times to /api/transcribe.
 Reports model load time, per-clip transcription time and real-time factor, and
-the server's peak RSS (VmHWM). Needs the test requirements (Piper).
+the server's peak RSS (VmHWM). Needs the test requirements (jiwer, ffmpeg): scripts/test.sh installs them.
 
     .venv/bin/python scripts/bench_asr.py [--repeats 5] [--json out.json]
 """
@@ -21,7 +21,10 @@ from pathlib import Path
 
 import requests
 
-from benchlib import ROOT, free_port, peak_rss_mb
+from benchlib import ROOT, free_port, peak_rss_mb, require
+
+require(modules=("jiwer",), programs=("ffmpeg",))  # tests.support.speech scores with jiwer; clips go to webm
+
 from tests.support import speech  # noqa: E402  (the same clip maker the tests use)
 
 CLIPS = [

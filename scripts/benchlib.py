@@ -1,7 +1,9 @@
 """Helpers the benchmark scripts share: percentiles, a free port, a process's peak memory, following a job."""
 from __future__ import annotations
 
+import importlib
 import json
+import shutil
 import socket
 import sys
 import time
@@ -10,6 +12,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the scripts import the app and tests.support (the tests' fakes and helpers)
+
+
+TEST_SETUP = ("install the test requirements first: scripts/test.sh sets them up "
+              "(or .venv/bin/pip install -r requirements-dev.txt, and scripts/system-packages.sh for "
+              "the Debian packages)")
+
+
+def require(modules: tuple[str, ...] = (), programs: tuple[str, ...] = ()) -> None:
+    """Stop with what to install when a benchmark needs more than the app does (the tests' extras)."""
+    missing = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(f"the Python package {module}")
+    missing += [f"the program {program}" for program in programs if shutil.which(program) is None]
+    if missing:
+        sys.exit(f"{Path(sys.argv[0]).name} needs {' and '.join(missing)}: {TEST_SETUP}")
 
 
 def pct(values, q: float) -> float:

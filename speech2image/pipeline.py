@@ -25,7 +25,7 @@ from .errors import BadInput, UserFacingError
 from .metrics import Metrics
 from .prompt_writer import PromptPlan, PromptWriter, caption_for
 from .store import JobHistory, OutputStore, new_job_id
-from .tts import Voices
+from .tts import NothingToSay, Voices
 from .workflows import RenderParams, WorkflowLibrary
 
 log = logging.getLogger(__name__)
@@ -357,14 +357,18 @@ class Pipeline:
             job.audio_url = f"/outputs/{job.id}.wav"
             self._emit(job, {"type": "audio", "url": job.audio_url, "duration_s": round(spoken.duration_s, 2),
                              "engine": spoken.engine, "voice": spoken.voice})
+        except NothingToSay as exc:
+            self._no_voice(job, exc.message)
         except UserFacingError as exc:
             self._voice_failed(job, exc.message)
-        except Exception as exc:
+        except Exception:
             log.exception("speech for job %s failed", job.id)
-            self._voice_failed(job, str(exc))
+            self._voice_failed(job, "the voice could not speak this caption")
 
     def _voice_failed(self, job: Job, message: str) -> None:
-        note = f"The voice failed: {message}"
+        self._no_voice(job, f"The voice failed: {message}")
+
+    def _no_voice(self, job: Job, note: str) -> None:
         job.notes.append(note)
         self._emit(job, {"type": "audio_error", "message": note})
 

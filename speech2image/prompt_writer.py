@@ -18,6 +18,7 @@ from typing import Callable
 
 from .errors import BadInput
 from .llm import LlmClient, LlmError, Sampling
+from .prompt_check import AnswerCheck
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,7 @@ class PromptWriter:
         self.offline = OfflineRewriter()
         self.system_template = load_template("system.txt")
         self.refine_template = load_template("refine.txt")
+        self.check = AnswerCheck(self.system_template.template, self.refine_template.template)
 
     def use_client(self, client: LlmClient | None) -> None:
         """Write with another LLM server from the next prompt on (the settings changed)."""
@@ -260,21 +262,40 @@ class PromptWriter:
                 fields, model_id, server = self.client.complete_json(
                     self.messages(transcript, chosen, previous), chosen.sampling, model=model, on_token=on_token
                 )
-                plan = PromptPlan(
-                    prompt=fields["prompt"],
-                    negative_prompt=fields.get("negative_prompt") or DEFAULT_NEGATIVE,
-                    caption=fields.get("caption") or offline_plan.caption,
-                    source="llm",
-                    preset=chosen.name,
-                    model=model_id,
-                    server=server,
-                )
             except LlmError as exc:
                 log.warning("prompt written offline: %s", exc.message)
                 notice = f"Written offline: {exc.message}."
+            else:
+                plan = self.checked_plan(fields, subject, offline_plan, model_id, server)
         if plan is None:
             plan = offline_plan
             plan.notice = notice
         plan.elapsed_s = time.perf_counter() - started
         self.history.add(session, Turn(transcript=transcript, subject=subject, prompt=plan.prompt))
         return plan
+
+    def checked_plan(self, fields: dict, subject: str, offline_plan: PromptPlan, model: str, server: str) -> PromptPlan:
+        """The LLM's answer as a plan, once checked against what was asked for (``subject``).
+
+        A prompt that will not do sets the whole answer aside: the offline plan is used and its
+        notice says why. A caption or negative prompt that will not do is replaced alone.
+        """
+        problem = self.check.problem("prompt", fields["prompt"], subject)
+        if problem:
+            log.info("the LLM's answer was set aside: %s", problem.code)  # the reason may quote the request
+            offline_plan.notice = f"The LLM's answer was set aside ({problem.reason}); written offline."
+            return offline_plan
+        chosen, notes = {}, []
+        for field, label, fallback, instead in (
+            ("caption", "caption", offline_plan.caption, "the offline caption is used"),
+            ("negative_prompt", "negative prompt", DEFAULT_NEGATIVE, "the usual one is used"),
+        ):
+            value = fields.get(field)
+            problem = self.check.problem(field, value, subject) if value else None
+            if problem:
+                log.info("the LLM's %s was set aside: %s", label, problem.code)
+                notes.append(f"The LLM's {label} was set aside ({problem.reason}); {instead}.")
+            chosen[field] = fallback if problem or not value else value
+        return PromptPlan(prompt=fields["prompt"], negative_prompt=chosen["negative_prompt"], caption=chosen["caption"],
+                          source="llm", preset=offline_plan.preset, model=model, server=server,
+                          notice=" ".join(notes) or None)

@@ -43,6 +43,15 @@ class TtsError(UserFacingError):
     code = "tts_failed"
 
 
+class NothingToSay(BadInput):
+    """The text has no letter or digit ("[", "...", a quote mark): there is nothing to speak."""
+
+    code = "nothing_to_say"
+
+    def __init__(self):
+        super().__init__("Nothing to say aloud in the caption; no voice.")
+
+
 @dataclass(frozen=True)
 class SpokenCaption:
     wav: bytes
@@ -179,8 +188,11 @@ class EspeakEngine(Engine):
             try:
                 subprocess.run([self.binary, "-v", self.voice, "-w", str(target), "--", text], check=True,
                                capture_output=True, timeout=60)
-            except (subprocess.SubprocessError, OSError) as exc:
-                raise TtsError(f"espeak-ng failed: {exc}") from exc
+            except subprocess.CalledProcessError as exc:  # for the log; its command line holds the caption
+                detail = exc.stderr.decode(errors="replace").strip()[:300]
+                raise RuntimeError(f"espeak-ng exited with status {exc.returncode}: {detail}") from None
+            except subprocess.TimeoutExpired:
+                raise RuntimeError("espeak-ng did not finish within 60 s") from None
             return target.read_bytes()
 
 
@@ -201,7 +213,8 @@ class Speaker:
             self.engine = None
         self._loader = None if self.engine is None else BackgroundLoad(
             self.engine.load, f"TTS {engine} ({self.engine.describe()})", f"tts-{engine}",
-            failed=lambda exc: TtsError(f"the {engine} voice failed to load: {exc}"))
+            failed=lambda exc: TtsError(f"the {engine} voice ({self.engine.describe()}) could not be loaded; "
+                                        "the server log has the details"))
 
     def start_loading(self) -> None:
         if self._loader is not None:
@@ -218,10 +231,13 @@ class Speaker:
         return info
 
     def speak(self, text: str) -> SpokenCaption | None:
-        """None when the engine is off; raises TtsError when the voice cannot speak."""
+        """None when the engine is off; raises NothingToSay (a BadInput) for text with no letter or
+        digit, TtsError when the voice cannot speak."""
         text = " ".join((text or "").split())
         if not text:
             raise BadInput("there is no text to speak", code="empty_text")
+        if not any(ch.isalnum() for ch in text):
+            raise NothingToSay()  # Piper would fail on it with "# channels not specified"
         if len(text) > MAX_TEXT:
             raise BadInput(f"the text to speak is longer than {MAX_TEXT} characters", code="text_too_long")
         if self._loader is None:
@@ -235,9 +251,9 @@ class Speaker:
             data = self.engine.synthesize(text)
         except UserFacingError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # the library's own words are for the log, not the page
             log.exception("TTS %s failed", self.engine_name)
-            raise TtsError(f"the {self.engine_name} voice failed: {exc}") from exc
+            raise TtsError(f"the {self.engine_name} voice could not speak this caption") from exc
         sample_rate, duration = wav_info(data)
         return SpokenCaption(wav=data, sample_rate=sample_rate, duration_s=duration,
                              elapsed_s=time.perf_counter() - started, engine=self.engine_name,

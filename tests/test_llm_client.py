@@ -47,7 +47,7 @@ def test_presets_set_sampling(fake):
 
 
 def test_configured_model_wins(fake):
-    plan = writer_for(fake.url, model="fake-model-1b").write("a dog")
+    plan = writer_for(fake.url, model="fake-model-1b").write("a cat")
     assert plan.model == "fake-model-1b"
     assert fake.requests[0]["model"] == "fake-model-1b"
 
@@ -57,7 +57,7 @@ def test_llama_cpp_refusal_falls_back_to_json_object_and_is_remembered(fake):
     writer = writer_for(fake.url)
     assert writer.write("a cat").source == "llm"
     assert [r["response_format"]["type"] for r in fake.requests] == ["json_schema", "json_object"]
-    assert writer.write("a dog").source == "llm"
+    assert writer.write("a cat in a red hat").source == "llm"
     assert fake.requests[-1]["response_format"]["type"] == "json_object"  # no second refusal
     assert len(fake.requests) == 3
 
@@ -188,7 +188,7 @@ def test_streaming_relays_tokens(fake):
 
 def test_follow_up_edits_the_previous_prompt_of_the_same_session_only(fake):
     writer = writer_for(fake.url)
-    writer.write("a lighthouse on a cliff", session="alice")
+    writer.write("a cat wearing a red hat", session="alice")
     first_prompt = json.loads(fake.behaviour.reply)["prompt"]
     writer.write("now make it at night", session="alice")
     system = fake.requests[-1]["messages"][0]["content"]

@@ -1,9 +1,11 @@
 """The prompt writer against a real OpenAI-compatible server: llama-cpp-python serving
-SmolLM2-135M-Instruct. It checks the protocol and our parsing, not the small model's taste."""
+SmolLM2-135M-Instruct. It checks the protocol and our parsing, not the small model's taste:
+that is for the answer check, which sets many of this model's answers aside."""
 from __future__ import annotations
 
 import glob
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +58,11 @@ def llama_server(tmp_path_factory):
         process.wait(timeout=20)
 
 
+def answered(plan) -> bool:
+    """The model's answer arrived and was parsed: used, or set aside by the answer check (not an error)."""
+    return plan.source == "llm" or (plan.notice or "").startswith("The LLM's answer was set aside (")
+
+
 def test_models_are_listed(llama_server):
     client = LlmClient(url=llama_server)
     server, models = client.discover()
@@ -69,8 +76,8 @@ def test_json_schema_refused_then_json_object_used(llama_server):
     plan = writer.write("um can you draw me a fox sleeping under a cherry tree", preset="precise")
     # llama.cpp refuses json_schema with a 500; the grammar-constrained json_object mode answers.
     assert client._formats[llama_server] == "json_object"
-    assert plan.source == "llm", plan.notice
-    assert plan.model == ALIAS
+    assert answered(plan), plan.notice
+    assert plan.model == (ALIAS if plan.source == "llm" else None)
     assert isinstance(plan.prompt, str) and plan.prompt.strip()
     assert plan.negative_prompt and plan.caption
 
@@ -80,7 +87,7 @@ def test_streaming_from_real_server(llama_server):
     tokens: list[str] = []
     plan = writer.write("a red bicycle leaning on a brick wall", preset="precise", on_token=tokens.append)
     assert len(tokens) > 3  # arrived piece by piece
-    assert plan.source == "llm", plan.notice
+    assert answered(plan), plan.notice
     assert plan.prompt.strip()
 
 
@@ -95,4 +102,5 @@ def test_api_streams_sse_from_real_server(llama_server, make_app):
     events = [block.split("\n", 1)[0] for block in body.strip().split("\n\n")]
     assert events.count("event: token") > 3
     assert events[-1] == "event: result"
-    assert '"source": "llm"' in body
+    result = json.loads(body.strip().split("\n\n")[-1].split("data: ", 1)[1])
+    assert result["source"] == "llm" or result["notice"].startswith("The LLM's answer was set aside ("), result

@@ -9,7 +9,7 @@ import requests
 
 from speech2image.asr import Transcriber
 from speech2image.errors import BadInput
-from speech2image.tts import Speaker, TtsError, Voices, wav_info
+from speech2image.tts import NothingToSay, Speaker, TtsError, Voices, wav_info
 
 from .support.coqui import tiny_vits
 from .support.fake_comfy import FakeComfyUI, Knobs
@@ -73,6 +73,23 @@ def test_empty_and_long_text_are_refused(piper):
         piper.speak("word " * 500)
 
 
+@pytest.mark.parametrize("text", ["[", "...", '"', "\u2026", " - ", "_", "\u200b"])
+def test_text_with_nothing_to_say_is_not_spoken(piper, text):
+    # Piper itself fails on these with "# channels not specified"
+    with pytest.raises(NothingToSay, match=r"^Nothing to say aloud in the caption; no voice\.$"):
+        piper.speak(text)
+    assert piper.speak("Here is 42.").duration_s > 0.3  # a digit is something to say
+
+
+def test_a_voice_library_failure_is_logged_in_full_and_shown_plainly(caplog):
+    with pytest.raises(TtsError) as failed:
+        Speaker("espeak", voice="nosuch").speak("Here is a secret garden.")
+    assert failed.value.message == "the espeak voice could not speak this caption"
+    logged = caplog.text
+    assert "espeak-ng exited with status 1" in logged and "voice does not exist" in logged
+    assert "secret garden" not in logged  # the caption stays out of the log
+
+
 def test_missing_piper_voice_is_a_clear_error(tmp_path):
     speaker = Speaker("piper", voice=str(tmp_path / "nope.onnx"))
     with pytest.raises(TtsError, match="does not exist"):
@@ -115,7 +132,18 @@ def test_speak_api(make_app):
     assert client.get("/api/health").get_json()["tts"]["engine"] == "piper"
 
 
-def run_job(make_app, comfy, **config):
+def test_speak_api_says_when_there_is_nothing_to_say(make_app):
+    client = make_app(tts_engine="piper").test_client()
+    response = client.post("/api/speak", json={"text": " [ "})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": {"code": "nothing_to_say",
+                                             "message": "Nothing to say aloud in the caption; no voice."}}
+
+
+LONG_CAPTION = "Here is a small wooden cabin by a quiet lake with tall mountains behind it and a clear starry sky above."
+
+
+def run_job(make_app, comfy, caption=LONG_CAPTION, **config):
     app = make_app(**{"comfyui_url": comfy.url, "preload": True, "tts_engine": "piper", "steps": 10, **config})
     with LiveServer(app) as server:
         deadline = time.monotonic() + 60
@@ -123,7 +151,6 @@ def run_job(make_app, comfy, **config):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         relay = Relay(server)
-        caption = "Here is a small wooden cabin by a quiet lake with tall mountains behind it and a clear starry sky above."
         requests.post(server.url + "/api/jobs", json={"prompt": "a cabin", "caption": caption,
                                                       "session": relay.session}, timeout=10)
         events = relay.until(finished, timeout=60)
@@ -152,5 +179,15 @@ def test_voice_failure_keeps_the_picture(tmp_path, make_app):
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
         events, snapshot, audio = run_job(make_app, comfy, tts_voice=str(broken_voice))
     assert snapshot["stage"] == "done" and snapshot["image_url"] and snapshot["audio_url"] is None
-    assert any(note.startswith("The voice failed") for note in snapshot["notes"])
+    # the page gets a plain sentence; onnxruntime's own message is for the server log
+    assert "The voice failed: the piper voice (broken) could not be loaded; the server log has the details" \
+        in snapshot["notes"]
     assert any(e["type"] == "audio_error" for e in events)
+
+
+def test_caption_with_nothing_to_say_keeps_the_picture_and_says_so(make_app):
+    with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
+        events, snapshot, audio = run_job(make_app, comfy, caption="...")
+    assert snapshot["stage"] == "done" and snapshot["image_url"] and snapshot["audio_url"] is None
+    assert "Nothing to say aloud in the caption; no voice." in snapshot["notes"]
+    assert not any("failed" in note for note in snapshot["notes"])

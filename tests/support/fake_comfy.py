@@ -7,12 +7,18 @@ runs them one at a time, caches unchanged nodes, sends progress with JPEG previe
 (binary type 1, or type 4 with metadata after the feature flag), saves PNGs made with
 Pillow for /view, and honours /interrupt and queue deletion. Knobs make it slow, break
 a checkpoint, or drop websockets mid-run.
+
+To try the page without ComfyUI, start it on its own (Ctrl+C stops it):
+
+    .venv/bin/python -m tests.support.fake_comfy [--port 8188] [--step-s 0.25]
 """
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -63,7 +69,7 @@ def jpeg(color, size=(64, 64)) -> bytes:
 
 
 class FakeComfyUI:
-    def __init__(self, knobs: Knobs | None = None):
+    def __init__(self, knobs: Knobs | None = None, port: int = 0):
         self.knobs = knobs or Knobs()
         self.lock = threading.Condition()
         self.pending: list[list] = []  # [number, prompt_id, graph, extra_data, outputs]
@@ -84,7 +90,7 @@ class FakeComfyUI:
         self.dropped = False
         self.stopping = False
         self.app = self._make_app()
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.server = make_server("127.0.0.1", port, self.app, threaded=True)  # 0: a free port
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.threads = [threading.Thread(target=self.server.serve_forever, daemon=True),
                         threading.Thread(target=self._worker, daemon=True)]
@@ -456,3 +462,24 @@ class FakeComfyUI:
         Image.new("RGB", (width, height), (seed % 256, (seed // 256) % 256, 128)).save(buf, "PNG")
         self.files[(filename, kind)] = buf.getvalue()
         return {"filename": filename, "subfolder": "", "type": kind}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve on a fixed loopback port, slowly enough that a person sees the steps and previews."""
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fake_comfy",
+                                     description="A fake ComfyUI on 127.0.0.1, to try the page without ComfyUI.")
+    parser.add_argument("--port", type=int, default=8188, help="default 8188, ComfyUI's own")
+    parser.add_argument("--step-s", type=float, default=0.25, help="seconds per sampler step (default 0.25)")
+    args = parser.parse_args(argv)
+    # A taken port ends here with werkzeug's own "Port ... is in use" and status 1.
+    with FakeComfyUI(Knobs(step_delay_s=args.step_s, node_delay_s=0.05), port=args.port) as fake:
+        print(f"fake ComfyUI at {fake.url} (it draws plain colours); Ctrl+C stops it", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
