@@ -318,3 +318,11 @@ def test_stall_limit_counts_only_a_running_prompt():
         assert failure.value.code == "comfyui_stalled" and "SPEECH2IMAGE_RENDER_STALL_S" in failure.value.message
         assert time.monotonic() - started < 8
         assert comfy.interrupts, "the stuck prompt was stopped in ComfyUI too"
+
+
+def test_next_in_line_with_nothing_ahead_is_not_announced_as_queued():
+    # ComfyUI's worker picks a new prompt up a moment after POST /prompt: "Queued #1" would flash by.
+    with FakeComfyUI(Knobs(pickup_delay_s=1.0)) as comfy:
+        result, events = render(comfy.url, shipped_graph(steps=2)[0], watch_s=0.2)
+    assert result.images and not [e for e in events if e["type"] == "queued"]
+    assert events[0]["type"] == "started"

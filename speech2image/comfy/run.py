@@ -94,7 +94,9 @@ class PromptRun:
         self.show_position(self.client.queue_position(self.prompt_id))
 
     def show_position(self, position: int | None) -> None:
-        if position is not None and position > 0 and position != self.position and not self.started:
+        # Position 1 is "next, with nothing ahead": ComfyUI's worker just has not picked it up yet,
+        # which is no queue a person needs to hear about.
+        if position is not None and position > 1 and position != self.position and not self.started:
             self.position = position
             self.on_event({"type": "queued", "position": position})
         elif position == 0:

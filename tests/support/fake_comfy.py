@@ -53,6 +53,7 @@ class Knobs:
     drop_sockets_at_step: int | None = None  # close every socket once, at this sampler step
     refuse_sockets_after_drop: bool = False  # and then refuse new websockets: HTTP only from then on
     start_delay_s: float = 0.0  # before a queued prompt starts running
+    pickup_delay_s: float = 0.0  # before the worker takes a new prompt off the queue (nothing running)
     replay: str | None = None  # path of a real trace: send its websocket messages verbatim instead of running
     replay_speed: float = 10.0  # the trace's clock runs this much faster
     hang_at_step: int | None = None  # a stuck node: at this step, send nothing more until interrupted
@@ -288,6 +289,10 @@ class FakeComfyUI:
                     self.lock.wait(0.5)
                 if self.stopping:
                     return
+                if self.knobs.pickup_delay_s:  # the worker is slow to take a new prompt: it stays pending
+                    self.lock.wait(self.knobs.pickup_delay_s)
+                    if not self.pending:
+                        continue
                 self.pending.sort(key=lambda item: item[0])
                 item = self.pending.pop(0)
                 self.running = item
