@@ -11,8 +11,8 @@ import pytest
 import requests
 from PIL import Image
 
-from speech2image.comfy import (ComfyClient, ComfyError, ComfyUnavailable, RenderCancelled, describe_validation_error,
-                                parse_binary_frame)
+from speech2image.comfy import (ComfyClient, ComfyError, ComfyUnavailable, ProgressTracker, PromptRun, RenderCancelled,
+                                describe_validation_error, parse_binary_frame)
 from speech2image.workflows import RenderParams, fill, load_workflow
 
 from .support.fake_comfy import FakeComfyUI, Knobs
@@ -326,3 +326,25 @@ def test_next_in_line_with_nothing_ahead_is_not_announced_as_queued():
         result, events = render(comfy.url, shipped_graph(steps=2)[0], watch_s=0.2)
     assert result.images and not [e for e in events if e["type"] == "queued"]
     assert events[0]["type"] == "started"
+
+
+def test_recorded_history_of_an_outside_interrupt_reads_as_interrupted(comfy):
+    """A real ComfyUI's /history for a prompt another tool interrupted (recorded on 0.3.64)."""
+    recorded = json.loads((TRACES / "history_interrupted_during_sampling.json").read_text())
+    prompt_id, entry = next(iter(recorded.items()))
+    comfy.history[prompt_id] = entry
+    ours = PromptRun(ComfyClient(comfy.url), prompt_id, ProgressTracker({}), lambda event: None)
+    ours.settle_from_history()
+    assert ours.outcome == "interrupted"  # nobody here pressed Cancel
+    ours.outcome, ours.cancel_state = None, "interrupted"
+    ours.settle_from_history()
+    assert ours.outcome == "cancelled"  # the same record after our own cancel
+
+
+def test_recorded_queue_positions(comfy):
+    recorded = json.loads((TRACES / "queue_one_running_one_pending.json").read_text())
+    comfy.running, comfy.pending = recorded["queue_running"][0], list(recorded["queue_pending"])
+    client = ComfyClient(comfy.url)
+    assert client.queue_position(recorded["queue_running"][0][1]) == 0
+    assert client.queue_position(recorded["queue_pending"][0][1]) == 2  # one running ahead of it
+    comfy.running, comfy.pending = None, []
