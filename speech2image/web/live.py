@@ -9,6 +9,7 @@ import logging
 import queue
 import re
 import threading
+import time
 
 from flask import Blueprint, request
 from flask_sock import ConnectionClosed, Sock
@@ -100,19 +101,38 @@ def audio_stream(ws):
         job = runtime.pipeline.submit(dataclasses.replace(job_request, transcript=final.text,
                                                           timings={"asr": final.elapsed_s}))
         send(frame("job", snapshot=job.snapshot()))
-        ws.close(1000, "done")
+        close_after_page(ws, 1000, "done")
     except UserFacingError as exc:
         log.info("live stream of %s ended: %s %s", session, exc.code, exc.message)
         try:
             send(frame("error", code=exc.code, message=exc.message))
-            ws.close(1008 if exc.status < 500 else 1011, exc.code)
         except ConnectionClosed:
-            pass
+            return
+        close_after_page(ws, 1008 if exc.status < 500 else 1011, exc.code)
     except ConnectionClosed:
         log.info("live stream of %s: the page went away", session)
+    except Exception:
+        log.exception("live stream of %s failed", session)
+        try:  # the page uploads its own recording instead
+            ws.close(1011, "internal_error")
+        except ConnectionClosed:
+            pass
     finally:
         if stream is not None:
             stream.close()
+
+
+def close_after_page(ws, code: int, reason: str, grace_s: float = 2.0) -> None:
+    """The page closes once it has the last frame; only then may this handler return. (Under
+    werkzeug's server the HTTP answer that follows a websocket route lands on the socket: a page
+    still reading would take it for a broken frame and drop the frames not yet delivered.)"""
+    deadline = time.monotonic() + grace_s
+    try:
+        while time.monotonic() < deadline:
+            ws.receive(timeout=max(0.01, deadline - time.monotonic()))  # audio still in flight is dropped
+        ws.close(code, reason)
+    except ConnectionClosed:
+        pass
 
 
 def control_frame(message) -> dict:

@@ -4,7 +4,7 @@
 import { initWorkflowUpload, loadComfyChoices, loadModels } from "./choices.js";
 import { initGallery, loadGallery } from "./gallery.js";
 import { refreshHealth } from "./health.js";
-import { busy, handleEvent, initJobs, sendRecording } from "./job.js";
+import { busy, handleEvent, initJobs, jobOptions, sendRecording } from "./job.js";
 import { initRewrite } from "./plan.js";
 import { initRecorder } from "./recorder.js";
 import { connectRelay } from "./relay.js";
@@ -13,7 +13,7 @@ import { initSpeak } from "./voice.js";
 
 const HEALTH_EVERY_MS = 5000;
 
-initRecorder({ busy, onRecorded: sendRecording });
+initRecorder({ busy, onRecorded: sendRecording, jobOptions });
 initJobs({ onJobDone: loadGallery });
 initRewrite(busy);
 initSpeak();
