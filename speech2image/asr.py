@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 BUNDLED = "bundled"
+NO_SPEECH_MESSAGE = "no speech detected: try again and speak a little louder or closer"
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,19 @@ class Transcriber:
     def transcribe(self, audio: bytes) -> Transcript:
         started = time.perf_counter()
         samples = decode_audio(audio, self.max_audio_s)
+        text, language = self.transcribe_samples(samples)
+        if not text:
+            raise NoSpeech(NO_SPEECH_MESSAGE, code="no_speech")
+        return Transcript(
+            text=text,
+            language=language,
+            duration_s=samples.size / SAMPLE_RATE,
+            elapsed_s=time.perf_counter() - started,
+        )
+
+    def transcribe_samples(self, samples: np.ndarray, beam_size: int | None = None) -> tuple[str, str]:
+        """16 kHz mono float32 samples (no decoding) -> (text, language); the text is empty when
+        nothing was said. ``beam_size`` overrides the setting (live passes decode greedily)."""
         if not self.wait_ready():
             raise NotReady("the speech model is still loading; try again in a moment", code="asr_loading")
         if self._loader.error:
@@ -195,16 +209,18 @@ class Transcriber:
             segments, info = self._loader.result.transcribe(
                 samples,
                 language=self.language,
-                beam_size=self.beam_size,
+                beam_size=beam_size or self.beam_size,
                 vad_filter=True,
                 condition_on_previous_text=False,
             )
             text = " ".join(segment.text.strip() for segment in segments).strip()
-        if not text:
-            raise NoSpeech("no speech detected: try again and speak a little louder or closer", code="no_speech")
-        return Transcript(
-            text=text,
-            language=info.language,
-            duration_s=samples.size / SAMPLE_RATE,
-            elapsed_s=time.perf_counter() - started,
-        )
+        return text, info.language
+
+
+def has_speech(samples: np.ndarray) -> bool:
+    """Whether Silero VAD hears speech in 16 kHz float32 samples (a few ms for seconds of audio)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    if samples.size < SAMPLE_RATE // 10:
+        return False
+    return bool(get_speech_timestamps(samples, VadOptions(min_silence_duration_ms=300, speech_pad_ms=0)))

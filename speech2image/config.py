@@ -218,6 +218,7 @@ class Settings:
     max_jobs_per_session: int = setting(3, "Jobs one browser tab may have running or queued at once (429 beyond).")
     max_upload_mb: float = setting(25.0, "Largest accepted upload, in MB.")
     max_audio_s: float = setting(120.0, "Longest accepted recording, in seconds.")
+    stream_idle_s: float = setting(10.0, "A live recording stream that sends nothing this long is closed.")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":

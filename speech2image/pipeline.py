@@ -48,6 +48,7 @@ class JobRequest:
     negative_prompt: str | None = None
     caption: str | None = None
     overrides: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)  # stages done before it came (a live transcript's asr)
 
 
 @dataclass
@@ -197,7 +198,8 @@ class Pipeline:
         if request.audio is None and not (request.transcript or "").strip() and not (request.prompt or "").strip():
             raise BadInput("send a recording, a transcript or a prompt", code="empty_job")
         with self._lock:
-            job = Job(id=new_job_id(), request=request, settings=dataclasses.replace(self.settings, **request.overrides))
+            job = Job(id=new_job_id(), request=request, settings=dataclasses.replace(self.settings, **request.overrides),
+                      timings=dict(request.timings))
             in_flight = sum(1 for j in self._jobs.values() if j.session == request.session and not j.finished)
             if in_flight >= self.settings.max_jobs_per_session:
                 raise UserFacingError(f"you already have {in_flight} jobs running; wait for one to finish or "

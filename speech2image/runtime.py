@@ -19,6 +19,7 @@ from pathlib import Path
 from flask import Flask
 
 from .asr import Transcriber
+from .asr_stream import LiveTranscriber
 from .config import JOB_KNOBS, KNOBS, Knob, Settings, env_variable
 from .errors import BadInput
 from .llm import LlmClient
@@ -59,6 +60,7 @@ class Runtime:
         self.prompt_writer = PromptWriter(self.llm)
         self.pipeline = Pipeline(self._transcriber(s), self.prompt_writer, self.workflows, self.store, s,
                                  voices=self._voices(s), history=self.history, metrics=self.metrics)
+        self.live = LiveTranscriber(lambda: self.transcriber)  # live recordings' passes, on the same model
 
     def init_app(self, app: Flask) -> None:
         app.extensions["speech2image"] = self

@@ -42,6 +42,16 @@ def launch(playwright, *extra_args):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BASE_ARGS + list(extra_args))
 
 
+def speaking_page(playwright, clips_dir, said: str, name: str, tail_s: float, **page_options):
+    """A browser whose fake microphone says ``said`` then stays quiet ``tail_s`` (the device loops
+    its file): (browser, page, the spoken WAV)."""
+    wav = speech.piper_wav(said, clips_dir / f"{name}.wav")
+    padded = speech.pad_wav(wav, clips_dir / f"{name}-mic.wav", lead_s=0.3, tail_s=tail_s)
+    browser = launch(playwright, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-audio-capture={padded}")
+    page = browser.new_page(bypass_csp=True, **page_options)
+    return browser, page, wav
+
+
 # Records every stage label the page shows, so a test can check none was skipped.
 WATCH_STAGES = """
 window.__stages = [];
@@ -109,6 +119,67 @@ def test_record_click_fills_transcript(playwright, live_server, clips_dir, artif
         assert errors == []
         assert page.evaluate("window.scrollY") == 0  # two columns: the picture is already in view
         page.screenshot(path=str(artifacts_dir / "browser-record-to-image.png"), full_page=True)
+    finally:
+        browser.close()
+
+
+def test_live_transcript_while_speaking(playwright, live_server, clips_dir, artifacts_dir):
+    # long quiet after the words, so the fake microphone does not loop them back before Stop
+    browser, page, _ = speaking_page(playwright, clips_dir, "a lighthouse on a rocky coast during a "
+                                     "storm with huge waves and a small red boat", "live", tail_s=20.0)
+    try:
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(live_server.url)
+        page.wait_for_selector("#health-whisper.ok", timeout=60_000)
+        page.click("#record")
+        page.wait_for_selector("#record.recording")
+        assert page.inner_text("#stage") == "Listening…"
+        # words show while the person speaks, before Stop
+        page.wait_for_function("(document.querySelector('#live-transcript')?.textContent || '').length > 3",
+                               timeout=30_000)
+        assert page.get_attribute("#record", "aria-pressed") == "true"
+        assert page.is_visible("#live-transcript")
+        page.wait_for_function("document.querySelector('#live-transcript').textContent.toLowerCase()"
+                               ".includes('boat')", timeout=30_000)
+        page.screenshot(path=str(artifacts_dir / "browser-live-transcript.png"), full_page=True)
+        page.wait_for_timeout(2000)  # the quiet after the words, as before an auto-stop
+        page.click("#record")
+        page.wait_for_function("document.querySelector('#transcript').value.length > 0", timeout=60_000)
+        text = page.input_value("#transcript").lower()
+        for word in ("rocky", "coast", "storm", "boat"):
+            assert word in text, text
+        meta = page.inner_text("#transcript-meta")
+        assert "transcribed live" in meta, meta
+        after_stop = float(meta.split("final text ")[1].split(" s after Stop")[0])
+        assert after_stop < 1.0, meta  # the last pass had heard it all: no pass after Stop
+        assert page.is_hidden("#live-transcript")
+        page.wait_for_selector("#prompt-source:not([hidden])", timeout=30_000)
+        assert "lighthouse" in page.input_value("#prompt").lower().replace(" ", "")
+        page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
+        assert errors == []
+    finally:
+        browser.close()
+
+
+def test_recording_is_uploaded_when_the_audio_socket_is_refused(playwright, live_server, clips_dir):
+    browser, page, wav = speaking_page(playwright, clips_dir, "a green apple on a wooden table",
+                                       "fallback", tail_s=6.0)
+    try:
+        refused = []
+        page.route_web_socket("**/ws/audio*", lambda ws: (refused.append(ws.url), ws.close()))
+        page.goto(live_server.url)
+        page.wait_for_selector("#health-whisper.ok", timeout=60_000)
+        page.click("#record")
+        page.wait_for_selector("#record.recording")
+        page.wait_for_timeout(int((speech.wav_seconds(wav) + 1.0) * 1000))
+        page.click("#record")
+        page.wait_for_function("document.querySelector('#transcript').value.length > 0", timeout=60_000)
+        assert refused
+        assert "apple" in page.input_value("#transcript").lower()
+        meta = page.inner_text("#transcript-meta")
+        assert "transcribed in" in meta and "live" not in meta, meta  # the upload path's words
+        page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
     finally:
         browser.close()
 

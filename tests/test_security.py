@@ -37,6 +37,7 @@ def test_token_is_required_everywhere(make_app):
     assert client.get("/metrics").status_code == 401
     assert client.get(f"/outputs/{uuid.uuid4().hex}.png").status_code == 401
     assert client.get("/ws?session=abcdefgh12").status_code == 401
+    assert client.get("/ws/audio?session=abcdefgh12").status_code == 401
     script = client.get("/static/js/main.js")  # the login page needs its stylesheet, the page its scripts
     assert script.status_code == 200 and script.mimetype == "text/javascript"
     assert client.get("/api/health", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
@@ -76,6 +77,26 @@ def test_websocket_checks_origin(make_app):
         assert info.value.status_code == 403
         ws = websocket.create_connection(url, origin=server.url, timeout=5)
         assert json.loads(ws.recv())["type"] == "hello"
+        ws.close()
+        audio = url.replace("/ws?", "/ws/audio?")  # the live recording's socket, likewise
+        with pytest.raises(websocket.WebSocketBadStatusException) as info:
+            websocket.create_connection(audio, origin="http://evil.example", timeout=5)
+        assert info.value.status_code == 403
+        ws = websocket.create_connection(audio, origin=server.url, timeout=5)
+        ws.send(json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"}))
+        assert json.loads(ws.recv())["type"] == "ready"
+        ws.close()
+
+
+def test_audio_socket_needs_the_token(make_app):
+    with LiveServer(make_app(token=TOKEN)) as server:
+        url = f"ws://127.0.0.1:{server.server.server_port}/ws/audio?session=abcdefgh12"
+        with pytest.raises(websocket.WebSocketBadStatusException) as info:
+            websocket.create_connection(url, timeout=5)
+        assert info.value.status_code == 401
+        ws = websocket.create_connection(url, header=[f"Authorization: Bearer {TOKEN}"], timeout=5)
+        ws.send(json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"}))
+        assert json.loads(ws.recv())["type"] == "ready"
         ws.close()
 
 

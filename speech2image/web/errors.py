@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def is_api_request() -> bool:
     """Answered in JSON (scripts, the page's fetches, the relay), not as an HTML page."""
-    return request.path.startswith("/api/") or request.path == "/ws"
+    return request.path.startswith("/api/") or request.path in ("/ws", "/ws/audio")
 
 
 def json_error(status: int, code: str, message: str):

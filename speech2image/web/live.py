@@ -1,15 +1,23 @@
-"""The live relay: one websocket per browser tab carries its own jobs' events as JSON."""
+"""Websockets of a browser tab: ``/ws`` carries its own jobs' events as JSON; ``/ws/audio`` takes
+a recording as it is spoken and answers its live transcript (frames in ``asr_stream``), then
+starts the job with the final text."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
 import re
+import threading
+import time
 
 from flask import Blueprint, request
 from flask_sock import ConnectionClosed, Sock
 
+from ..asr_stream import check_start, frame
+from ..errors import BadInput, UserFacingError
 from . import current_runtime
+from .api import job_request_from
 
 log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
@@ -42,3 +50,98 @@ def relay(ws):
         pass
     finally:
         pipeline.hub.unsubscribe(session, subscription)
+
+
+@sock.route("/ws/audio", bp=bp)
+def audio_stream(ws):
+    """One recording: ``start``, PCM frames, ``stop`` in; partials, the final text and the started job out."""
+    session = request.args.get("session", "")
+    runtime = current_runtime()
+    idle_s = runtime.settings.stream_idle_s
+    lock = threading.Lock()  # partials come from the transcriber's thread
+
+    def send(message: dict) -> None:
+        with lock:
+            ws.send(json.dumps(message))
+
+    def receive():
+        message = ws.receive(timeout=idle_s)
+        if message is None:
+            raise UserFacingError(f"the recording stream sent nothing for {idle_s:g} s and was closed",
+                                  code="stream_idle", status=408)
+        return message
+
+    stream = None
+    try:
+        if not SESSION.match(session):
+            raise BadInput("open /ws/audio?session=<id>", code="bad_session")
+        start = control_frame(receive())
+        if start.get("type") != "start":
+            raise BadInput("the first frame must be 'start'", code="bad_frame")
+        check_start(start)
+        options = {key: value for key, value in start.items() if key not in ("type", "sample_rate", "format")}
+        job_request = job_request_from(options, session, None)  # bad options are refused before any audio
+        stream = runtime.live.open(send, runtime.settings.max_audio_s)
+        send(frame("ready"))
+        while True:
+            message = receive()
+            if isinstance(message, bytes):
+                note = stream.feed(message)
+                if note:
+                    send(frame("note", message=note))
+                continue
+            if control_frame(message).get("type") != "stop":
+                raise BadInput("expected audio or 'stop'", code="bad_frame")
+            break
+        final = stream.finish()
+        log.info("live transcript of %.1f s ready %.3f s after stop (%d passes)", final.duration_s,
+                 final.elapsed_s, final.passes)
+        send(frame("final", text=final.text, elapsed_s=round(final.elapsed_s, 3),
+                   duration_s=round(final.duration_s, 2), passes=final.passes))
+        job = runtime.pipeline.submit(dataclasses.replace(job_request, transcript=final.text,
+                                                          timings={"asr": final.elapsed_s}))
+        send(frame("job", snapshot=job.snapshot()))
+        close_after_page(ws, 1000, "done")
+    except UserFacingError as exc:
+        log.info("live stream of %s ended: %s %s", session, exc.code, exc.message)
+        try:
+            send(frame("error", code=exc.code, message=exc.message))
+        except ConnectionClosed:
+            return
+        close_after_page(ws, 1008 if exc.status < 500 else 1011, exc.code)
+    except ConnectionClosed:
+        log.info("live stream of %s: the page went away", session)
+    except Exception:
+        log.exception("live stream of %s failed", session)
+        try:  # the page uploads its own recording instead
+            ws.close(1011, "internal_error")
+        except ConnectionClosed:
+            pass
+    finally:
+        if stream is not None:
+            stream.close()
+
+
+def close_after_page(ws, code: int, reason: str, grace_s: float = 2.0) -> None:
+    """The page closes once it has the last frame; only then may this handler return. (Under
+    werkzeug's server the HTTP answer that follows a websocket route lands on the socket: a page
+    still reading would take it for a broken frame and drop the frames not yet delivered.)"""
+    deadline = time.monotonic() + grace_s
+    try:
+        while time.monotonic() < deadline:
+            ws.receive(timeout=max(0.01, deadline - time.monotonic()))  # audio still in flight is dropped
+        ws.close(code, reason)
+    except ConnectionClosed:
+        pass
+
+
+def control_frame(message) -> dict:
+    if isinstance(message, bytes):
+        raise BadInput("expected a JSON control frame, got audio", code="bad_frame")
+    try:
+        value = json.loads(message)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise BadInput("a control frame must be a JSON object", code="bad_frame")
+    return value

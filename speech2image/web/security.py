@@ -79,7 +79,7 @@ def init_app(app: Flask) -> None:
                 return _deny(403, "cross_site", "requests from other sites are not accepted")
         if token and not request.path.startswith(OPEN_PATHS):
             if not hmac.compare_digest(presented_token().encode(), token.encode()):
-                if request.path.startswith("/api/") or request.path in ("/ws", "/metrics") or is_websocket:
+                if request.path.startswith("/api/") or request.path in ("/ws", "/ws/audio", "/metrics") or is_websocket:
                     return _deny(401, "unauthorized", "log in first: open the page and enter the access token")
                 if request.path.startswith("/outputs/"):
                     return _deny(401, "unauthorized", "log in first")

@@ -55,13 +55,18 @@ export function jobOptions() {
   return options;
 }
 
-export async function startJob(fetchOptions) {
+export function startJob(fetchOptions) {
+  return followStart(api("/api/jobs", fetchOptions));
+}
+
+// answer: the promise of the started job's snapshot (from POST /api/jobs or the live stream).
+async function followStart(answer) {
   resetResult();
   setBusy(true);
   setStage("pending");
   Object.assign(job, { phase: "starting", id: null, earlyEvents: [] });
   try {
-    const snapshot = await api("/api/jobs", fetchOptions);
+    const snapshot = await answer;
     follow(snapshot.job_id);
     applySnapshot(snapshot);
     for (const event of job.earlyEvents.splice(0)) handleEvent(event);
@@ -73,14 +78,19 @@ export async function startJob(fetchOptions) {
   }
 }
 
-export function sendRecording(blob, fileName, seconds) {
+// liveAnswer: the job the live transcript started, or null (no live stream): upload the blob.
+export function sendRecording(blob, fileName, seconds, liveAnswer = Promise.resolve(null)) {
   const form = new FormData();
   form.append("audio", blob, fileName);
   for (const [name, value] of Object.entries(jobOptions())) form.append(name, value);
-  ui.transcript.value = "";
   ui.prompt.value = "";
-  showMessage(`Uploading ${seconds.toFixed(1)} s of audio…`, "busy");
-  return startJob({ method: "POST", body: form });
+  showMessage("");
+  return followStart(liveAnswer.then((snapshot) => {
+    if (snapshot) return snapshot;
+    ui.transcript.value = "";
+    showMessage(`Uploading ${seconds.toFixed(1)} s of audio…`, "busy");
+    return api("/api/jobs", { method: "POST", body: form });
+  }));
 }
 
 // Generate: the edited prompt as it stands, or else the transcript for the LLM to write one.

@@ -5,7 +5,7 @@ import { initBanners } from "./banners.js";
 import { initWorkflowUpload, loadComfyChoices, loadModels } from "./choices.js";
 import { initGallery, loadGallery } from "./gallery.js";
 import { initHealth, refreshHealth } from "./health.js";
-import { busy, handleEvent, initJobs, sendRecording } from "./job.js";
+import { busy, handleEvent, initJobs, jobOptions, sendRecording } from "./job.js";
 import { initOverrides, loadEffective } from "./overrides.js";
 import { initRewrite } from "./plan.js";
 import { initRecorder } from "./recorder.js";
@@ -19,7 +19,7 @@ const HEALTH_EVERY_MS = 5000;
 // The render box's choices and what its empty fields mean follow ComfyUI's answer and the settings.
 const loadRenderChoices = async () => loadEffective(await loadComfyChoices());
 
-initRecorder({ busy, onRecorded: sendRecording });
+initRecorder({ busy, onRecorded: sendRecording, jobOptions });
 initJobs({ onJobDone: loadGallery });
 initStrip();
 initRewrite(busy);

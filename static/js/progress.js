@@ -4,7 +4,7 @@ import { ui } from "./dom.js";
 import { clearStep } from "./strip.js";
 
 const STAGE_LABELS = {
-  pending: "Starting…", transcribing: "Transcribing…", writing_prompt: "Writing the prompt…",
+  listening: "Listening…", pending: "Starting…", transcribing: "Transcribing…", writing_prompt: "Writing the prompt…",
   submitting: "Sending to ComfyUI…", queued: "Queued", rendering: "Rendering…", saving: "Saving…",
   done: "Done", prompt_ready: "Prompt ready", error: "Failed", cancelled: "Cancelled",
 };

@@ -1,7 +1,10 @@
 // Recording: MediaRecorder with a level meter, a timer and optional auto-stop on silence,
-// started and stopped with the Record button or the Space bar.
+// started and stopped with the Record button or the Space bar. While it records, the audio also
+// streams to the server for a live transcript (stream.js); the MediaRecorder blob is the fallback.
 
 import { showMessage, ui } from "./dom.js";
+import { setStage } from "./progress.js";
+import { LiveStream } from "./stream.js";
 
 const SPEECH_LEVEL = 25;
 const AUTO_STOP_SILENCE_MS = 1500;
@@ -30,9 +33,26 @@ function microphoneProblem(err) {
 }
 
 class Recorder {
-  constructor(onStop) {
+  constructor(onStop, jobOptions) {
     this.onStop = onStop;
+    this.jobOptions = jobOptions;
     this.active = false;
+  }
+
+  async startLive() {
+    ui.transcript.value = "";
+    this.live = new LiveStream(this.jobOptions(), {
+      onNote: (text) => {
+        ui.transcriptMeta.textContent = text;
+        this.stop();
+      },
+    });
+    try {
+      await this.live.start(this.stream);
+    } catch (err) {
+      console.warn("no live transcript; the recording is uploaded at Stop", err);
+      this.live.fail();
+    }
   }
 
   async start() {
@@ -51,6 +71,8 @@ class Recorder {
     this.recorder.start(250);
     this.startedAt = performance.now();
     this.active = true;
+    this.liveAnswer = null;
+    await this.startLive();
     this.watchLevel();
     this.tick = setInterval(() => this.showTime(), 200);
     this.showTime();
@@ -59,6 +81,7 @@ class Recorder {
   stop() {
     if (!this.active) return;
     this.active = false;
+    this.liveAnswer = this.live.stop();  // asked at once: the final text is usually there already
     this.recorder.stop();
   }
 
@@ -74,7 +97,7 @@ class Recorder {
     const type = this.recorder.mimeType || (this.chunks[0] && this.chunks[0].type) || "audio/webm";
     const blob = new Blob(this.chunks, { type });
     const name = `recording.${EXTENSIONS[blob.type.split(";")[0]] || "webm"}`;
-    this.onStop(blob, name, (performance.now() - this.startedAt) / 1000);
+    this.onStop(blob, name, (performance.now() - this.startedAt) / 1000, this.liveAnswer);
   }
 
   // Optional auto-stop: once the person has spoken, ~1.5 s of quiet ends the recording.
@@ -128,15 +151,17 @@ function setRecordingUi(on) {
   ui.recordLabel.textContent = on ? "Stop" : "Record";
 }
 
-// busy(): a job is under way, so no new recording; onRecorded(blob, fileName, seconds) gets each one.
-export function initRecorder({ busy, onRecorded }) {
+// busy(): a job is under way, so no new recording; onRecorded(blob, fileName, seconds, liveAnswer)
+// gets each one (liveAnswer: the live stream's started job, or null to upload the blob);
+// jobOptions(): the job's fields, sent when the stream starts.
+export function initRecorder({ busy, onRecorded, jobOptions }) {
   ui.autoStop.checked = localStorage.getItem("s2i-auto-stop") === "1";
   ui.autoStop.addEventListener("change", () => localStorage.setItem("s2i-auto-stop", ui.autoStop.checked ? "1" : "0"));
 
-  const recorder = new Recorder((blob, name, seconds) => {
+  const recorder = new Recorder((blob, name, seconds, liveAnswer) => {
     setRecordingUi(false);
-    onRecorded(blob, name, seconds);
-  });
+    onRecorded(blob, name, seconds, liveAnswer);
+  }, jobOptions);
 
   async function toggleRecording() {
     if (busy()) return;
@@ -147,6 +172,7 @@ export function initRecorder({ busy, onRecorded }) {
     try {
       await recorder.start();
       setRecordingUi(true);
+      setStage("listening");
       showMessage("Listening… click Stop (or press Space) when you are done.", "busy");
     } catch (err) {
       setRecordingUi(false);

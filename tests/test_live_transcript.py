@@ -1,0 +1,184 @@
+"""Live transcription: the agreement logic on scripted passes, and recordings streamed over /ws/audio."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from speech2image.asr_stream import Agreement
+
+from .support import speech
+from .support.audio_stream import AudioStream, pcm16k
+from .support.relay import Relay, finished
+from .support.speech import NORMALIZE
+
+
+def passes(*hypotheses):
+    agreement, seen = Agreement(), []
+    for hypothesis in hypotheses:
+        agreement.update(hypothesis.split())
+        seen.append((" ".join(agreement.committed), " ".join(agreement.tentative)))
+    return agreement, seen
+
+
+def test_a_word_is_committed_once_two_passes_agree():
+    agreement, seen = passes("a red", "a red fox", "a red fox sitting in", "a red fox sitting in snow")
+    assert seen == [("", "a red"), ("a red", "fox"), ("a red fox", "sitting in"), ("a red fox sitting in", "snow")]
+    assert agreement.text() == "a red fox sitting in snow"
+
+
+def test_committed_text_never_shrinks_or_changes():
+    # Whisper changes its mind about earlier words; what was committed stays as it was.
+    script = ["Draw me a", "Draw me a light", "Draw me a lighthouse on", "Drew me the lighthouse on a rock",
+              "Draw", "Draw me a lighthouse on a rocky coast.", "Draw me a lighthouse on a rocky coast."]
+    agreement, seen = passes(*script)
+    committed = [c for c, _ in seen]
+    for before, after in zip(committed, committed[1:]):
+        assert after.startswith(before)
+    assert committed[2] == "Draw me a"
+    assert committed[-1] == "Draw me a lighthouse on a rocky"  # the last word waits: the audio may cut it
+    assert agreement.text() == "Draw me a lighthouse on a rocky coast."
+
+
+def test_case_and_punctuation_do_not_block_agreement():
+    _, seen = passes("A cat, in a", "a cat in a hat.")
+    assert seen[-1] == ("a cat in a", "hat.")
+
+
+def test_an_empty_pass_keeps_the_committed_words():
+    agreement, seen = passes("a blue", "a blue boat", "")
+    assert seen[-1] == ("a blue", "")
+    assert agreement.text() == "a blue"
+
+
+# --- over the socket, with the real model ------------------------------------------------
+
+SAID = ("draw me a lighthouse on a rocky coast during a storm with huge waves and a small boat "
+        "sailing toward it under a dark sky")
+WER_BOUND = 0.10  # as the upload path's bound for Piper (tests/test_transcribe.py)
+
+
+def word_error_rate(reference, hypothesis):
+    import jiwer
+
+    return jiwer.wer(reference, hypothesis, reference_transform=NORMALIZE, hypothesis_transform=NORMALIZE)
+
+
+def test_streamed_recording_shows_partials_and_starts_the_job(live_server, make_clip, clips_dir):
+    wav = speech.pad_wav(make_clip(SAID), clips_dir / "live-said.wav", lead_s=0.3, tail_s=3.0)  # quiet before Stop, as people do
+    relay = Relay(live_server)
+    stream = AudioStream(live_server.url, relay.session, {"steps": 4})
+    assert stream.until("ready")["type"] == "ready"
+    stream.play(pcm16k(wav))
+    spoke_for = speech.wav_seconds(wav)
+    partials = stream.of("partial")
+    assert partials, stream.frames  # words came while it was spoken
+    assert any(p["committed"] or p["tentative"] for p in partials), partials
+    committed = [p["committed"] for p in partials]
+    for before, after in zip(committed, committed[1:]):
+        assert after.startswith(before), committed
+    stopped = time.monotonic()
+    stream.send({"type": "stop"})
+    final = stream.until("final")
+    assert final["type"] == "final", final
+    assert final["text"].startswith(committed[-1])
+    assert word_error_rate(SAID, final["text"]) <= WER_BOUND, final["text"]
+    assert abs(final["duration_s"] - spoke_for) < 0.2
+    assert final["elapsed_s"] < time.monotonic() - stopped + 0.01
+    job = stream.until("job")["snapshot"]
+    assert job["stage"] in ("pending", "writing_prompt", "submitting", "prompt_ready", "done")
+    assert "asr" in job["timings"]
+    end = relay.until(lambda e: finished(e) and e["job_id"] == job["job_id"])[-1]
+    assert end["snapshot"]["stage"] == "done", end
+    assert end["snapshot"]["transcript"] == final["text"]
+    assert end["snapshot"]["render"]["steps"] == 4  # the start frame's job options apply
+    stream.close()
+    relay.close()
+
+
+def errored(stream, timeout=30.0) -> dict:
+    message = stream.until("error", timeout)
+    assert message["type"] == "error", message
+    assert set(message) == {"type", "code", "message", "at"}
+    return message
+
+
+def session() -> str:
+    return uuid.uuid4().hex
+
+
+def test_silence_ends_with_no_speech(live_server, clips_dir):
+    stream = AudioStream(live_server.url, session())
+    stream.until("ready")
+    stream.play(pcm16k(speech.silence_wav(clips_dir / "live-silence.wav", 1.5)), pace=4)
+    stream.send({"type": "stop"})
+    error = errored(stream)
+    assert error["code"] == "no_speech"
+    assert "no speech detected" in error["message"]
+    assert not stream.of("partial")  # silence costs no pass
+
+
+@pytest.mark.parametrize("start,code", [
+    ({"sample_rate": 48000, "format": "s16le"}, "bad_audio_format"),
+    ({"sample_rate": 16000, "format": "f32le"}, "bad_audio_format"),
+    ({"steps": 99999}, "bad_steps"),
+])
+def test_a_wrong_start_is_refused_with_a_reason(live_server, start, code):
+    stream = AudioStream(live_server.url, session(), send_start=False)
+    stream.send({"type": "start", "sample_rate": 16000, "format": "s16le", **start})
+    error = errored(stream)
+    assert error["code"] == code, error
+    if code == "bad_audio_format":
+        assert "16000 Hz mono s16le" in error["message"]
+
+
+@pytest.mark.parametrize("send", [
+    lambda ws: ws.send("not json"),
+    lambda ws: ws.send('{"type": "pause"}'),
+    lambda ws: ws.send_binary(b"\x01\x02\x03"),  # half a sample
+    lambda ws: ws.send_binary(b"\x00" * 64000),  # far more than a frame
+])
+def test_a_malformed_frame_closes_the_stream(live_server, send):
+    stream = AudioStream(live_server.url, session())
+    stream.until("ready")
+    send(stream.ws)
+    assert errored(stream)["code"] == "bad_frame"
+
+
+def test_audio_before_start_is_a_malformed_frame(live_server):
+    stream = AudioStream(live_server.url, session(), send_start=False)
+    stream.ws.send_binary(b"\x00\x00" * 1600)
+    error = errored(stream)
+    assert error["code"] == "bad_frame"
+    assert "got audio" in error["message"]
+
+
+def test_a_stream_past_the_limit_is_cut_with_a_note(make_app, make_clip):
+    from .support.live import LiveServer
+
+    with LiveServer(make_app(max_audio_s=2.0)) as server:
+        stream = AudioStream(server.url, session())
+        stream.until("ready")
+        stream.play(pcm16k(make_clip(SAID)), pace=3)
+        stream.send({"type": "stop"})
+        final = stream.until("final")
+        assert final["type"] == "final", final
+        assert final["duration_s"] == 2.0
+        note, = stream.of("note")
+        assert "limit of 2 seconds" in note["message"]
+        assert "lighthouse" in final["text"].lower()
+        assert "waves" not in final["text"].lower()
+
+
+def test_an_idle_stream_is_closed(make_app):
+    from .support.live import LiveServer
+
+    app = make_app(stream_idle_s=0.5)
+    with LiveServer(app) as server:
+        stream = AudioStream(server.url, session())
+        stream.until("ready")
+        stream.ws.send_binary(b"\x00\x00" * 1600)
+        error = errored(stream, timeout=10)
+        assert error["code"] == "stream_idle"
+        assert "sent nothing for 0.5 s" in error["message"]
