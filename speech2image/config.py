@@ -168,8 +168,13 @@ class Settings:
         Knob("Preset", "llm", job="preset", max_len=40, choices="presets"),
     )
     llm_timeout_s: float = setting(60.0, "Longest wait for the LLM's answer, in seconds.")
-    comfyui_url: str = setting("http://127.0.0.1:8188", "ComfyUI server address.",
-                               Knob("URL", "comfyui", check="url_list", max_len=500))
+    comfyui_url: str = setting(
+        "", "ComfyUI server address (several: comma-separated). Empty: the ComfyUI on this computer, found at "
+        "the addresses of SPEECH2IMAGE_COMFYUI_DISCOVER.",
+        Knob("URL", "comfyui", check="url_list", max_len=500, placeholder="empty: find it (8188, then 8000)"))
+    comfyui_discover: str = setting(
+        "", "Where to look for ComfyUI when SPEECH2IMAGE_COMFYUI_URL is empty, in order, comma-separated. "
+        "Empty: http://127.0.0.1:8188 (portable and manual installs), then http://127.0.0.1:8000 (ComfyUI Desktop).")
     workflow: str = setting(
         "txt2img.json", "Workflow file (API format) from workflows/ or uploaded on the page.",
         Knob("Workflow", "comfyui", job="workflow", max_len=120, choices="workflows"),

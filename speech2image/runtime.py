@@ -18,6 +18,7 @@ from pathlib import Path
 from flask import Flask
 
 from .asr import Transcriber
+from .comfy import DISCOVERY_URLS, ComfyDiscovery, parse_urls
 from .config import JOB_KNOBS, KNOBS, Knob, Settings
 from .errors import BadInput
 from .llm import LlmClient
@@ -52,8 +53,10 @@ class Runtime:
         self.metrics = Metrics()
         self.llm = self._llm(s)
         self.prompt_writer = PromptWriter(self.llm)
+        discovery = ComfyDiscovery(tuple(parse_urls(s.comfyui_discover)) or DISCOVERY_URLS)
         self.pipeline = Pipeline(self._transcriber(s), self.prompt_writer, self.workflows, self.store, s,
-                                 voices=self._voices(s), history=self.history, metrics=self.metrics)
+                                 voices=self._voices(s), history=self.history, metrics=self.metrics,
+                                 comfy_discovery=discovery)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["speech2image"] = self

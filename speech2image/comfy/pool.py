@@ -1,7 +1,8 @@
 """Several ComfyUI servers as one: server choice, checkpoint choice and failover.
 
 The pool lives as long as its URL list: the pipeline keeps one and replaces it only when
-the list changes, so every job sees the others' load.
+the list changes, so every job sees the others' load. With no list, it asks ``discovery``
+for the ComfyUI on this computer each time (the answer is remembered a few minutes there).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Callable
 
 from ..workflows import RenderParams, Workflow, fill
 from .client import ComfyClient
+from .discovery import ComfyDiscovery, device_kind
 from .protocol import START_HINT, ComfyError, ComfyUnavailable
 
 PREVIEW_INTERVAL_S = 0.15
@@ -24,9 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def parse_urls(value: str) -> list[str]:
-    """SPEECH2IMAGE_COMFYUI_URL may list several servers, comma-separated (one per GPU or machine)."""
-    urls = [u.strip().rstrip("/") for u in (value or "").split(",") if u.strip()]
-    return urls or ["http://127.0.0.1:8188"]
+    """SPEECH2IMAGE_COMFYUI_URL may list several servers, comma-separated (one per GPU or machine);
+    none (empty) means: find the one on this computer."""
+    return [u.strip().rstrip("/") for u in (value or "").split(",") if u.strip()]
 
 
 class ServerLoad:
@@ -100,17 +102,45 @@ class ComfyPool:
     """Several ComfyUI servers: each job goes to the reachable one with the shortest queue."""
 
     def __init__(self, urls: list[str], stall_s: float = 300.0, probe_timeout_s: float = 2.0,
-                 load: ServerLoad | None = None):
+                 load: ServerLoad | None = None, discovery: ComfyDiscovery | None = None):
+        """``urls``: the configured servers; none: the one ``discovery`` finds (a default one probes
+        the usual local ports)."""
         self.urls = tuple(urls)
         self.stall_s = stall_s
-        self.clients = [ComfyClient(u, stall_s=stall_s) for u in urls]
+        self.discovery = None if self.urls else (discovery or ComfyDiscovery())
+        self._clients = {u: ComfyClient(u, stall_s=stall_s) for u in self.urls}
+        self._clients_lock = threading.Lock()
         self.probe_timeout_s = probe_timeout_s
         self.load = load or ServerLoad()
+        self._devices: dict[str, str | None] = {}  # url -> cpu or gpu, from /system_stats
+
+    def _client(self, url: str) -> ComfyClient:
+        with self._clients_lock:
+            if url not in self._clients:
+                self._clients[url] = ComfyClient(url, stall_s=self.stall_s)
+            return self._clients[url]
+
+    @property
+    def clients(self) -> list[ComfyClient]:
+        """The configured servers, or the one found on this computer (none when nothing is found)."""
+        if self.urls:
+            return [self._clients[u] for u in self.urls]
+        found = self.discovery.find()
+        return [self._client(found.url)] if found.url else []
+
+    def how(self, url: str) -> str:
+        """How the address was found: configured, discovered (it answered on a probed port) or started (ours)."""
+        if url in self.urls:
+            return "configured"
+        found = self.discovery.find()
+        return found.how if found.url == url else "discovered"
 
     @property
     def first(self) -> ComfyClient:
-        """The first configured server, for choices such as checkpoints and samplers."""
-        return self.clients[0]
+        """The first server, for choices such as checkpoints and samplers; with none found, the first
+        address looked at, whose errors then say that nothing answers there."""
+        clients = self.clients
+        return clients[0] if clients else self._client(self.discovery.candidates[0])
 
     def _probe(self, client: ComfyClient) -> ComfyClient:
         """The same server asked with a short timeout: a dead one must not hold up the others."""
@@ -134,6 +164,8 @@ class ComfyPool:
     def claim(self, exclude: set[str] = frozenset()) -> ComfyClient:
         """The reachable server with the shortest queue, counted as busy until `release`."""
         candidates = [c for c in self.clients if c.base_url not in exclude]
+        if not candidates and self.discovery is not None and not exclude:
+            raise self.discovery.unavailable(self.discovery.find())
         if len(candidates) == 1 and not exclude:
             lengths = [0]  # one server: its own errors say what is wrong
         else:
@@ -154,15 +186,38 @@ class ComfyPool:
         self.load.release(client.base_url)
 
     def status(self) -> list[dict]:
-        return self._ask_each(self._server_status, self.clients)
+        """Each server's state (ready, unreachable, or starting when it is ours coming up), version,
+        device (cpu or gpu) and how its address was found; with none found, what each address answered."""
+        if self.discovery is not None:
+            found = self.discovery.find()
+            if found.url is None:
+                launch = self.discovery.launch_status()
+                missing = [{"url": p.url, "state": "unreachable", "how": "discovery", "error": p.answer}
+                           for p in found.tried]
+                if launch:  # the ComfyUI we were to start: why it is not running
+                    missing.insert(0, {**launch, "state": "unreachable", "how": "started"})
+                return missing
+        servers = self._ask_each(self._server_status, self.clients)
+        if self.discovery is not None:
+            for server in servers:
+                if server["how"] == "started":
+                    server.update({**self.discovery.launch_status(), "state": server["state"]})
+                    if server["state"] != "ready" and self.discovery.starting(server["url"]):
+                        server["state"] = "starting"
+                elif server["state"] != "ready":
+                    self.discovery.forget()  # it went away: look again next time
+        return servers
 
     def _server_status(self, client: ComfyClient) -> dict:
+        url = client.base_url
         try:
             stats = self._probe(client).system_stats()
         except ComfyError as exc:
-            return {"url": client.base_url, "state": "unreachable", "error": exc.message}
+            return {"url": url, "state": "unreachable", "how": self.how(url), "error": exc.message}
         system = stats.get("system", {}) if isinstance(stats, dict) else {}
-        return {"url": client.base_url, "state": "ready", "version": system.get("comfyui_version")}
+        self._devices[url] = device_kind(stats)
+        return {"url": url, "state": "ready", "how": self.how(url), "version": system.get("comfyui_version"),
+                "device": self._devices[url]}
 
     # --- one render, wherever it can run ------------------------------------------------
 
@@ -200,6 +255,15 @@ class ComfyPool:
             # The server dropped out: another reachable one takes the job, else say so.
             mid_job = getattr(lost, "after_submit", False)
             what = "stopped answering during the job" if mid_job else "did not answer"
+            if self.discovery is not None and not mid_job:
+                # The ComfyUI found earlier went away: look again, once.
+                self.discovery.forget()
+                again = self.clients
+                if not again:
+                    raise self.discovery.unavailable(self.discovery.find()) from lost
+                if again[0].base_url == client.base_url:
+                    raise
+                return self._render_on(self.claim(), workflow, params, events, cancel)
             if len(self.clients) == 1:
                 if not mid_job:
                     raise
@@ -217,6 +281,9 @@ class ComfyPool:
     def _render_on(self, client: ComfyClient, workflow: Workflow, params: RenderParams, events: RenderEvents,
                    cancel) -> Rendered:
         try:
+            if self.discovery is not None and self.discovery.starting(client.base_url):
+                events.emit({"type": "waiting", "text": "Starting ComfyUI…"})
+                self.discovery.wait_started(client.base_url, cancel)
             checkpoint, note = self.choose_checkpoint(client, workflow, params.checkpoint)
             if note:
                 events.emit({"type": "note", "text": note})

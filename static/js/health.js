@@ -9,8 +9,16 @@ function setLight(id, cls, title) {
   light.title = title;
 }
 
+// One line per server: its state, and how its address was found (configured, discovered, started).
+function comfyServer(srv) {
+  const how = srv.how && srv.how !== "discovery" ? `, ${srv.how}` : "";
+  if (srv.state === "ready") return `ready (${srv.version || "?"} on ${srv.device || "?"}${how})`;
+  if (srv.state === "starting") return "Starting ComfyUI…";
+  return `unreachable${srv.error ? ` (${srv.error})` : ""}`;
+}
+
 function comfyTitle(comfyui) {
-  return comfyui.servers.map((srv) => `ComfyUI at ${srv.url}: ${srv.state === "ready" ? `ready (${srv.version || "?"})` : "unreachable"}`).join("\n")
+  return comfyui.servers.map((srv) => `ComfyUI at ${srv.url}: ${comfyServer(srv)}`).join("\n")
     + (comfyui.fix ? `\nTo fix: ${comfyui.fix}` : "");
 }
 
@@ -21,7 +29,7 @@ export async function refreshHealth() {
       whisper.state === "error" ? `Whisper: ${whisper.error}` : `Whisper ${whisper.model} on ${whisper.device} (${whisper.compute_type}): ${whisper.state}`);
     setLight("health-llm", { ready: "ok", off: "unknown" }[llm.state] || "bad",
       llm.state === "ready" ? `LLM ${llm.model} at ${llm.server}` : `LLM ${llm.state}: ${llm.fix}`);
-    setLight("health-comfyui", comfyui.state === "ready" ? "ok" : "bad", comfyTitle(comfyui));
+    setLight("health-comfyui", { ready: "ok", starting: "loading" }[comfyui.state] || "bad", comfyTitle(comfyui));
     setLight("health-tts", { ready: "ok", loading: "loading", idle: "loading", off: "unknown" }[tts.state] || "bad",
       tts.state === "error" ? `Voice: ${tts.error}` : `Voice: ${tts.engine} ${tts.voice || ""} (${tts.state})`);
   } catch (_) {
