@@ -1,6 +1,7 @@
 """Client for an OpenAI-compatible chat server (LM Studio, Ollama, llama.cpp, vLLM).
 
-It finds a server (the configured one, or the first local one that answers),
+It finds a server (the configured one, or the first local one that answers with an
+OpenAI-style model list and is not a ComfyUI, which also listens on 8000),
 asks for structured output in the strongest form the server accepts
 (json_schema, then json_object, then plain text) and parses the answer
 defensively, because a 200 from a small model proves nothing.
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import requests
+
+from .comfy.discovery import probe
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +167,21 @@ class LlmClient:
         return self.discovery_urls
 
     def fetch_models(self, server: str, timeout: float | None = None) -> list[str]:
+        """The model ids of an OpenAI-style ``{"data": [{"id": ...}, ...]}`` answer; ValueError for any other."""
         response = requests.get(server + "/models", timeout=timeout or self.connect_timeout_s)
         response.raise_for_status()
-        data = response.json().get("data")
-        if not isinstance(data, list):
-            raise ValueError("no model list in the answer")
-        return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        body = response.json()
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or not all(isinstance(m, dict) and isinstance(m.get("id"), str) for m in data):
+            raise ValueError("the answer to /models is not an OpenAI-style model list")
+        return [m["id"] for m in data]
+
+    def _is_comfyui(self, server: str, timeout: float) -> bool:
+        """ComfyUI also runs on 8000 (Desktop); one with a custom node may even list models."""
+        answer = probe(server.removesuffix("/v1"), timeout)
+        if answer.version:
+            log.info("%s is ComfyUI %s, not an LLM server; skipped", server, answer.version)
+        return answer.version is not None
 
     def discover(self, refresh: bool = False) -> tuple[str | None, list[str]]:
         """(server, models) of the first candidate answering GET /models; cached for a few minutes."""
@@ -181,13 +193,16 @@ class LlmClient:
         found: tuple[str | None, list[str]] = (None, [])
         candidates = self.candidates()
         # An explicitly configured server may be slow to answer; probes of guesses are short.
-        probe = self.connect_timeout_s if self.url_setting else self.probe_timeout_s
+        probe_s = self.connect_timeout_s if self.url_setting else self.probe_timeout_s
         for server in candidates:
             try:
-                found = (server, self.fetch_models(server, timeout=probe))
-                break
+                models = self.fetch_models(server, timeout=probe_s)
             except (requests.RequestException, ValueError) as exc:
                 log.debug("no LLM server at %s: %s", server, exc)
+                continue
+            if self.url_setting or not self._is_comfyui(server, probe_s):
+                found = (server, models)
+                break
         with self._lock:
             self._found = (time.monotonic(), *found)
         if found[0]:

@@ -50,6 +50,7 @@ class Knobs:
     replay: str | None = None  # path of a real trace: send its websocket messages verbatim instead of running
     replay_speed: float = 10.0  # the trace's clock runs this much faster
     hang_at_step: int | None = None  # a stuck node: at this step, send nothing more until interrupted
+    openai_models: list[str] | None = None  # also answer GET /v1/models, as a ComfyUI with an LLM custom node may
 
 
 def now_ms() -> int:
@@ -211,6 +212,12 @@ class FakeComfyUI:
             if node_class == "CheckpointLoaderSimple":
                 return jsonify({node_class: {"input": {"required": {"ckpt_name": [fake.knobs.checkpoints, {}]}}}})
             return jsonify({node_class: OBJECT_INFO[node_class]} if node_class in OBJECT_INFO else {})
+
+        @app.get("/v1/models")
+        def openai_models():
+            if fake.knobs.openai_models is None:
+                return Response(status=404)
+            return jsonify({"object": "list", "data": [{"id": m, "object": "model"} for m in fake.knobs.openai_models]})
 
         @app.get("/system_stats")
         def system_stats():
