@@ -120,6 +120,11 @@ CHECKS = {
     "llm_url": (lambda v: v == "off" or bool(URL.match(v)),
                 "must be empty (find one), 'off', or look like http://localhost:1234/v1"),
     "name": (lambda v: bool(re.fullmatch(r"[\w.+\-]{1,100}", v)), "must be a name such as euler or dpmpp_2m"),
+    "comfyui_dir": (lambda v: os.path.isfile(os.path.join(os.path.expanduser(v), "main.py")),
+                    "must be your ComfyUI folder, the one that holds main.py; there is no main.py there"),
+    "executable": (lambda v: os.path.isfile(os.path.expanduser(v)) and os.access(os.path.expanduser(v), os.X_OK),
+                   "must be a Python you can run, such as ~/ComfyUI/venv/bin/python or "
+                   "C:\\ComfyUI\\venv\\Scripts\\python.exe; that file is not executable or does not exist"),
 }
 
 
@@ -172,6 +177,21 @@ class Settings:
         "", "ComfyUI server address (several: comma-separated). Empty: the ComfyUI on this computer, found at "
         "the addresses of SPEECH2IMAGE_COMFYUI_DISCOVER.",
         Knob("URL", "comfyui", check="url_list", max_len=500, placeholder="empty: find it (8188, then 8000)"))
+    comfyui_dir: str = setting(
+        "", "Your ComfyUI folder (the one with main.py). When SPEECH2IMAGE_COMFYUI_URL is empty and no ComfyUI "
+        "answers, speech2image starts this one (with --preview-method auto) and stops it when it exits. "
+        "Empty: never start one.",
+        Knob("Start ComfyUI from folder", "comfyui", check="comfyui_dir", max_len=1000,
+             placeholder="empty: never start ComfyUI"))
+    comfyui_python: str = setting(
+        "", "The Python that runs that ComfyUI. Empty: the folder's own venv or .venv, or the portable build's "
+        "python_embeded beside it, else the Python on PATH.",
+        Knob("ComfyUI's Python", "comfyui", check="executable", max_len=1000,
+             placeholder="empty: the folder's own, else python on PATH"))
+    comfyui_args: str = setting(
+        "", "Extra arguments for the ComfyUI we start, e.g. --cpu (a PyTorch without GPU support) or --lowvram.")
+    comfyui_start_timeout_s: float = setting(
+        180.0, "Longest wait for the ComfyUI we start to answer, in seconds; then it is stopped and the page says why.")
     comfyui_discover: str = setting(
         "", "Where to look for ComfyUI when SPEECH2IMAGE_COMFYUI_URL is empty, in order, comma-separated. "
         "Empty: http://127.0.0.1:8188 (portable and manual installs), then http://127.0.0.1:8000 (ComfyUI Desktop).")

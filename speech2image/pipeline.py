@@ -185,6 +185,7 @@ class Pipeline:
                 self.voices = voices
             if settings is not None:
                 self.settings = settings
+                self._discovery.configure_launch(settings.comfyui_dir, settings.comfyui_python, settings.comfyui_args)
                 urls = tuple(parse_urls(settings.comfyui_url))
                 pool = self._comfy
                 if pool is None or pool.urls != urls or pool.stall_s != settings.render_stall_s:
@@ -231,6 +232,7 @@ class Pipeline:
             job.cancel_event.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._speech_executor.shutdown(wait=False, cancel_futures=True)
+        self._discovery.close()  # the ComfyUI we started, if any
 
     # --- running a job --------------------------------------------------------
 

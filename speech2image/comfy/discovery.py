@@ -113,9 +113,10 @@ class ComfyDiscovery:
         self._lock = threading.Lock()
         self._found: tuple[float, Found] | None = None
 
-    def configure_launch(self, folder: str, python: str = "") -> None:
-        """The ComfyUI folder to start when none answers (empty: never start one), and its Python."""
-        if self.launcher is not None and self.launcher.configure(folder, python):
+    def configure_launch(self, folder: str, python: str = "", args: str = "") -> None:
+        """The ComfyUI folder to start when none answers (empty: never start one), its Python and
+        extra arguments for its main.py."""
+        if self.launcher is not None and self.launcher.configure(folder, python, args):
             self.forget()
 
     def find(self, refresh: bool = False) -> Found:

@@ -185,6 +185,9 @@ const HANDLERS = new Map(Object.entries({
     setProgress(event.percent);
   },
   cached: (event) => setProgress(event.percent),
+  waiting(event) {
+    ui.step.textContent = event.text;  // e.g. "Starting ComfyUI…"
+  },
   progress(event) {
     setProgress(event.percent);
     if (event.value !== undefined) ui.step.textContent = `step ${event.value}/${event.max}`;
