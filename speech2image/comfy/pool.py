@@ -21,6 +21,11 @@ from .discovery import ComfyDiscovery, device_kind
 from .protocol import START_HINT, ComfyError, ComfyUnavailable
 
 PREVIEW_INTERVAL_S = 0.15
+ETA_AFTER_STEPS = 3  # sampler steps seen before the time left is estimated
+# Seconds per sampler step per megapixel on a CPU, until one render on that server has been timed:
+# SD 1.5 on a typical desktop CPU (512x512 at 20 steps: about 105 s). The warning comes above CPU_WARN_S.
+CPU_S_PER_STEP_PER_MEGAPIXEL = 20.0
+CPU_WARN_S = 120.0
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +78,42 @@ def _lost(message: str, after_submit: bool) -> ComfyUnavailable:
     return error
 
 
+class StepClock:
+    """Seconds per sampler step, from the last few steps of the node sampling now; ``eta`` the time
+    its remaining steps will take. The first step (which may include loading the model) is not timed."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 5):
+        self.clock = clock
+        self.window = window
+        self.node: str | None = None
+        self.last: tuple[float, float] | None = None  # (time, step) of the previous progress message
+        self.intervals: list[float] = []
+        self.seconds_per_step: float | None = None  # the latest measure, kept after the node ends
+
+    def step(self, node: str, value: float, maximum: float) -> float | None:
+        """The seconds left for this node's remaining steps; None until enough steps were timed."""
+        now = self.clock()
+        if node != self.node or self.last is None or value <= self.last[1]:
+            self.node, self.intervals = node, []  # a new sampler (or it started over)
+        else:
+            self.intervals = (self.intervals + [(now - self.last[0]) / (value - self.last[1])])[-self.window:]
+        self.last = (now, value)
+        if len(self.intervals) < ETA_AFTER_STEPS - 1:
+            return None
+        self.seconds_per_step = sum(self.intervals) / len(self.intervals)
+        return max(0.0, (maximum - value) * self.seconds_per_step)
+
+
 class RenderEvents:
     """ComfyUI's progress in the page's terms: node titles instead of ids, previews as data URLs
-    at most every PREVIEW_INTERVAL_S (a fast sampler sends more than a browser wants to draw)."""
+    at most every PREVIEW_INTERVAL_S (a fast sampler sends more than a browser wants to draw), and
+    the time left (``eta_s``) once a few sampler steps have been timed."""
 
     def __init__(self, workflow: Workflow, emit: Callable[[dict], None]):
         self.workflow = workflow
         self.emit = emit
         self.last_preview = 0.0
+        self.steps = StepClock()
 
     def __call__(self, event: dict) -> None:
         kind = event["type"]
@@ -95,6 +128,10 @@ class RenderEvents:
             node = self.workflow.graph.get(event["node"], {})
             event = {**event, "class_type": node.get("class_type"),
                      "title": (node.get("_meta") or {}).get("title") or node.get("class_type")}
+        elif kind == "progress" and event.get("max"):
+            eta = self.steps.step(event["node"], event["value"], event["max"])
+            if eta is not None:
+                event = {**event, "eta_s": round(eta, 1)}
         self.emit(event)
 
 
@@ -113,6 +150,7 @@ class ComfyPool:
         self.probe_timeout_s = probe_timeout_s
         self.load = load or ServerLoad()
         self._devices: dict[str, str | None] = {}  # url -> cpu or gpu, from /system_stats
+        self._cpu_speed: dict[str, float] = {}  # url -> seconds per step per megapixel, measured on a CPU
 
     def _client(self, url: str) -> ComfyClient:
         with self._clients_lock:
@@ -219,6 +257,42 @@ class ComfyPool:
         return {"url": url, "state": "ready", "how": self.how(url), "version": system.get("comfyui_version"),
                 "device": self._devices[url]}
 
+    # --- how long a render takes on a CPU ------------------------------------------------
+
+    def device(self, client: ComfyClient) -> str | None:
+        """cpu or gpu, as the server's /system_stats says (asked once); None when it cannot be told."""
+        url = client.base_url
+        if url not in self._devices:
+            try:
+                self._devices[url] = device_kind(self._probe(client).system_stats())
+            except ComfyError:
+                return None
+        return self._devices[url]
+
+    @staticmethod
+    def _megapixels(used: dict) -> float | None:
+        width, height = used.get("width"), used.get("height")
+        if not isinstance(width, (int, float)) or not isinstance(height, (int, float)) or width * height <= 0:
+            return None
+        return width * height / 1e6
+
+    def _remember_speed(self, client: ComfyClient, used: dict, seconds_per_step: float | None) -> None:
+        megapixels = self._megapixels(used)
+        if seconds_per_step and megapixels and self._devices.get(client.base_url) == "cpu":
+            self._cpu_speed[client.base_url] = seconds_per_step / megapixels
+
+    def _slow_on_cpu(self, client: ComfyClient, used: dict) -> str | None:
+        """A warning when ComfyUI has only a CPU and this size x steps would take more than CPU_WARN_S,
+        from the last render timed there, else from CPU_S_PER_STEP_PER_MEGAPIXEL."""
+        megapixels, steps = self._megapixels(used), used.get("steps")
+        if not megapixels or not isinstance(steps, int) or self.device(client) != "cpu":
+            return None
+        estimate = steps * megapixels * self._cpu_speed.get(client.base_url, CPU_S_PER_STEP_PER_MEGAPIXEL)
+        if estimate <= CPU_WARN_S:
+            return None
+        return (f"ComfyUI runs on the CPU here: {used['width']}×{used['height']} at {steps} steps will take about "
+                f"{round(estimate / 60)} min. Fewer steps or a smaller size is much faster.")
+
     # --- one render, wherever it can run ------------------------------------------------
 
     @staticmethod
@@ -291,9 +365,13 @@ class ComfyPool:
             # A failover keeps the seed the first server was given, so the picture is the same one.
             params.seed = used.get("seed", params.seed)
             used = {"workflow": workflow.name, "server": client.base_url, **used}
+            warning = self._slow_on_cpu(client, used)
+            if warning:
+                events.emit({"type": "note", "text": warning})
             events.emit({"type": "setup", "render": used})
             result = client.render(graph, events, cancel=cancel, heavy_nodes={workflow.roles.sampler},
                                    output_nodes={workflow.roles.output})
+            self._remember_speed(client, used, events.steps.seconds_per_step)
         finally:
             self.release(client)
         return Rendered(image=result.images[0].data, graph=graph, used=used, prompt_id=result.prompt_id,

@@ -22,6 +22,15 @@ function comfyTitle(comfyui) {
     + (comfyui.fix ? `\nTo fix: ${comfyui.fix}` : "");
 }
 
+// Said once on the page: a ComfyUI with only a CPU takes minutes per picture.
+function noteDevice(comfyui) {
+  const note = $("device-note");
+  if (comfyui.device !== "cpu" || !note.hidden) return;
+  note.textContent = "ComfyUI runs on the CPU here: a 512×512 picture at 20 steps takes a minute or more, not seconds. "
+    + "Fewer steps and a smaller size are much faster; the page warns before a job that would take long.";
+  note.hidden = false;
+}
+
 export async function refreshHealth() {
   try {
     const { whisper, llm, comfyui, tts } = await api("/api/health");
@@ -30,6 +39,7 @@ export async function refreshHealth() {
     setLight("health-llm", { ready: "ok", off: "unknown" }[llm.state] || "bad",
       llm.state === "ready" ? `LLM ${llm.model} at ${llm.server}` : `LLM ${llm.state}: ${llm.fix}`);
     setLight("health-comfyui", { ready: "ok", starting: "loading" }[comfyui.state] || "bad", comfyTitle(comfyui));
+    noteDevice(comfyui);
     setLight("health-tts", { ready: "ok", loading: "loading", idle: "loading", off: "unknown" }[tts.state] || "bad",
       tts.state === "error" ? `Voice: ${tts.error}` : `Voice: ${tts.engine} ${tts.voice || ""} (${tts.state})`);
   } catch (_) {

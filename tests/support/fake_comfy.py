@@ -50,6 +50,7 @@ class Knobs:
     replay: str | None = None  # path of a real trace: send its websocket messages verbatim instead of running
     replay_speed: float = 10.0  # the trace's clock runs this much faster
     hang_at_step: int | None = None  # a stuck node: at this step, send nothing more until interrupted
+    device_type: str = "cpu"  # what /system_stats reports (cuda for a GPU)
     openai_models: list[str] | None = None  # also answer GET /v1/models, as a ComfyUI with an LLM custom node may
 
 
@@ -222,7 +223,7 @@ class FakeComfyUI:
         @app.get("/system_stats")
         def system_stats():
             return jsonify({"system": {"comfyui_version": "0.3.64", "os": "posix"},
-                            "devices": [{"name": "cpu", "type": "cpu"}]})
+                            "devices": [{"name": fake.knobs.device_type, "type": fake.knobs.device_type}]})
 
         @sock.route("/ws")
         def ws_route(ws):
