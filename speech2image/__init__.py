@@ -7,10 +7,10 @@ from pathlib import Path
 
 from flask import Flask
 
-from .config import Settings
+from .config import Settings, site_folder
 from .runtime import Runtime
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+__version__ = "0.1.0"
 
 # The page's scripts are ES modules, which browsers refuse unless served with a JavaScript type.
 # Flask takes a static file's type from this table, which on Windows the registry can override
@@ -31,13 +31,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_path=os.path.abspath(settings.data_dir),
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=str(site_folder("templates")),
+        static_folder=str(site_folder("static")),
     )
     app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes, DEBUG=settings.debug)
     os.makedirs(app.instance_path, exist_ok=True)
 
-    runtime = Runtime(settings, Path(app.instance_path), PROJECT_ROOT / "workflows")
+    runtime = Runtime(settings, Path(app.instance_path), site_folder("workflows"))
     runtime.init_app(app)
     errors.init_app(app)
     security.init_app(app)

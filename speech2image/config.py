@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,28 @@ MAX_SEED = 2**53 - 1  # ComfyUI accepts up to 2**64-1; JSON numbers stay exact t
 URL = re.compile(r"^https?://[\w.\-\[\]:]+(/[\w./\-]*)?$")
 
 
+# An installed package (pip install .) carries the page, its scripts and the shipped workflows in
+# site/; a checkout keeps them at its top (templates/, static/, workflows/) and has no site/.
+SITE = Path(__file__).resolve().parent / "site"
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def site_folder(name: str) -> Path:
+    """templates, static or workflows: inside the installed package, else at the top of the checkout."""
+    return SITE / name if SITE.is_dir() else CHECKOUT / name
+
+
 def _default_data_dir() -> str:
-    return str(Path(__file__).resolve().parent.parent / "instance")
+    """./instance in a checkout; once installed, the user's own data folder (the package's may be read-only)."""
+    if not SITE.is_dir():
+        return str(CHECKOUT / "instance")
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = str(Path.home() / "Library" / "Application Support")
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "speech2image")
 
 
 @dataclass(frozen=True)
@@ -142,7 +163,8 @@ def setting(default, doc: str, knob: Knob | None = None, **kwargs):
 class Settings:
     host: str = setting("127.0.0.1", "Address the web server binds to.")
     port: int = setting(5000, "Port the web server listens on.")
-    data_dir: str = setting(_default_data_dir, "Instance folder for outputs and the database (default: ./instance).")
+    data_dir: str = setting(_default_data_dir, "Instance folder for outputs and the database (default: ./instance; "
+                            "installed with pip: the user's data folder, e.g. ~/.local/share/speech2image).")
     debug: bool = setting(False, "Flask debug mode; never on unless asked.")
     log_level: str = setting("INFO", "Python logging level.")
     preload: bool = setting(True, "Load the models in the background at start-up instead of on first use.")

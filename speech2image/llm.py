@@ -183,6 +183,23 @@ class LlmClient:
             log.info("%s is ComfyUI %s, not an LLM server; skipped", server, answer.version)
         return answer.version is not None
 
+    def _answering(self):
+        """(server, models) for each candidate that is an LLM server, probed one after the other."""
+        # An explicitly configured server may be slow to answer; probes of guesses are short.
+        probe_s = self.connect_timeout_s if self.url_setting else self.probe_timeout_s
+        for server in self.candidates():
+            try:
+                models = self.fetch_models(server, timeout=probe_s)
+            except (requests.RequestException, ValueError) as exc:
+                log.debug("no LLM server at %s: %s", server, exc)
+                continue
+            if self.url_setting or not self._is_comfyui(server, probe_s):
+                yield server, models
+
+    def servers(self) -> list[tuple[str, list[str]]]:
+        """Every candidate that answers as an LLM server, with its models (discover() stops at the first)."""
+        return list(self._answering())
+
     def discover(self, refresh: bool = False) -> tuple[str | None, list[str]]:
         """(server, models) of the first candidate answering GET /models; cached for a few minutes."""
         with self._lock:
@@ -190,19 +207,7 @@ class LlmClient:
                 ttl = self.cache_ttl_s if self._found[1] else self.miss_ttl_s
                 if time.monotonic() - self._found[0] < ttl:
                     return self._found[1], self._found[2]
-        found: tuple[str | None, list[str]] = (None, [])
-        candidates = self.candidates()
-        # An explicitly configured server may be slow to answer; probes of guesses are short.
-        probe_s = self.connect_timeout_s if self.url_setting else self.probe_timeout_s
-        for server in candidates:
-            try:
-                models = self.fetch_models(server, timeout=probe_s)
-            except (requests.RequestException, ValueError) as exc:
-                log.debug("no LLM server at %s: %s", server, exc)
-                continue
-            if self.url_setting or not self._is_comfyui(server, probe_s):
-                found = (server, models)
-                break
+        found = next(self._answering(), (None, []))
         with self._lock:
             self._found = (time.monotonic(), *found)
         if found[0]:

@@ -178,7 +178,7 @@ class ComfyLauncher:
         if error:
             log.error("%s", error)
 
-    def _problem(self) -> str | None:
+    def problem(self) -> str | None:
         """What stops us from starting, in words, before anything runs."""
         folder = Path(self.folder).expanduser()
         try:
@@ -200,7 +200,7 @@ class ComfyLauncher:
     def _watch(self) -> None:
         attempts = 0
         while True:
-            problem = self._problem()
+            problem = self.problem()
             if problem:
                 return self._set("failed", problem)
             taken = probe(self.url, timeout_s=1.0)

@@ -222,7 +222,10 @@ class FakeComfyUI:
 
         @app.get("/system_stats")
         def system_stats():
-            return jsonify({"system": {"comfyui_version": "0.3.64", "os": "posix"},
+            # As a real ComfyUI started with (or without) --preview-method says in its argv.
+            argv = ["main.py", "--listen", "127.0.0.1", "--port", str(fake.server.server_port),
+                    *(["--preview-method", "auto"] if fake.knobs.previews else [])]
+            return jsonify({"system": {"comfyui_version": "0.3.64", "os": "posix", "argv": argv},
                             "devices": [{"name": fake.knobs.device_type, "type": fake.knobs.device_type}]})
 
         @sock.route("/ws")
