@@ -11,7 +11,7 @@ import requests
 from speech2image.comfy import DISCOVERY_URLS, ComfyDiscovery, comfyui_version, device_kind, probe
 from speech2image.config import Settings
 
-from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.fake_comfy import FakeComfyUI
 from .support.fake_llm import FakeLlmServer, dead_url
 from .support.live import LiveServer
 from .support.relay import run

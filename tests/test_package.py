@@ -1,19 +1,17 @@
 """`pip install .` into a fresh virtual environment gives a working `speech2image` command.
 
 The fresh environment gets our package only; its dependencies are not downloaded again but
-come from the environment running the tests, through a .pth file (a path line, as `pip install`
-itself writes for editable installs). The command then runs outside the repository, so the page,
-its scripts and the workflows it finds can only be those the package installed.
+borrowed from the environment running the tests (support/project.py). The command then runs
+outside the repository, so the page, its scripts and the workflows it finds can only be those
+the package installed.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import requests
 from .support.data import ROOT
 from .support.fake_comfy import FakeComfyUI
 from .support.fake_llm import dead_url
+from .support.project import borrow_dependencies, copy_project
 
 pytestmark = pytest.mark.slow
 
@@ -34,19 +33,11 @@ SOURCES = ("pyproject.toml", "README.md", "requirements.txt", "requirements-dev.
 def installed(tmp_path_factory) -> Path:
     """A fresh venv with speech2image installed from a copy of the sources; its bin folder."""
     root = tmp_path_factory.mktemp("package")
-    source = root / "source"
-    for name in SOURCES:  # a copy, so the build's own folders never land in the checkout
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            source.mkdir(exist_ok=True)
-            shutil.copy2(ROOT / name, source / name)
+    source = copy_project(SOURCES, root / "source")  # a copy: the build's own folders never land in the checkout
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    Path(site, "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    borrow_dependencies(python)
     build = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--quiet", str(source)],
                            capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stdout + build.stderr
