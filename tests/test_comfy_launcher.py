@@ -72,6 +72,7 @@ def test_a_slow_start_is_waited_for_and_the_child_stopped_on_exit(launch, tmp_pa
     assert "To see the GUI go to" in Path(status["log"]).read_text()  # its output is kept in the data folder
     launcher.stop()
     assert launcher.state == "stopped" and not alive(run["pid"])
+    assert launcher.status()["restarts"] == 0  # stopping it is no crash to restart from
 
 
 def test_a_main_py_that_exits_at_once_is_retried_a_few_times_then_explained(launch, tmp_path):

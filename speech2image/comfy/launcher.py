@@ -220,8 +220,8 @@ class ComfyLauncher:
                 if self._stopping or self._state == "failed":
                     return
                 code = self._await_exit(proc)
-                if code is None:  # stopped by us
-                    return
+            if code is None or self._stopping:  # stopped by us
+                return
             if self._restarts >= self.max_restarts:
                 what = "stopped with" if started else "exited with"
                 return self._set("failed", f"ComfyUI {what} status {code}{'' if started else ' while starting'} "
