@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -28,7 +29,13 @@ def copy_project(names, target: Path) -> Path:
 
 
 def borrow_dependencies(python: Path) -> None:
-    """Let the environment of ``python`` import what the environment running the tests has installed."""
+    """Let the environment of ``python`` import what the environment running the tests can import:
+    every folder on our path but the standard library and the checkout (whose package must not
+    stand in for the one a test installs), including folders that .pth files of ours added."""
+    standard = {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")}
+    folders = [entry for entry in sys.path if entry and Path(entry).is_dir()
+               and Path(entry).resolve() not in standard and not Path(entry).resolve().is_relative_to(ROOT)
+               and "lib-dynload" not in Path(entry).parts]
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    Path(site, "test-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    Path(site, "test-dependencies.pth").write_text("".join(f"{folder}\n" for folder in folders))
