@@ -1,25 +1,11 @@
 #!/usr/bin/env bash
-# Creates .venv and installs a requirements file into it; reinstalls only when the file changed.
-# Usage: scripts/setup.sh [requirements-file]   (default: requirements.txt)
+# Creates .venv and installs the requirements into it; installs again only when they changed.
+# Usage: scripts/setup.sh [app|test]   (default: app; requirements.txt / requirements-dev.txt also work)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-requirements=${1:-requirements.txt}
-python=${PYTHON:-python3}
-
-if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-  echo "speech2image needs Python 3.10 or newer (found: $("$python" --version 2>&1))" >&2
-  exit 1
-fi
-if [ ! -x .venv/bin/python ]; then
-  echo "== creating .venv"
-  "$python" -m venv .venv
-fi
-
-stamp=.venv/.installed-$(basename "$requirements")
-digest=$(cat "$requirements" requirements.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
-  echo "== installing $requirements into .venv"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -r "$requirements"
-  echo "$digest" > "$stamp"
-fi
+case "${1:-app}" in
+  requirements-dev.txt|test) kind=test ;;
+  requirements.txt|app) kind=app ;;
+  *) echo "usage: scripts/setup.sh [app|test]" >&2; exit 2 ;;
+esac
+exec "${PYTHON:-python3}" scripts/bootstrap.py setup "$kind"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from flask import Flask
 
-from .config import Settings, environment_values
+from .config import Settings, environment_values, site_folder
 from .runtime import Runtime
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+__version__ = "0.1.0"
 log = logging.getLogger(__name__)
 
 # The page's scripts are ES modules, which browsers refuse unless served with a JavaScript type.
@@ -34,13 +34,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(
         __name__,
         instance_path=os.path.abspath(settings.data_dir),
-        template_folder=str(PROJECT_ROOT / "templates"),
-        static_folder=str(PROJECT_ROOT / "static"),
+        template_folder=str(site_folder("templates")),
+        static_folder=str(site_folder("static")),
     )
     app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes, DEBUG=settings.debug)
     os.makedirs(app.instance_path, exist_ok=True)
 
-    runtime = Runtime(settings, Path(app.instance_path), PROJECT_ROOT / "workflows",
+    runtime = Runtime(settings, Path(app.instance_path), site_folder("workflows"),
                       from_environment=frozenset(environment) - set(test_config or {}))
     runtime.init_app(app)
     for line in runtime.service_lines():

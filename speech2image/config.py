@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,28 @@ MAX_SEED = 2**53 - 1  # ComfyUI accepts up to 2**64-1; JSON numbers stay exact t
 URL = re.compile(r"^https?://[\w.\-\[\]:]+(/[\w./\-]*)?$")
 
 
+# An installed package (pip install .) carries the page, its scripts and the shipped workflows in
+# site/; a checkout keeps them at its top (templates/, static/, workflows/) and has no site/.
+SITE = Path(__file__).resolve().parent / "site"
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def site_folder(name: str) -> Path:
+    """templates, static or workflows: inside the installed package, else at the top of the checkout."""
+    return SITE / name if SITE.is_dir() else CHECKOUT / name
+
+
 def _default_data_dir() -> str:
-    return str(Path(__file__).resolve().parent.parent / "instance")
+    """./instance in a checkout; once installed, the user's own data folder (the package's may be read-only)."""
+    if not SITE.is_dir():
+        return str(CHECKOUT / "instance")
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = str(Path.home() / "Library" / "Application Support")
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "speech2image")
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,11 @@ CHECKS = {
     "llm_url": (lambda v: v == "off" or bool(URL.match(v)),
                 "must be empty (find one), 'off', or look like http://localhost:1234/v1"),
     "name": (lambda v: bool(re.fullmatch(r"[\w.+\-]{1,100}", v)), "must be a name such as euler or dpmpp_2m"),
+    "comfyui_dir": (lambda v: os.path.isfile(os.path.join(os.path.expanduser(v), "main.py")),
+                    "must be your ComfyUI folder, the one that holds main.py; there is no main.py there"),
+    "executable": (lambda v: os.path.isfile(os.path.expanduser(v)) and os.access(os.path.expanduser(v), os.X_OK),
+                   "must be a Python you can run, such as ~/ComfyUI/venv/bin/python or "
+                   "C:\\ComfyUI\\venv\\Scripts\\python.exe; that file is not executable or does not exist"),
 }
 
 
@@ -137,7 +163,8 @@ def setting(default, doc: str, knob: Knob | None = None, **kwargs):
 class Settings:
     host: str = setting("127.0.0.1", "Address the web server binds to.")
     port: int = setting(5000, "Port the web server listens on.")
-    data_dir: str = setting(_default_data_dir, "Instance folder for outputs and the database (default: ./instance).")
+    data_dir: str = setting(_default_data_dir, "Instance folder for outputs and the database (default: ./instance; "
+                            "installed with pip: the user's data folder, e.g. ~/.local/share/speech2image).")
     debug: bool = setting(False, "Flask debug mode; never on unless asked.")
     server: str = setting(
         "auto", "Web server: 'auto' (Flask's own on a loopback HOST, gunicorn's threaded worker on a network "
@@ -171,8 +198,28 @@ class Settings:
         Knob("Preset", "llm", job="preset", max_len=40, choices="presets"),
     )
     llm_timeout_s: float = setting(60.0, "Longest wait for the LLM's answer, in seconds.")
-    comfyui_url: str = setting("http://127.0.0.1:8188", "ComfyUI server address.",
-                               Knob("URL", "comfyui", check="url_list", max_len=500))
+    comfyui_url: str = setting(
+        "", "ComfyUI server address (several: comma-separated). Empty: the ComfyUI on this computer, found at "
+        "the addresses of SPEECH2IMAGE_COMFYUI_DISCOVER.",
+        Knob("URL", "comfyui", check="url_list", max_len=500, placeholder="empty: find it (8188, then 8000)"))
+    comfyui_dir: str = setting(
+        "", "Your ComfyUI folder (the one with main.py). When SPEECH2IMAGE_COMFYUI_URL is empty and no ComfyUI "
+        "answers, speech2image starts this one (with --preview-method auto) and stops it when it exits. "
+        "Empty: never start one.",
+        Knob("Start ComfyUI from folder", "comfyui", check="comfyui_dir", max_len=1000,
+             placeholder="empty: never start ComfyUI"))
+    comfyui_python: str = setting(
+        "", "The Python that runs that ComfyUI. Empty: the folder's own venv or .venv, or the portable build's "
+        "python_embeded beside it, else the Python on PATH.",
+        Knob("ComfyUI's Python", "comfyui", check="executable", max_len=1000,
+             placeholder="empty: the folder's own, else python on PATH"))
+    comfyui_args: str = setting(
+        "", "Extra arguments for the ComfyUI we start, e.g. --cpu (a PyTorch without GPU support) or --lowvram.")
+    comfyui_start_timeout_s: float = setting(
+        180.0, "Longest wait for the ComfyUI we start to answer, in seconds; then it is stopped and the page says why.")
+    comfyui_discover: str = setting(
+        "", "Where to look for ComfyUI when SPEECH2IMAGE_COMFYUI_URL is empty, in order, comma-separated. "
+        "Empty: http://127.0.0.1:8188 (portable and manual installs), then http://127.0.0.1:8000 (ComfyUI Desktop).")
     workflow: str = setting(
         "txt2img.json", "Workflow file (API format) from workflows/ or uploaded on the page.",
         Knob("Workflow", "comfyui", job="workflow", max_len=120, choices="workflows"),

@@ -1,6 +1,7 @@
 """Client for an OpenAI-compatible chat server (LM Studio, Ollama, llama.cpp, vLLM).
 
-It finds a server (the configured one, or the first local one that answers),
+It finds a server (the configured one, or the first local one that answers with an
+OpenAI-style model list and is not a ComfyUI, which also listens on 8000),
 asks for structured output in the strongest form the server accepts
 (json_schema, then json_object, then plain text) and parses the answer
 defensively, because a 200 from a small model proves nothing.
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import requests
+
+from .comfy.discovery import probe
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +167,38 @@ class LlmClient:
         return self.discovery_urls
 
     def fetch_models(self, server: str, timeout: float | None = None) -> list[str]:
+        """The model ids of an OpenAI-style ``{"data": [{"id": ...}, ...]}`` answer; ValueError for any other."""
         response = requests.get(server + "/models", timeout=timeout or self.connect_timeout_s)
         response.raise_for_status()
-        data = response.json().get("data")
-        if not isinstance(data, list):
-            raise ValueError("no model list in the answer")
-        return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        body = response.json()
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or not all(isinstance(m, dict) and isinstance(m.get("id"), str) for m in data):
+            raise ValueError("the answer to /models is not an OpenAI-style model list")
+        return [m["id"] for m in data]
+
+    def _is_comfyui(self, server: str, timeout: float) -> bool:
+        """ComfyUI also runs on 8000 (Desktop); one with a custom node may even list models."""
+        answer = probe(server.removesuffix("/v1"), timeout)
+        if answer.version:
+            log.info("%s is ComfyUI %s, not an LLM server; skipped", server, answer.version)
+        return answer.version is not None
+
+    def _answering(self):
+        """(server, models) for each candidate that is an LLM server, probed one after the other."""
+        # An explicitly configured server may be slow to answer; probes of guesses are short.
+        probe_s = self.connect_timeout_s if self.url_setting else self.probe_timeout_s
+        for server in self.candidates():
+            try:
+                models = self.fetch_models(server, timeout=probe_s)
+            except (requests.RequestException, ValueError) as exc:
+                log.debug("no LLM server at %s: %s", server, exc)
+                continue
+            if self.url_setting or not self._is_comfyui(server, probe_s):
+                yield server, models
+
+    def servers(self) -> list[tuple[str, list[str]]]:
+        """Every candidate that answers as an LLM server, with its models (discover() stops at the first)."""
+        return list(self._answering())
 
     def discover(self, refresh: bool = False) -> tuple[str | None, list[str]]:
         """(server, models) of the first candidate answering GET /models; cached for a few minutes."""
@@ -178,16 +207,7 @@ class LlmClient:
                 ttl = self.cache_ttl_s if self._found[1] else self.miss_ttl_s
                 if time.monotonic() - self._found[0] < ttl:
                     return self._found[1], self._found[2]
-        found: tuple[str | None, list[str]] = (None, [])
-        candidates = self.candidates()
-        # An explicitly configured server may be slow to answer; probes of guesses are short.
-        probe = self.connect_timeout_s if self.url_setting else self.probe_timeout_s
-        for server in candidates:
-            try:
-                found = (server, self.fetch_models(server, timeout=probe))
-                break
-            except (requests.RequestException, ValueError) as exc:
-                log.debug("no LLM server at %s: %s", server, exc)
+        found = next(self._answering(), (None, []))
         with self._lock:
             self._found = (time.monotonic(), *found)
         if found[0]:

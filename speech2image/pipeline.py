@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .asr import Transcriber
-from .comfy import ComfyPool, ComfyUnavailable, RenderCancelled, ServerLoad, parse_urls
+from .comfy import ComfyDiscovery, ComfyPool, ComfyUnavailable, RenderCancelled, ServerLoad, parse_urls
 from .config import Settings
 from .errors import BadInput, UserFacingError
 from .metrics import Metrics
@@ -151,6 +151,7 @@ class Pipeline:
         workers: int = 4,
         max_jobs_kept: int = 500,
         speech_wait_s: float = 120.0,
+        comfy_discovery: ComfyDiscovery | None = None,
     ):
         self.prompt_writer = prompt_writer
         self.workflows = workflows
@@ -165,6 +166,7 @@ class Pipeline:
         self.speech_wait_s = speech_wait_s
         self._speech_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="speech")
         self._server_load = ServerLoad()  # outlives pools, so a new URL list keeps counting our jobs
+        self._discovery = comfy_discovery or ComfyDiscovery()  # used while no ComfyUI URL is configured
         self._comfy: ComfyPool | None = None
         self.transcriber = transcriber
         self.voices = voices or Voices("off")
@@ -184,11 +186,12 @@ class Pipeline:
                 self.voices = voices
             if settings is not None:
                 self.settings = settings
+                self._discovery.configure_launch(settings.comfyui_dir, settings.comfyui_python, settings.comfyui_args)
                 urls = tuple(parse_urls(settings.comfyui_url))
                 pool = self._comfy
                 if pool is None or pool.urls != urls or pool.stall_s != settings.render_stall_s:
                     self._comfy = ComfyPool(list(urls), stall_s=settings.render_stall_s,
-                                            load=self._server_load)
+                                            load=self._server_load, discovery=self._discovery)
 
     @property
     def comfy(self) -> ComfyPool:
@@ -231,6 +234,7 @@ class Pipeline:
             job.cancel_event.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._speech_executor.shutdown(wait=False, cancel_futures=True)
+        self._discovery.close()  # the ComfyUI we started, if any
 
     # --- running a job --------------------------------------------------------
 

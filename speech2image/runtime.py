@@ -20,6 +20,8 @@ from flask import Flask
 
 from .asr import Transcriber
 from .asr_stream import LiveTranscriber
+from .comfy import DISCOVERY_URLS, ComfyDiscovery, parse_urls
+from .comfy.launcher import ComfyLauncher
 from .config import JOB_KNOBS, KNOBS, Knob, Settings, env_variable
 from .errors import BadInput
 from .llm import LlmClient
@@ -58,8 +60,12 @@ class Runtime:
         self.metrics = Metrics()
         self.llm = self._llm(s)
         self.prompt_writer = PromptWriter(self.llm)
+        look_at = tuple(parse_urls(s.comfyui_discover)) or DISCOVERY_URLS
+        launcher = ComfyLauncher(instance_path / "comfyui.log", look_at[0], start_timeout_s=s.comfyui_start_timeout_s)
+        discovery = ComfyDiscovery(look_at, launcher=launcher)
         self.pipeline = Pipeline(self._transcriber(s), self.prompt_writer, self.workflows, self.store, s,
-                                 voices=self._voices(s), history=self.history, metrics=self.metrics)
+                                 voices=self._voices(s), history=self.history, metrics=self.metrics,
+                                 comfy_discovery=discovery)
         self.live = LiveTranscriber(lambda: self.transcriber)  # live recordings' passes, on the same model
 
     def init_app(self, app: Flask) -> None:
@@ -97,6 +103,8 @@ class Runtime:
     def start_loading(self) -> None:
         self.transcriber.start_loading()
         self.voices.get().start_loading()
+        # Look for ComfyUI now (and start the person's own if so set), not when the first job needs it.
+        threading.Thread(target=lambda: self.comfy.clients, name="comfyui-finder", daemon=True).start()
 
     # --- what a person may set --------------------------------------------------------
 

@@ -740,5 +740,23 @@ def test_gallery_shows_failures_when_asked_deletes_cleanly_and_names_downloads(p
             page.click("#delete-entry")
             page.wait_for_function("document.querySelectorAll('#gallery button').length === 1")
             assert [page.input_value(f) for f in ("#transcript", "#prompt", "#negative", "#caption")] == [""] * 4
+
+
+def test_time_left_and_the_cpu_note_on_the_page(playwright, serve, artifacts_dir):
+    """The step line says how long the sampler has left; a CPU-only ComfyUI is said once, with a
+    warning on a job that would take minutes there."""
+    with FakeComfyUI(Knobs(step_delay_s=0.15)) as comfy, serve(comfy, steps=20, width=1024, height=1024) as server:
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server)
+            page.wait_for_selector("#device-note:not([hidden])", timeout=15_000)
+            assert "ComfyUI runs on the CPU here" in page.text_content("#device-note")
+            type_request(page, "a kite over a beach")
+            page.wait_for_function("/^step \\d+\\/20$/.test(document.querySelector('#step').textContent) && "
+                                   "/^about \\d+ (s|min) left$/.test(document.querySelector('#eta').textContent)",
+                                   timeout=30_000)
+            assert "1024×1024 at 20 steps will take about 7 min" in page.text_content("#notes")
+            page.screenshot(path=str(artifacts_dir / "browser-time-left.png"))
+            page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=60_000)
         finally:
             browser.close()

@@ -9,6 +9,7 @@ import pytest
 from speech2image.llm import LlmClient, find_json_object, parse_prompt_fields, LlmError
 from speech2image.prompt_writer import DEFAULT_NEGATIVE, PromptWriter
 
+from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import Behaviour, FakeLlmServer, dead_url
 
 GOOD = {"prompt": "a cat wearing a red hat, soft light", "negative_prompt": "blurry", "caption": "A cat in a red hat."}
@@ -169,6 +170,20 @@ def test_discovery_miss_is_retried_soon(fake):
     assert client.discover() == (None, [])
     client.discovery_urls = (fake.url,)
     assert client.discover()[0] == fake.url
+
+
+def test_discovery_never_takes_a_comfyui_for_an_llm(fake):
+    """ComfyUI Desktop listens on 8000, vLLM's port; one with an LLM custom node may even list models."""
+    with FakeComfyUI(Knobs(openai_models=["comfy-llm-node"])) as comfy:
+        client = LlmClient(discovery_urls=(comfy.url + "/v1", fake.url))
+        assert client.discover() == (fake.url, ["fake-model-7b", "fake-model-1b"])
+
+
+@pytest.mark.parametrize("body", [{"data": ["a-model"]}, ["a-model"], {"models": [{"name": "a-model"}]}])
+def test_discovery_skips_a_server_whose_model_list_is_not_openai_shaped(fake, body):
+    with FakeLlmServer(Behaviour(models_body=body)) as odd:
+        client = LlmClient(discovery_urls=(odd.url, fake.url))
+        assert client.discover()[0] == fake.url
 
 
 def test_explicit_url_is_normalized_and_not_discovered(fake):

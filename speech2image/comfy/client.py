@@ -93,6 +93,10 @@ class ComfyClient:
             raise ComfyError(f"ComfyUI does not describe {node_class}.{input_name}") from exc
         return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
 
+    def missing_nodes(self, classes) -> list[str]:
+        """The node classes this ComfyUI does not know (its /object_info answers {} for those)."""
+        return [name for name in sorted(set(classes)) if not self._json("GET", f"/object_info/{name}")]
+
     def choices(self, source: str) -> list[str]:
         """What ComfyUI offers for a setting whose choices come from it (see config.Knob)."""
         if source == "checkpoints":

@@ -1,7 +1,8 @@
 """Several ComfyUI servers as one: server choice, checkpoint choice and failover.
 
 The pool lives as long as its URL list: the pipeline keeps one and replaces it only when
-the list changes, so every job sees the others' load.
+the list changes, so every job sees the others' load. With no list, it asks ``discovery``
+for the ComfyUI on this computer each time (the answer is remembered a few minutes there).
 """
 from __future__ import annotations
 
@@ -16,17 +17,23 @@ from typing import Callable
 
 from ..workflows import RenderParams, Workflow, fill
 from .client import ComfyClient
+from .discovery import ComfyDiscovery, device_kind
 from .protocol import START_HINT, ComfyError, ComfyUnavailable
 
 PREVIEW_INTERVAL_S = 0.15
+ETA_AFTER_STEPS = 3  # sampler steps seen before the time left is estimated
+# Seconds per sampler step per megapixel on a CPU, until one render on that server has been timed:
+# SD 1.5 on a typical desktop CPU (512x512 at 20 steps: about 105 s). The warning comes above CPU_WARN_S.
+CPU_S_PER_STEP_PER_MEGAPIXEL = 20.0
+CPU_WARN_S = 120.0
 
 log = logging.getLogger(__name__)
 
 
 def parse_urls(value: str) -> list[str]:
-    """SPEECH2IMAGE_COMFYUI_URL may list several servers, comma-separated (one per GPU or machine)."""
-    urls = [u.strip().rstrip("/") for u in (value or "").split(",") if u.strip()]
-    return urls or ["http://127.0.0.1:8188"]
+    """SPEECH2IMAGE_COMFYUI_URL may list several servers, comma-separated (one per GPU or machine);
+    none (empty) means: find the one on this computer."""
+    return [u.strip().rstrip("/") for u in (value or "").split(",") if u.strip()]
 
 
 class ServerLoad:
@@ -71,14 +78,42 @@ def _lost(message: str, after_submit: bool) -> ComfyUnavailable:
     return error
 
 
+class StepClock:
+    """Seconds per sampler step, from the last few steps of the node sampling now; ``eta`` the time
+    its remaining steps will take. The first step (which may include loading the model) is not timed."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 5):
+        self.clock = clock
+        self.window = window
+        self.node: str | None = None
+        self.last: tuple[float, float] | None = None  # (time, step) of the previous progress message
+        self.intervals: list[float] = []
+        self.seconds_per_step: float | None = None  # the latest measure, kept after the node ends
+
+    def step(self, node: str, value: float, maximum: float) -> float | None:
+        """The seconds left for this node's remaining steps; None until enough steps were timed."""
+        now = self.clock()
+        if node != self.node or self.last is None or value <= self.last[1]:
+            self.node, self.intervals = node, []  # a new sampler (or it started over)
+        else:
+            self.intervals = (self.intervals + [(now - self.last[0]) / (value - self.last[1])])[-self.window:]
+        self.last = (now, value)
+        if len(self.intervals) < ETA_AFTER_STEPS - 1:
+            return None
+        self.seconds_per_step = sum(self.intervals) / len(self.intervals)
+        return max(0.0, (maximum - value) * self.seconds_per_step)
+
+
 class RenderEvents:
     """ComfyUI's progress in the page's terms: node titles instead of ids, previews as data URLs
-    at most every PREVIEW_INTERVAL_S (a fast sampler sends more than a browser wants to draw)."""
+    at most every PREVIEW_INTERVAL_S (a fast sampler sends more than a browser wants to draw), and
+    the time left (``eta_s``) once a few sampler steps have been timed."""
 
     def __init__(self, workflow: Workflow, emit: Callable[[dict], None]):
         self.workflow = workflow
         self.emit = emit
         self.last_preview = 0.0
+        self.steps = StepClock()
 
     def __call__(self, event: dict) -> None:
         kind = event["type"]
@@ -93,6 +128,10 @@ class RenderEvents:
             node = self.workflow.graph.get(event["node"], {})
             event = {**event, "class_type": node.get("class_type"),
                      "title": (node.get("_meta") or {}).get("title") or node.get("class_type")}
+        elif kind == "progress" and event.get("max"):
+            eta = self.steps.step(event["node"], event["value"], event["max"])
+            if eta is not None:
+                event = {**event, "eta_s": round(eta, 1)}
         self.emit(event)
 
 
@@ -100,17 +139,46 @@ class ComfyPool:
     """Several ComfyUI servers: each job goes to the reachable one with the shortest queue."""
 
     def __init__(self, urls: list[str], stall_s: float = 300.0, probe_timeout_s: float = 2.0,
-                 load: ServerLoad | None = None):
+                 load: ServerLoad | None = None, discovery: ComfyDiscovery | None = None):
+        """``urls``: the configured servers; none: the one ``discovery`` finds (a default one probes
+        the usual local ports)."""
         self.urls = tuple(urls)
         self.stall_s = stall_s
-        self.clients = [ComfyClient(u, stall_s=stall_s) for u in urls]
+        self.discovery = None if self.urls else (discovery or ComfyDiscovery())
+        self._clients = {u: ComfyClient(u, stall_s=stall_s) for u in self.urls}
+        self._clients_lock = threading.Lock()
         self.probe_timeout_s = probe_timeout_s
         self.load = load or ServerLoad()
+        self._devices: dict[str, str | None] = {}  # url -> cpu or gpu, from /system_stats
+        self._cpu_speed: dict[str, float] = {}  # url -> seconds per step per megapixel, measured on a CPU
+
+    def _client(self, url: str) -> ComfyClient:
+        with self._clients_lock:
+            if url not in self._clients:
+                self._clients[url] = ComfyClient(url, stall_s=self.stall_s)
+            return self._clients[url]
+
+    @property
+    def clients(self) -> list[ComfyClient]:
+        """The configured servers, or the one found on this computer (none when nothing is found)."""
+        if self.urls:
+            return [self._clients[u] for u in self.urls]
+        found = self.discovery.find()
+        return [self._client(found.url)] if found.url else []
+
+    def how(self, url: str) -> str:
+        """How the address was found: configured, discovered (it answered on a probed port) or started (ours)."""
+        if url in self.urls:
+            return "configured"
+        found = self.discovery.find()
+        return found.how if found.url == url else "discovered"
 
     @property
     def first(self) -> ComfyClient:
-        """The first configured server, for choices such as checkpoints and samplers."""
-        return self.clients[0]
+        """The first server, for choices such as checkpoints and samplers; with none found, the first
+        address looked at, whose errors then say that nothing answers there."""
+        clients = self.clients
+        return clients[0] if clients else self._client(self.discovery.candidates[0])
 
     def _probe(self, client: ComfyClient) -> ComfyClient:
         """The same server asked with a short timeout: a dead one must not hold up the others."""
@@ -134,6 +202,8 @@ class ComfyPool:
     def claim(self, exclude: set[str] = frozenset()) -> ComfyClient:
         """The reachable server with the shortest queue, counted as busy until `release`."""
         candidates = [c for c in self.clients if c.base_url not in exclude]
+        if not candidates and self.discovery is not None and not exclude:
+            raise self.discovery.unavailable(self.discovery.find())
         if len(candidates) == 1 and not exclude:
             lengths = [0]  # one server: its own errors say what is wrong
         else:
@@ -154,15 +224,74 @@ class ComfyPool:
         self.load.release(client.base_url)
 
     def status(self) -> list[dict]:
-        return self._ask_each(self._server_status, self.clients)
+        """Each server's state (ready, unreachable, or starting when it is ours coming up), version,
+        device (cpu or gpu) and how its address was found; with none found, what each address answered."""
+        if self.discovery is not None:
+            found = self.discovery.find()
+            if found.url is None:
+                launch = self.discovery.launch_status()
+                missing = [{"url": p.url, "state": "unreachable", "how": "discovery", "error": p.answer}
+                           for p in found.tried]
+                if launch:  # the ComfyUI we were to start: why it is not running
+                    missing.insert(0, {**launch, "state": "unreachable", "how": "started"})
+                return missing
+        servers = self._ask_each(self._server_status, self.clients)
+        if self.discovery is not None:
+            for server in servers:
+                if server["how"] == "started":
+                    server.update({**self.discovery.launch_status(), "state": server["state"]})
+                    if server["state"] != "ready" and self.discovery.starting(server["url"]):
+                        server["state"] = "starting"
+                elif server["state"] != "ready":
+                    self.discovery.forget()  # it went away: look again next time
+        return servers
 
     def _server_status(self, client: ComfyClient) -> dict:
+        url = client.base_url
         try:
             stats = self._probe(client).system_stats()
         except ComfyError as exc:
-            return {"url": client.base_url, "state": "unreachable", "error": exc.message}
+            return {"url": url, "state": "unreachable", "how": self.how(url), "error": exc.message}
         system = stats.get("system", {}) if isinstance(stats, dict) else {}
-        return {"url": client.base_url, "state": "ready", "version": system.get("comfyui_version")}
+        self._devices[url] = device_kind(stats)
+        return {"url": url, "state": "ready", "how": self.how(url), "version": system.get("comfyui_version"),
+                "device": self._devices[url]}
+
+    # --- how long a render takes on a CPU ------------------------------------------------
+
+    def device(self, client: ComfyClient) -> str | None:
+        """cpu or gpu, as the server's /system_stats says (asked once); None when it cannot be told."""
+        url = client.base_url
+        if url not in self._devices:
+            try:
+                self._devices[url] = device_kind(self._probe(client).system_stats())
+            except ComfyError:
+                return None
+        return self._devices[url]
+
+    @staticmethod
+    def _megapixels(used: dict) -> float | None:
+        width, height = used.get("width"), used.get("height")
+        if not isinstance(width, (int, float)) or not isinstance(height, (int, float)) or width * height <= 0:
+            return None
+        return width * height / 1e6
+
+    def _remember_speed(self, client: ComfyClient, used: dict, seconds_per_step: float | None) -> None:
+        megapixels = self._megapixels(used)
+        if seconds_per_step and megapixels and self._devices.get(client.base_url) == "cpu":
+            self._cpu_speed[client.base_url] = seconds_per_step / megapixels
+
+    def _slow_on_cpu(self, client: ComfyClient, used: dict) -> str | None:
+        """A warning when ComfyUI has only a CPU and this size x steps would take more than CPU_WARN_S,
+        from the last render timed there, else from CPU_S_PER_STEP_PER_MEGAPIXEL."""
+        megapixels, steps = self._megapixels(used), used.get("steps")
+        if not megapixels or not isinstance(steps, int) or self.device(client) != "cpu":
+            return None
+        estimate = steps * megapixels * self._cpu_speed.get(client.base_url, CPU_S_PER_STEP_PER_MEGAPIXEL)
+        if estimate <= CPU_WARN_S:
+            return None
+        return (f"ComfyUI runs on the CPU here: {used['width']}×{used['height']} at {steps} steps will take about "
+                f"{round(estimate / 60)} min. Fewer steps or a smaller size is much faster.")
 
     # --- one render, wherever it can run ------------------------------------------------
 
@@ -200,6 +329,15 @@ class ComfyPool:
             # The server dropped out: another reachable one takes the job, else say so.
             mid_job = getattr(lost, "after_submit", False)
             what = "stopped answering during the job" if mid_job else "did not answer"
+            if self.discovery is not None and not mid_job:
+                # The ComfyUI found earlier went away: look again, once.
+                self.discovery.forget()
+                again = self.clients
+                if not again:
+                    raise self.discovery.unavailable(self.discovery.find()) from lost
+                if again[0].base_url == client.base_url:
+                    raise
+                return self._render_on(self.claim(), workflow, params, events, cancel)
             if len(self.clients) == 1:
                 if not mid_job:
                     raise
@@ -217,6 +355,9 @@ class ComfyPool:
     def _render_on(self, client: ComfyClient, workflow: Workflow, params: RenderParams, events: RenderEvents,
                    cancel) -> Rendered:
         try:
+            if self.discovery is not None and self.discovery.starting(client.base_url):
+                events.emit({"type": "waiting", "text": "Starting ComfyUI…"})
+                self.discovery.wait_started(client.base_url, cancel)
             checkpoint, note = self.choose_checkpoint(client, workflow, params.checkpoint)
             if note:
                 events.emit({"type": "note", "text": note})
@@ -224,9 +365,13 @@ class ComfyPool:
             # A failover keeps the seed the first server was given, so the picture is the same one.
             params.seed = used.get("seed", params.seed)
             used = {"workflow": workflow.name, "server": client.base_url, **used}
+            warning = self._slow_on_cpu(client, used)
+            if warning:
+                events.emit({"type": "note", "text": warning})
             events.emit({"type": "setup", "render": used})
             result = client.render(graph, events, cancel=cancel, heavy_nodes={workflow.roles.sampler},
                                    output_nodes={workflow.roles.output})
+            self._remember_speed(client, used, events.steps.seconds_per_step)
         finally:
             self.release(client)
         return Rendered(image=result.images[0].data, graph=graph, used=used, prompt_id=result.prompt_id,

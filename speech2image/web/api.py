@@ -10,6 +10,7 @@ import threading
 from flask import Blueprint, Response, jsonify, request
 
 from ..comfy import ComfyError
+from ..comfy.discovery import MISS_HINT
 from ..config import KNOBS
 from ..errors import BadInput, UserFacingError, error_body
 from ..pipeline import JobRequest
@@ -45,15 +46,25 @@ def health():
 
 
 def comfyui_status() -> dict:
+    """The ComfyUI light: ready, starting (ours, coming up) or unreachable; how its address was found
+    (configured, discovered, started) and its device (cpu or gpu)."""
     servers = current_runtime().comfy.status()
     ready = [srv for srv in servers if srv["state"] == "ready"]
-    status = {"state": "ready" if ready else "unreachable", "url": ", ".join(srv["url"] for srv in servers),
-              "servers": servers}
+    starting = any(srv["state"] == "starting" for srv in servers)
+    status = {"state": "ready" if ready else "starting" if starting else "unreachable",
+              "url": ", ".join(srv["url"] for srv in servers), "servers": servers}
     if ready:
-        status["version"] = ready[0].get("version")
-    if len(ready) < len(servers):
-        status["fix"] = ("start ComfyUI with --preview-method auto, or set SPEECH2IMAGE_COMFYUI_URL "
-                         "(several servers: comma-separated)")
+        status.update(version=ready[0].get("version"), how=ready[0].get("how"), device=ready[0].get("device"))
+    if len(ready) < len(servers) and not starting:
+        hows = {srv.get("how") for srv in servers if srv["state"] != "ready"}
+        if "started" in hows:
+            status["fix"] = ("fix what the ComfyUI log says, or change the ComfyUI folder or its Python in Settings "
+                             "(SPEECH2IMAGE_COMFYUI_DIR, SPEECH2IMAGE_COMFYUI_PYTHON)")
+        elif "discovery" in hows:
+            status["fix"] = MISS_HINT
+        else:
+            status["fix"] = ("start ComfyUI with --preview-method auto, or set SPEECH2IMAGE_COMFYUI_URL "
+                             "(several servers: comma-separated)")
     return status
 
 

@@ -40,12 +40,29 @@ function llmLight(llm) {
     llm.fix, "To use an LLM"];
 }
 
+// One line per server: its state, and how its address was found (configured, discovered, started).
+function comfyServer(srv) {
+  const how = srv.how && srv.how !== "discovery" ? `, ${srv.how}` : "";
+  if (srv.state === "ready") return `ready (${srv.version || "?"} on ${srv.device || "?"}${how})`;
+  if (srv.state === "starting") return "starting";
+  return "not answering";
+}
+
 function comfyLight(comfyui) {
   const servers = comfyui.servers || [];
-  const text = servers.map((srv) => `ComfyUI at ${srv.url} is ${srv.state === "ready" ? `ready (${srv.version || "?"})` : "not answering"}`)
-    .join("; ");
+  const text = servers.map((srv) => `ComfyUI at ${srv.url} is ${comfyServer(srv)}`).join("; ");
   if (comfyui.state === "ready") return ["ok", "ComfyUI: ready", text, comfyui.fix];
+  if (comfyui.state === "starting") return ["loading", "Starting ComfyUI…", text, comfyui.fix];
   return ["bad", "ComfyUI: unreachable", text || `ComfyUI at ${comfyui.url} is not answering`, comfyui.fix];
+}
+
+// Said once on the page: a ComfyUI with only a CPU takes minutes per picture.
+function noteDevice(comfyui) {
+  const note = ui.deviceNote;
+  if (comfyui.device !== "cpu" || !note || !note.hidden) return;
+  note.textContent = "ComfyUI runs on the CPU here: a 512×512 picture at 20 steps takes a minute or more, not seconds. "
+    + "Fewer steps and a smaller size are much faster; the page warns before a job that would take long.";
+  note.hidden = false;
 }
 
 function voiceLight(tts) {
@@ -68,6 +85,7 @@ export async function refreshHealth() {
   setLight("whisper", ...whisperLight(health.whisper));
   setLight("llm", ...llmLight(health.llm));
   setLight("comfyui", ...comfyLight(health.comfyui));
+  noteDevice(health.comfyui);
   setLight("tts", ...voiceLight(health.tts));
   showComfyBanner(health.comfyui);
 }

@@ -9,4 +9,6 @@ test modules import only from here, never from each other.
 - ``speech``: spoken clips made at test time, and ``NORMALIZE`` for word error rates
 - ``data``: common inputs (the offline rewriter's transcripts, the shipped workflow)
 - ``coqui``: ``tiny_vits``, a few-MB Coqui model built at test time
+- ``comfy_standin``: a stand-in for ComfyUI's main.py (slow start, crash, deaf to SIGTERM)
+- ``project``: copies of the project, and fresh environments that borrow this one's packages
 """

@@ -57,6 +57,8 @@ class Knobs:
     replay: str | None = None  # path of a real trace: send its websocket messages verbatim instead of running
     replay_speed: float = 10.0  # the trace's clock runs this much faster
     hang_at_step: int | None = None  # a stuck node: at this step, send nothing more until interrupted
+    device_type: str = "cpu"  # what /system_stats reports (cuda for a GPU)
+    openai_models: list[str] | None = None  # also answer GET /v1/models, as a ComfyUI with an LLM custom node may
 
 
 def now_ms() -> int:
@@ -219,10 +221,19 @@ class FakeComfyUI:
                 return jsonify({node_class: {"input": {"required": {"ckpt_name": [fake.knobs.checkpoints, {}]}}}})
             return jsonify({node_class: OBJECT_INFO[node_class]} if node_class in OBJECT_INFO else {})
 
+        @app.get("/v1/models")
+        def openai_models():
+            if fake.knobs.openai_models is None:
+                return Response(status=404)
+            return jsonify({"object": "list", "data": [{"id": m, "object": "model"} for m in fake.knobs.openai_models]})
+
         @app.get("/system_stats")
         def system_stats():
-            return jsonify({"system": {"comfyui_version": "0.3.64", "os": "posix"},
-                            "devices": [{"name": "cpu", "type": "cpu"}]})
+            # As a real ComfyUI started with (or without) --preview-method says in its argv.
+            argv = ["main.py", "--listen", "127.0.0.1", "--port", str(fake.server.server_port),
+                    *(["--preview-method", "auto"] if fake.knobs.previews else [])]
+            return jsonify({"system": {"comfyui_version": "0.3.64", "os": "posix", "argv": argv},
+                            "devices": [{"name": fake.knobs.device_type, "type": fake.knobs.device_type}]})
 
         @sock.route("/ws")
         def ws_route(ws):

@@ -41,6 +41,7 @@ class Behaviour:
     hang: bool = False  # accept the request, never answer
     finish_reason: str = "stop"
     token_delay_s: float = 0.0  # between streamed chunks, to watch a page fill live
+    models_body: object = None  # answer GET /v1/models with this instead of the OpenAI-style list
 
 
 class FakeLlmServer:
@@ -65,7 +66,9 @@ class FakeLlmServer:
                 self.wfile.write(data)
 
             def do_GET(self):
-                if self.path == "/v1/models":
+                if self.path == "/v1/models" and server.behaviour.models_body is not None:
+                    self.send_json(200, server.behaviour.models_body)
+                elif self.path == "/v1/models":
                     data = [{"id": m, "object": "model", "owned_by": "me", "permissions": []} for m in server.behaviour.models]
                     self.send_json(200, {"object": "list", "data": data})
                 else:

@@ -1,0 +1,81 @@
+"""Render time a person can plan around: the time left from timed sampler steps, and a warning
+before a job that a CPU-only ComfyUI would take minutes over."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from speech2image.comfy.pool import CPU_S_PER_STEP_PER_MEGAPIXEL, CPU_WARN_S, StepClock
+
+from .support.fake_comfy import FakeComfyUI, Knobs
+from .support.live import LiveServer
+from .support.relay import Relay, finished
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_time_left_comes_after_a_few_timed_steps():
+    clock = Clock()
+    steps = StepClock(clock)
+    answers = []
+    for value in range(1, 7):
+        clock.now += 2.0 if value > 1 else 30.0  # the first step waited for the model to load
+        answers.append(steps.step("3", value, 20))
+    assert answers[:2] == [None, None]
+    assert answers[2:] == [34.0, 32.0, 30.0, 28.0]  # (20 - step) x 2 s
+    clock.now += 1.0
+    assert steps.step("3", 7, 20) == pytest.approx(13 * 1.8)  # the mean of the last five steps
+    clock.now += 1.0
+    assert steps.step("9", 1, 10) is None  # another sampler starts over
+    assert steps.seconds_per_step == pytest.approx(1.8)  # the last measure stays known
+
+
+def test_the_progress_line_gets_the_time_left(make_app):
+    with FakeComfyUI(Knobs(step_delay_s=0.05)) as comfy, \
+            LiveServer(make_app(comfyui_url=comfy.url, steps=12)) as server:
+        relay = Relay(server)
+        server_post(server, relay)
+        events = relay.until(finished)
+    progress = [e for e in events if e["type"] == "progress" and "value" in e]
+    assert [e["value"] for e in progress] == list(range(1, 13))
+    assert all("eta_s" not in e for e in progress[:2])
+    assert all(e["eta_s"] >= 0 for e in progress[2:]) and progress[-1]["eta_s"] == 0
+    assert progress[2]["eta_s"] > progress[-2]["eta_s"]
+
+
+def server_post(server, relay, **body):
+    requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session, **body}, timeout=10)
+
+
+def notes_of(server, **body) -> list[str]:
+    relay = Relay(server)
+    server_post(server, relay, **body)
+    snapshot = relay.until(finished, timeout=60)[-1]["snapshot"]
+    assert snapshot["stage"] == "done"
+    return [n for n in snapshot["notes"] if "runs on the CPU" in n]
+
+
+def test_a_long_job_on_a_cpu_is_warned_about_until_the_cpu_is_timed(make_app):
+    assert 512 * 512 / 1e6 * 20 * CPU_S_PER_STEP_PER_MEGAPIXEL < CPU_WARN_S  # the usual job: no warning
+    with FakeComfyUI(Knobs(step_delay_s=0.002)) as comfy, LiveServer(make_app(comfyui_url=comfy.url)) as server:
+        assert notes_of(server, width=512, height=512, steps=20) == []
+    with FakeComfyUI(Knobs(step_delay_s=0.002)) as comfy, LiveServer(make_app(comfyui_url=comfy.url)) as server:
+        # Before any job was timed there: 1024x1024 at 20 steps is minutes on a typical CPU.
+        (warning,) = notes_of(server, width=1024, height=1024, steps=20)
+        assert warning == ("ComfyUI runs on the CPU here: 1024×1024 at 20 steps will take about 7 min. "
+                           "Fewer steps or a smaller size is much faster.")
+        assert notes_of(server, width=1024, height=1024, steps=20) == []  # this CPU was timed since: it is fast
+
+
+def test_no_warning_on_a_gpu(make_app):
+    with FakeComfyUI(Knobs(step_delay_s=0.002, device_type="cuda")) as comfy, \
+            LiveServer(make_app(comfyui_url=comfy.url, width=1024, height=1024, steps=20)) as server:
+        assert notes_of(server) == []
+        health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
+    assert health["device"] == "gpu"
