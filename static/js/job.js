@@ -196,12 +196,6 @@ function onStage(event) {
   if (event.snapshot && FINISHED.has(event.stage)) finish(event.snapshot);
 }
 
-// The server's estimate of the sampler's time left, once it has timed a few steps.
-function timeLeft(seconds) {
-  if (seconds === undefined || seconds === null) return "";
-  return seconds < 90 ? ` · about ${Math.max(1, Math.round(seconds))} s left` : ` · about ${Math.round(seconds / 60)} min left`;
-}
-
 // One handler per relay event type of the followed job; other types are ignored.
 const HANDLERS = new Map(Object.entries({
   stage: onStage,
