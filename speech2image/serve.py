@@ -41,7 +41,7 @@ def serve(app: Flask, settings: Settings, server: str) -> None:
     """Serve with ``server`` (from choose_server) until interrupted."""
     if server == "gunicorn":
         try:
-            from gunicorn.app.base import BaseApplication  # noqa: F401  (not on Windows)
+            import gunicorn.app.base  # noqa: F401  (not on Windows)
         except ImportError:
             log.warning("gunicorn is not installed here (it does not run on Windows); serving with Werkzeug's "
                         "development server instead, which is fine for a few people on a home network")

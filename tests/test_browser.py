@@ -740,6 +740,8 @@ def test_gallery_shows_failures_when_asked_deletes_cleanly_and_names_downloads(p
             page.click("#delete-entry")
             page.wait_for_function("document.querySelectorAll('#gallery button').length === 1")
             assert [page.input_value(f) for f in ("#transcript", "#prompt", "#negative", "#caption")] == [""] * 4
+        finally:
+            browser.close()
 
 
 def test_time_left_and_the_cpu_note_on_the_page(playwright, serve, artifacts_dir):
