@@ -79,8 +79,8 @@ def _lost(message: str, after_submit: bool) -> ComfyUnavailable:
 
 
 class StepClock:
-    """Seconds per sampler step, from the last few steps of the node sampling now; ``eta`` the time
-    its remaining steps will take. The first step (which may include loading the model) is not timed."""
+    """Seconds per sampler step, from the last few steps of the node sampling now, and from that the
+    time its remaining steps will take. The first step (which may include loading the model) is not timed."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 5):
         self.clock = clock
