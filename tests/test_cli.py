@@ -101,7 +101,9 @@ def test_transcribe_prints_each_file_and_says_which_failed(env, make_clip, tmp_p
     noise.write_text("not audio")
     result = speech2image("transcribe", str(clip), str(noise), str(tmp_path / "missing.wav"), env=env)
     assert result.returncode == 1
-    assert result.stdout == f"{clip}: A small boat on a lake.\n"
+    printed = result.stdout.splitlines()
+    assert len(printed) == 1 and printed[0].startswith(f"{clip}: ")  # one line per file that has words
+    assert "small boat on a lake" in printed[0].lower()  # Piper's voice varies, and Whisper's capitals with it
     assert f"{noise}: could not decode audio" in result.stderr
     assert f"{tmp_path / 'missing.wav'}: cannot be read (No such file or directory)" in result.stderr
 

@@ -31,10 +31,11 @@ def copy_project(names, target: Path) -> Path:
 def borrow_dependencies(python: Path) -> None:
     """Let the environment of ``python`` import what the environment running the tests can import:
     every folder on our path but the standard library and the checkout (whose package must not
-    stand in for the one a test installs), including folders that .pth files of ours added."""
+    stand in for the one a test installs), including folders that .pth files of ours added. The
+    checkout's own .venv (where CI installs everything) is borrowed like any other environment."""
     standard = {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")}
     folders = [entry for entry in sys.path if entry and Path(entry).is_dir()
-               and Path(entry).resolve() not in standard and not Path(entry).resolve().is_relative_to(ROOT)
+               and Path(entry).resolve() not in standard and Path(entry).resolve() != ROOT.resolve()
                and "lib-dynload" not in Path(entry).parts]
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
