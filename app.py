@@ -4,6 +4,7 @@ import sys
 
 from speech2image import create_app
 from speech2image.config import Settings
+from speech2image.shutdown import stop_gracefully_on_signals
 from speech2image.web.security import UnsafeBind
 
 
@@ -20,6 +21,7 @@ def main() -> None:
     except UnsafeBind as exc:
         sys.exit(str(exc))
     app.logger.info("speech2image on http://%s:%s", settings.host, settings.port)
+    stop_gracefully_on_signals(app)
     app.run(host=settings.host, port=settings.port, debug=settings.debug, threaded=True, use_reloader=False)
 
 

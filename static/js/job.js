@@ -18,6 +18,10 @@ export function busy() {
   return job.phase !== "idle";
 }
 
+export function followedJob() {
+  return job.id;
+}
+
 function setBusy(on) {
   ui.record.disabled = on;
   ui.generate.disabled = on;

@@ -4,7 +4,7 @@
 import { initWorkflowUpload, loadComfyChoices, loadModels } from "./choices.js";
 import { initGallery, loadGallery } from "./gallery.js";
 import { refreshHealth } from "./health.js";
-import { busy, handleEvent, initJobs, sendRecording } from "./job.js";
+import { busy, followedJob, handleEvent, initJobs, sendRecording } from "./job.js";
 import { initRewrite } from "./plan.js";
 import { initRecorder } from "./recorder.js";
 import { connectRelay } from "./relay.js";
@@ -21,7 +21,7 @@ initWorkflowUpload();
 initGallery();
 initSettings({ afterSave: () => Promise.all([loadModels(), loadComfyChoices(), refreshHealth()]) });
 
-connectRelay(handleEvent);
+connectRelay(handleEvent, followedJob);
 loadGallery();
 loadSettings();
 loadModels();
