@@ -36,6 +36,7 @@ from .workflows import RenderParams, WorkflowLibrary
 
 log = logging.getLogger(__name__)
 
+RECOVERED_NOTE = "The server restarted during this job; it was picked up where it stopped."
 ACTIVE_STAGES = ("pending", "transcribing", "writing_prompt", "submitting", "queued", "rendering", "saving")
 
 
@@ -296,9 +297,9 @@ class Pipeline:
             self.store.keep_upload(job.id, job.request.audio)
         self.history.open_job(job.id, **job.write_ahead())
 
-    def _journal(self, job: Job, **values) -> None:
+    def _journal(self, job: Job, synced: bool = True, **values) -> None:
         if self.history is not None and not job.finished:
-            self.history.update_job(job.id, **values)
+            self.history.update_job(job.id, synced=synced, **values)
 
     def recover(self) -> list[Job]:
         """Pick up the jobs a previous run left in flight; they run in the background. Call once, at start."""
@@ -316,6 +317,8 @@ class Pipeline:
                 if job.id in self._jobs:
                     continue
                 self._jobs[job.id] = job
+            if RECOVERED_NOTE not in job.notes:
+                job.notes.append(RECOVERED_NOTE)
             jobs.append(job)
             log.info("job %s: recovering from stage %s%s", job.id, job.stage,
                      f" (ComfyUI prompt {job.submitted['prompt_id']} at {job.submitted['server']})"
@@ -388,7 +391,7 @@ class Pipeline:
 
     def _set_stage(self, job: Job, stage: str, **extra) -> None:
         if stage in ACTIVE_STAGES:
-            self._journal(job, stage=stage)  # before anyone is told
+            self._journal(job, synced=False, stage=stage)  # before anyone is told; recovery needs only the rest
         job.stage = stage
         if stage not in ACTIVE_STAGES:  # the end: the page gets the whole state in one message
             extra["snapshot"] = job.snapshot()

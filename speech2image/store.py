@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from contextlib import closing
@@ -160,7 +161,10 @@ class JobHistory:
     restarts) and, from the moment a job is accepted, its write-ahead row in ``in_flight``,
     updated before each stage's effect is visible. Finishing moves a job from one table to the
     other in one transaction. WAL mode: readers never wait for the writer, a crash loses nothing
-    committed."""
+    committed. Writes go through one connection kept open (closing the last one checkpoints the
+    WAL, an fsync each time); rows recovery depends on are synced to the disk at commit
+    (synchronous=FULL, survives a power cut), a stage's label alone is not (NORMAL: it survives
+    the process dying, and after a power cut recovery starts from the row before it)."""
 
     COLUMNS = ("id", "session", "created", "finished", "stage", "transcript", "prompt", "negative_prompt",
                "caption", "prompt_source", "render", "image_url", "thumb_url", "audio_url", "timings", "notes",
@@ -177,11 +181,13 @@ class JobHistory:
             db.execute("PRAGMA journal_mode=WAL")
         self.migrate()
         self.instance_id = self._instance_id()
+        self._writer = self._connect(check_same_thread=False)
+        self._writer_lock = threading.Lock()
 
-    def _connect(self):
-        db = sqlite3.connect(self.path, timeout=10)
+    def _connect(self, **kwargs):
+        db = sqlite3.connect(self.path, timeout=10, **kwargs)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA synchronous=FULL")  # a committed stage survives a power cut too
+        db.execute("PRAGMA synchronous=FULL")
         return db
 
     def migrate(self) -> None:
@@ -208,11 +214,14 @@ class JobHistory:
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('instance', ?)", (uuid.uuid4().hex[:12],))
             return db.execute("SELECT value FROM meta WHERE key = 'instance'").fetchone()[0]
 
-    def _write(self, statements: list[tuple[str, tuple]]) -> None:
+    def _write(self, statements: list[tuple[str, tuple]], synced: bool = True) -> None:
         try:
-            with closing(self._connect()) as db, db:
-                for sql, args in statements:
-                    db.execute(sql, args)
+            with self._writer_lock:
+                db = self._writer
+                db.execute(f"PRAGMA synchronous={'FULL' if synced else 'NORMAL'}")
+                with db:
+                    for sql, args in statements:
+                        db.execute(sql, args)
         except (sqlite3.Error, OSError) as exc:
             raise storage_error(f"could not record the job in {self.path}", exc) from exc
 
@@ -226,13 +235,15 @@ class JobHistory:
         self._write([(f"INSERT INTO in_flight ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
                       tuple(row))])
 
-    def update_job(self, job_id: str, **values) -> None:
+    def update_job(self, job_id: str, synced: bool = True, **values) -> None:
+        """``synced=False`` for what recovery can do without after a power cut (a stage's label)."""
         unknown = set(values) - set(self.IN_FLIGHT_COLUMNS)
         if unknown:
             raise ValueError(f"not columns of in_flight: {unknown}")
         names = ["updated", *values]
         args = [time.time(), *(self._encode(n, v) for n, v in values.items()), job_id]
-        self._write([(f"UPDATE in_flight SET {', '.join(n + ' = ?' for n in names)} WHERE id = ?", tuple(args))])
+        self._write([(f"UPDATE in_flight SET {', '.join(n + ' = ?' for n in names)} WHERE id = ?", tuple(args))],
+                    synced)
 
     def in_flight(self) -> list[dict]:
         """The jobs a previous run left unfinished, oldest first."""

@@ -20,6 +20,7 @@ from .support.live import LiveServer
 from .support.relay import Relay, finished
 
 SESSION = "durable-test-session"
+REAL_COMFYUI = os.environ.get("SPEECH2IMAGE_TEST_REAL_COMFYUI_URL", "")
 STEPS = 20  # with the fake's 0.2 s a step: a 4 s render, long enough to land a kill in it
 
 # The history table exactly as the first releases created it (no schema version, no WAL).
@@ -42,7 +43,7 @@ def app_process(tmp_path):
     made = []
 
     def make(comfy_url, **settings):
-        app = AppProcess(tmp_path / "instance", comfy_url, log_path=tmp_path / "app.log", steps=STEPS, **settings)
+        app = AppProcess(tmp_path / "instance", comfy_url, log_path=tmp_path / "app.log", **{"steps": STEPS, **settings})
         made.append(app)
         return app
 
@@ -125,6 +126,7 @@ def test_stopped_while_transcribing_the_kept_recording_is_transcribed_again(how,
     state = second.wait_finished(job_id, timeout=120)
     image = check_picture(second, job_id, state)
     assert "apple" in state["transcript"].lower() and state["recovered"] is True
+    assert "picked up where it stopped" in " ".join(state["notes"])
     assert image.text["speech2image:transcript"] == state["transcript"]
     assert not (second.data_dir / "uploads" / f"{job_id}.audio").exists()
     assert len(ours(slow_comfy, state)) == 1
@@ -251,6 +253,27 @@ def test_sigterm_refuses_new_jobs_and_exits_leaving_the_render_in_comfyui(app_pr
     assert took < 5.0 and app.process.returncode == 0
     assert not slow_comfy.interrupts and not slow_comfy.deletes  # the picture is worth keeping
     assert "carry on at the next start" in app.log_path.read_text()
+
+
+@pytest.mark.skipif(not REAL_COMFYUI, reason="no real ComfyUI configured: set SPEECH2IMAGE_TEST_REAL_COMFYUI_URL "
+                    "(see ../shared/comfyui/real/README.md)")
+def test_real_comfyui_render_survives_sigterm_and_restart(app_process):
+    """The case from the issue, on a real ComfyUI: stopped mid-render, the render is kept and collected."""
+    settings = {"steps": 12, "width": 128, "height": 128, "checkpoint": "tiny-sd15-random.safetensors"}
+    first = app_process(REAL_COMFYUI, **settings).start()
+    job_id = post_job(first, prompt="a lighthouse, real comfyui durability check", seed=99)
+    first.wait_for(job_id, rendering, timeout=120)
+    prompt_id = JobHistory(first.data_dir / "speech2image.db").in_flight()[0]["prompt_id"]
+    stop(first, "term")
+    queue = requests.get(REAL_COMFYUI + "/queue", timeout=5).json()
+    history = requests.get(f"{REAL_COMFYUI}/history/{prompt_id}", timeout=5).json()
+    assert prompt_id in [i[1] for i in queue["queue_running"] + queue["queue_pending"]] or prompt_id in history
+    second = app_process(REAL_COMFYUI, **settings).start()
+    state = second.wait_finished(job_id, timeout=300)
+    check_picture(second, job_id, state)
+    assert state["render"]["seed"] == 99
+    queue = requests.get(REAL_COMFYUI + "/queue", timeout=5).json()
+    assert prompt_id not in [i[1] for i in queue["queue_running"] + queue["queue_pending"]]
 
 
 # --- in one process ---------------------------------------------------------------------------------
