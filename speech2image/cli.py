@@ -12,7 +12,6 @@ import json
 import logging
 import queue
 import shutil
-import signal
 import sys
 import uuid
 from pathlib import Path
@@ -93,6 +92,7 @@ def serve(args) -> int:
     that fits the address (see serve.py)."""
     from . import create_app
     from .serve import choose_server, serve as serve_app
+    from .shutdown import stop_gracefully_on_signals
     from .web.security import UnsafeBind
 
     settings = _settings()
@@ -105,8 +105,9 @@ def serve(args) -> int:
     except (ValueError, UnsafeBind) as exc:
         print(f"speech2image: {exc}", file=sys.stderr)
         return 1
-    # A plain `kill` ends the app like Ctrl+C, so the ComfyUI it started is stopped too (atexit).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # SIGTERM and Ctrl+C: no new jobs, results being saved finish, renders carry on at the next start,
+    # and a ComfyUI this app started is stopped (shutdown.py).
+    stop_gracefully_on_signals(app)
     serve_app(app, settings, server)
     return 0
 

@@ -251,6 +251,9 @@ class Settings:
     render_stall_s: float = setting(
         300.0, "A running render that sends no progress for this many seconds is stopped (waiting in "
         "ComfyUI's queue has no limit).")
+    recover_wait_s: float = setting(
+        30.0, "After a restart, how long a job that ComfyUI was rendering waits for that server to answer "
+        "before it goes to another server or fails.")
     tts_engine: str = setting("piper", "Voice for the caption: piper, coqui, espeak or off.",
                               Knob("Voice engine", "speech", "tts", job="tts_engine", max_len=20, choices="engines"))
     tts_voice: str = setting(

@@ -5,6 +5,12 @@ Each stage is a plain object with one job (asr, prompt_writer, comfy + workflows
 store); this module composes them, keeps per-stage timings, and turns failures
 into a definite end state with a message for the page. Finished results are on
 disk before the job says done.
+
+Durable: every job has a write-ahead row (``store.JobHistory``) from the moment it is
+accepted, updated before each stage's effect is visible (the ComfyUI server, client id and
+prompt id are recorded before the prompt is posted). ``recover`` picks up the rows a
+previous run left: it follows or collects a submitted render, or resumes from the last
+completed stage; a job that cannot be recovered fails with the reason.
 """
 from __future__ import annotations
 
@@ -19,8 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .asr import Transcriber
-from .comfy import ComfyDiscovery, ComfyPool, ComfyUnavailable, RenderCancelled, ServerLoad, parse_urls
-from .config import Settings
+from .comfy import (CLIENT_PREFIX, ComfyDiscovery, ComfyError, ComfyPool, ComfyUnavailable, RenderCancelled,
+                    ServerLoad, parse_urls)
+from .config import KNOBS, Settings
 from .errors import BadInput, UserFacingError
 from .metrics import Metrics
 from .prompt_writer import PromptPlan, PromptWriter, caption_for
@@ -30,6 +37,7 @@ from .workflows import RenderParams, WorkflowLibrary
 
 log = logging.getLogger(__name__)
 
+RECOVERED_NOTE = "The server restarted during this job; it was picked up where it stopped."
 ACTIVE_STAGES = ("pending", "transcribing", "writing_prompt", "submitting", "queued", "rendering", "saving")
 
 
@@ -70,6 +78,9 @@ class Job:
     notes: list = field(default_factory=list)
     error: dict | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    has_audio: bool = False  # a recording came with it (kept on disk until transcribed)
+    submitted: dict | None = None  # server, client_id, prompt_id, graph: where ComfyUI has its render
+    recovered: bool = False  # picked up after a restart
 
     @property
     def session(self) -> str:
@@ -100,7 +111,40 @@ class Job:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "notes": list(self.notes),
             "error": self.error,
+            "recovered": self.recovered,
         }
+
+    def write_ahead(self) -> dict:
+        """What its durable row starts with: the request and the settings frozen at acceptance."""
+        request = self.request
+        return {
+            "session": request.session, "created": self.created, "stage": self.stage,
+            "request": {"transcript": request.transcript, "prompt": request.prompt,
+                        "negative_prompt": request.negative_prompt, "caption": request.caption,
+                        "overrides": request.overrides, "has_audio": self.has_audio},
+            "settings": {name: getattr(self.settings, name) for name in KNOBS},
+        }
+
+    @classmethod
+    def from_row(cls, row: dict, current: Settings) -> "Job":
+        """A job a previous run left in flight, as its row describes it."""
+        asked = row["request"]
+        request = JobRequest(session=row["session"], transcript=asked.get("transcript"), prompt=asked.get("prompt"),
+                             negative_prompt=asked.get("negative_prompt"), caption=asked.get("caption"),
+                             overrides=asked.get("overrides") or {})
+        frozen = {name: value for name, value in (row["settings"] or {}).items() if name in KNOBS}
+        job = cls(id=row["id"], request=request, settings=dataclasses.replace(current, **frozen),
+                  created=row["created"], stage=row["stage"], transcript=row["transcript"],
+                  render=row["render"] or {}, timings=row["timings"] or {}, notes=row["notes"] or [],
+                  has_audio=bool(asked.get("has_audio")), recovered=True)
+        if row["plan"]:
+            fields = {f.name for f in dataclasses.fields(PromptPlan)}
+            job.plan = PromptPlan(**{k: v for k, v in row["plan"].items() if k in fields})
+        if row["prompt_id"]:
+            job.submitted = {name: row[name] for name in ("server", "client_id", "prompt_id", "graph")}
+        if row["cancel_requested"]:
+            job.cancel_event.set()
+        return job
 
 
 class EventHub:
@@ -152,6 +196,7 @@ class Pipeline:
         max_jobs_kept: int = 500,
         speech_wait_s: float = 120.0,
         comfy_discovery: ComfyDiscovery | None = None,
+        recover_wait_s: float = 30.0,
     ):
         self.prompt_writer = prompt_writer
         self.workflows = workflows
@@ -168,6 +213,10 @@ class Pipeline:
         self._server_load = ServerLoad()  # outlives pools, so a new URL list keeps counting our jobs
         self._discovery = comfy_discovery or ComfyDiscovery()  # used while no ComfyUI URL is configured
         self._comfy: ComfyPool | None = None
+        self.recover_wait_s = recover_wait_s  # how long a recovered job waits for its ComfyUI to answer
+        # Our ComfyUI client ids name this instance, so prompts it left behind can be told from others'.
+        self.client_prefix = f"{CLIENT_PREFIX}{history.instance_id}-" if history is not None else CLIENT_PREFIX
+        self.accepting = True  # False once shutting down: new jobs are refused
         self.transcriber = transcriber
         self.voices = voices or Voices("off")
         self.settings = settings
@@ -191,7 +240,8 @@ class Pipeline:
                 pool = self._comfy
                 if pool is None or pool.urls != urls or pool.stall_s != settings.render_stall_s:
                     self._comfy = ComfyPool(list(urls), stall_s=settings.render_stall_s,
-                                            load=self._server_load, discovery=self._discovery)
+                                            load=self._server_load, discovery=self._discovery,
+                                            client_prefix=self.client_prefix)
 
     @property
     def comfy(self) -> ComfyPool:
@@ -200,13 +250,17 @@ class Pipeline:
     def submit(self, request: JobRequest) -> Job:
         if request.audio is None and not (request.transcript or "").strip() and not (request.prompt or "").strip():
             raise BadInput("send a recording, a transcript or a prompt", code="empty_job")
+        if not self.accepting:
+            raise UserFacingError("the server is shutting down and takes no new jobs; jobs under way carry on "
+                                  "when it is back. Try again in a moment.", code="shutting_down", status=503)
         with self._lock:
-            job = Job(id=new_job_id(), request=request, settings=dataclasses.replace(self.settings, **request.overrides),
-                      timings=dict(request.timings))
+            job = Job(id=new_job_id(), request=request, has_audio=request.audio is not None,
+                      settings=dataclasses.replace(self.settings, **request.overrides), timings=dict(request.timings))
             in_flight = sum(1 for j in self._jobs.values() if j.session == request.session and not j.finished)
             if in_flight >= self.settings.max_jobs_per_session:
                 raise UserFacingError(f"you already have {in_flight} jobs running; wait for one to finish or "
                                       "cancel it", code="too_many_jobs", status=429)
+            self._accept(job)
             self._jobs[job.id] = job
             self._forget_old()
         self._emit(job, {"type": "job", "stage": job.stage})
@@ -225,6 +279,10 @@ class Pipeline:
     def cancel(self, job_id: str) -> Job | None:
         job = self.get(job_id)
         if job is not None and not job.finished:
+            try:  # recorded first: a restart before ComfyUI hears of it still carries it out
+                self._journal(job, cancel_requested=1)
+            except UserFacingError as exc:
+                log.error("job %s: the cancel was not recorded: %s", job.id, exc.message)
             job.cancel_event.set()
             self._emit(job, {"type": "cancelling"})
         return job
@@ -234,7 +292,100 @@ class Pipeline:
             job.cancel_event.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._speech_executor.shutdown(wait=False, cancel_futures=True)
-        self._discovery.close()  # the ComfyUI we started, if any
+        self.stop_started_comfyui()
+
+    def stop_started_comfyui(self) -> None:
+        """Stop the ComfyUI this app started, if any; one it found running is never touched."""
+        self._discovery.close()
+
+    # --- durability: write-ahead rows, recovery, shutdown -----------------------
+
+    def _accept(self, job: Job) -> None:
+        """The job's row (and its recording) on disk before anyone hears of the job."""
+        if self.history is None:
+            return
+        if job.request.audio is not None:
+            self.store.keep_upload(job.id, job.request.audio)
+        self.history.open_job(job.id, **job.write_ahead())
+
+    def _journal(self, job: Job, synced: bool = True, **values) -> None:
+        if self.history is not None and not job.finished:
+            self.history.update_job(job.id, synced=synced, **values)
+
+    def recover(self) -> list[Job]:
+        """Pick up the jobs a previous run left in flight; they run in the background. Call once, at start."""
+        if self.history is None:
+            return []
+        self.store.clean_partial()
+        jobs = []
+        for row in self.history.in_flight():
+            try:
+                job = Job.from_row(row, self.settings)
+            except Exception:
+                log.exception("job %s: its row could not be read; it is left in the database", row.get("id"))
+                continue
+            with self._lock:
+                if job.id in self._jobs:
+                    continue
+                self._jobs[job.id] = job
+            if RECOVERED_NOTE not in job.notes:
+                job.notes.append(RECOVERED_NOTE)
+            jobs.append(job)
+            log.info("job %s: recovering from stage %s%s", job.id, job.stage,
+                     f" (ComfyUI prompt {job.submitted['prompt_id']} at {job.submitted['server']})"
+                     if job.submitted else "")
+            self.metrics.job_started()
+            self._executor.submit(self._run, job)
+        return jobs
+
+    def stop_accepting(self) -> None:
+        self.accepting = False
+
+    def wait_for_saves(self, timeout_s: float) -> bool:
+        """Shutting down: wait while a job is saving its result or carrying out a cancel; True when none is."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                busy = [j for j in self._jobs.values() if not j.finished and
+                        (j.stage == "saving" or j.cancel_event.is_set())]
+            if not busy:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def unfinished(self) -> list[Job]:
+        with self._lock:
+            return [j for j in self._jobs.values() if not j.finished]
+
+    def orphans(self) -> dict[str, list[str]]:
+        """Prompts in ComfyUI's queues that carry this instance's client id but belong to no job of ours."""
+        # A row exists from before its prompt is posted until after it ends: asking before and after
+        # the queues catches every prompt that was in them, also one that started or ended meanwhile.
+        known = self._known_prompts()
+        found = self.comfy.ours_in_queues()
+        if not any(found.values()):
+            return {}
+        known |= self._known_prompts()
+        orphans = {url: [p for p in ids if p not in known] for url, ids in found.items()}
+        return {url: ids for url, ids in orphans.items() if ids}
+
+    def _known_prompts(self) -> set[str]:
+        known = self.history.in_flight_prompts() if self.history is not None else set()
+        return known | {j.submitted["prompt_id"] for j in self.unfinished() if j.submitted}
+
+    def _cancel_in_comfy(self, job: Job) -> None:
+        """A cancel asked for before a restart, carried out on the prompt ComfyUI still has."""
+        submitted = job.submitted
+        client = self.comfy.client_for(submitted["server"])
+        try:
+            outcome = client.cancel(submitted["prompt_id"])
+            deadline = time.monotonic() + 10.0  # an interrupt takes effect at the sampler's next step
+            while client.queue_position(submitted["prompt_id"]) is not None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            log.info("job %s: cancelled in ComfyUI after the restart (%s)", job.id, outcome)
+        except ComfyError as exc:
+            log.warning("job %s: could not cancel its ComfyUI prompt %s: %s", job.id, submitted["prompt_id"],
+                        exc.message)
 
     # --- running a job --------------------------------------------------------
 
@@ -250,6 +401,8 @@ class Pipeline:
         self.hub.publish(job.session, event)
 
     def _set_stage(self, job: Job, stage: str, **extra) -> None:
+        if stage in ACTIVE_STAGES:
+            self._journal(job, synced=False, stage=stage)  # before anyone is told; recovery needs only the rest
         job.stage = stage
         if stage not in ACTIVE_STAGES:  # the end: the page gets the whole state in one message
             extra["snapshot"] = job.snapshot()
@@ -272,8 +425,10 @@ class Pipeline:
             finally:
                 self._await_speech(job, speech)
             job.percent = 100.0
-        except (JobCancelled, RenderCancelled):
+        except (JobCancelled, RenderCancelled) as exc:
             outcome = "cancelled"
+            if isinstance(exc, JobCancelled) and job.submitted:
+                self._cancel_in_comfy(job)
         except ComfyUnavailable as exc:
             if getattr(exc, "after_submit", False):  # it went away mid-job: the render failed
                 outcome, extra = "error", {"error": self._failure(job, exc.code, exc.message)}
@@ -320,20 +475,30 @@ class Pipeline:
 
     def _transcribe(self, job: Job) -> None:
         request = job.request
-        if request.audio is None:
+        if not job.has_audio:
             job.transcript = (request.transcript or "").strip() or None
             return
+        if job.transcript is not None:
+            return  # transcribed before a restart
+        audio = request.audio if request.audio is not None else self.store.upload(job.id)
+        if audio is None:
+            raise UserFacingError("the server stopped before this recording was transcribed, and the recording "
+                                  "was not found on disk; record it again", code="recording_lost", status=410)
         self._set_stage(job, "transcribing")
         t0 = time.perf_counter()
-        transcript = self.transcriber.transcribe(request.audio)
-        request.audio = None  # the recording is not kept once transcribed
+        transcript = self.transcriber.transcribe(audio)
         job.timings["asr"] = time.perf_counter() - t0
+        self._journal(job, transcript=transcript.text, timings=job.timings)
         job.transcript = transcript.text
+        request.audio = None  # the recording is not kept once its transcript is stored
+        self.store.drop_upload(job.id)
         self._emit(job, {"type": "transcript", "text": transcript.text, "duration_s": transcript.duration_s,
                          "elapsed_s": transcript.elapsed_s})
 
     def _write_prompt(self, job: Job) -> None:
         self._check_cancel(job)
+        if job.plan is not None:
+            return  # written before a restart
         request = job.request
         if (request.prompt or "").strip():
             prompt = request.prompt.strip()
@@ -349,6 +514,7 @@ class Pipeline:
             on_token=lambda text: self._emit(job, {"type": "token", "text": text}),
         )
         job.timings["prompt"] = time.perf_counter() - t0
+        self._journal(job, plan=job.plan.to_dict(), timings=job.timings)
         self._emit(job, {"type": "prompt", "plan": job.plan.to_dict()})
 
     def _speak(self, job: Job) -> None:
@@ -391,9 +557,13 @@ class Pipeline:
         workflow = self.workflows.load(settings.workflow)
         params = RenderParams.from_settings(plan.prompt, plan.negative_prompt, settings)
         t0 = time.perf_counter()
+        on_event = lambda event: self._render_event(job, event)  # noqa: E731
         try:
-            rendered = self.comfy.render(workflow, params, lambda event: self._render_event(job, event),
-                                         cancel=job.cancel_event)
+            if job.submitted:  # ComfyUI had it before a restart: follow it, collect it, or send it again
+                rendered = self.comfy.resume(workflow, params, job.submitted, job.render, on_event,
+                                             cancel=job.cancel_event, wait_s=self.recover_wait_s)
+            else:
+                rendered = self.comfy.render(workflow, params, on_event, cancel=job.cancel_event)
         finally:
             job.timings["render"] = time.perf_counter() - t0
         job.notes.extend(rendered.notes)
@@ -413,7 +583,10 @@ class Pipeline:
     def _render_event(self, job: Job, event: dict) -> None:
         """ComfyUI's progress, already in the page's terms, onto the job and its tab."""
         kind = event["type"]
-        if kind == "note":
+        if kind == "submit":  # recorded before the prompt is posted, so a restart can find it
+            job.submitted = {name: event[name] for name in ("server", "client_id", "prompt_id", "graph")}
+            self._journal(job, render=job.render, notes=job.notes, **job.submitted)
+        elif kind == "note":
             job.notes.append(event["text"])
         elif kind == "setup":  # the server and the values it was given (again after a failover)
             job.render = event["render"]

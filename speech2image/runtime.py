@@ -38,6 +38,23 @@ log = logging.getLogger(__name__)
 STAGE_CHOICES = {"presets": tuple(PRESETS), "engines": ENGINES}
 
 
+def claim_data_dir(folder: Path):
+    """One process recovers and runs a data folder's jobs: an exclusive lock on a file there, held
+    while the process lives (the system releases it when the process dies, however it dies).
+    The open lock file, or None when another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks this way; one app per data folder is assumed
+        return open(folder / "speech2image.lock", "a")
+    handle = open(folder / "speech2image.lock", "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
 def editable_view(settings: Settings) -> dict:
     return {name: getattr(settings, name) for name in KNOBS}
 
@@ -65,13 +82,32 @@ class Runtime:
         discovery = ComfyDiscovery(look_at, launcher=launcher)
         self.pipeline = Pipeline(self._transcriber(s), self.prompt_writer, self.workflows, self.store, s,
                                  voices=self._voices(s), history=self.history, metrics=self.metrics,
-                                 comfy_discovery=discovery)
+                                 comfy_discovery=discovery, recover_wait_s=s.recover_wait_s)
         self.live = LiveTranscriber(lambda: self.transcriber)  # live recordings' passes, on the same model
 
     def init_app(self, app: Flask) -> None:
         app.extensions["speech2image"] = self
         # Worker threads stop with the app: when it is collected, or when the process exits.
         weakref.finalize(app, self.pipeline.shutdown)
+        self._owner = claim_data_dir(self.path.parent)
+        if self._owner is not None:
+            weakref.finalize(app, self._owner.close)
+            threading.Thread(target=self.recover, name="recover", daemon=True).start()
+        else:
+            log.warning("another speech2image uses %s: the jobs it has in flight are left to it",
+                        self.path.parent)
+
+    def recover(self) -> None:
+        """The jobs a previous run left in flight carry on; prompts of ours in ComfyUI with no job are reported."""
+        try:
+            jobs = self.pipeline.recover()
+            if jobs:
+                log.info("recovering %d job(s) left in flight by the previous run", len(jobs))
+            for url, prompts in self.pipeline.orphans().items():
+                log.warning("ComfyUI at %s has %d prompt(s) of ours that no job follows: %s", url, len(prompts),
+                            ", ".join(prompts))
+        except Exception:
+            log.exception("recovering the jobs left in flight failed")
 
     # --- the components in use --------------------------------------------------------
 

@@ -11,6 +11,7 @@ import requests
 
 from .support import speech
 from .support.data import SHIPPED
+from .support.app_process import AppProcess
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import FakeLlmServer
 from .support.live import LiveServer
@@ -762,3 +763,33 @@ def test_time_left_and_the_cpu_note_on_the_page(playwright, serve, artifacts_dir
             page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=60_000)
         finally:
             browser.close()
+
+
+def test_app_restarted_under_the_page_shows_progress_again_then_the_picture(playwright, tmp_path, artifacts_dir):
+    """Killed mid-render and started again on the same port and data folder: the tab reconnects by itself."""
+    with FakeComfyUI(Knobs(step_delay_s=0.3)) as comfy:
+        first = AppProcess(tmp_path / "instance", comfy.url, steps=24).start()
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, first)
+            type_request(page, "a windmill at dusk")
+            page.wait_for_function("document.querySelector('#stage').textContent === 'Rendering…'", timeout=30_000)
+            page.wait_for_function("Number(document.querySelector('#progress').getAttribute('aria-valuenow')) > 10",
+                                   timeout=30_000)
+            first.kill()
+            before = int(page.get_attribute("#progress", "aria-valuenow"))
+            second = AppProcess(tmp_path / "instance", comfy.url, port=first.port, steps=24).start()
+            try:
+                # progress moves on again (no reload), then the picture
+                page.wait_for_function(f"Number(document.querySelector('#progress').getAttribute('aria-valuenow'))"
+                                       f" > {before}", timeout=30_000)
+                page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=60_000)
+                page.wait_for_function("document.querySelector('#image').naturalWidth > 0")
+                page.wait_for_selector("#gallery button")
+                page.screenshot(path=str(artifacts_dir / "browser-restarted-under-page.png"), full_page=True)
+                assert len(comfy.posted) == 1  # followed, not rendered twice
+            finally:
+                second.stop()
+        finally:
+            browser.close()
+            first.stop()

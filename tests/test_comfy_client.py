@@ -47,7 +47,8 @@ def test_normal_run_reports_progress_previews_and_image(comfy):
     graph, workflow = shipped_graph()
     result, events = render(comfy.url, graph, workflow)
     kinds = [e["type"] for e in events]
-    assert kinds[0] == "started"
+    assert kinds[:2] == ["submit", "started"]  # where the prompt goes is told before it is posted
+    assert events[0]["prompt_id"] == result.prompt_id and events[0]["graph"] == graph
     steps = [(e["value"], e["max"]) for e in events if e["type"] == "progress" and "value" in e]
     assert steps == [(i, 6) for i in range(1, 7)]
     percents = [e["percent"] for e in events if "percent" in e]
@@ -57,7 +58,8 @@ def test_normal_run_reports_progress_previews_and_image(comfy):
     image = Image.open(io.BytesIO(result.images[0].data))
     assert image.format == "PNG" and image.size == (96, 64)
     body = comfy.posted[0]
-    assert body["prompt_id"] == result.prompt_id and len(body["client_id"]) == 32
+    assert body["prompt_id"] == result.prompt_id and body["client_id"] == events[0]["client_id"]
+    assert body["client_id"].startswith("s2i-")  # ComfyUI's queue shows the prompt is ours
     assert body["prompt"]["6"]["inputs"]["text"] == "a cat wearing a red hat"
 
 
@@ -136,7 +138,7 @@ def test_cancel_while_pending_deletes_from_queue(comfy):
 
     with pytest.raises(RenderCancelled):
         ComfyClient(comfy.url).render(second, on_event, cancel=cancel)
-    assert events[0] == {"type": "queued", "position": 2}
+    assert events[1] == {"type": "queued", "position": 2}
     assert comfy.deletes == [comfy.posted[1]["prompt_id"]]
     assert not comfy.interrupts
     runner.join()
@@ -152,7 +154,7 @@ def test_queue_position_is_reported(comfy):
     second, workflow = shipped_graph(seed=18, steps=2)
     _, events = render(comfy.url, second, workflow)
     runner.join()
-    assert events[0] == {"type": "queued", "position": 2}
+    assert events[1] == {"type": "queued", "position": 2}
     assert [e["type"] for e in events].index("started") > 0
 
 

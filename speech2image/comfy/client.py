@@ -19,11 +19,14 @@ from urllib.parse import urlencode, urlparse
 import requests
 import websocket
 
-from .protocol import (PREVIEW_HINT, START_HINT, ComfyError, ComfyUnavailable, RenderCancelled, RenderedImage,
-                       describe_validation_error)
+from .protocol import (PREVIEW_HINT, START_HINT, ComfyError, ComfyUnavailable, PromptLost, RenderCancelled,
+                       RenderedImage, describe_validation_error)
 from .run import ProgressTracker, PromptRun
 
 log = logging.getLogger(__name__)
+
+# Our prompts' client ids start with this (then the instance's id): ComfyUI's queue shows whose they are.
+CLIENT_PREFIX = "s2i-"
 
 # Settings whose choices are a node input's list in ComfyUI's /object_info.
 CHOICE_INPUTS = {"samplers": ("KSampler", "sampler_name")}
@@ -44,8 +47,9 @@ class ComfyClient:
     CHOICE_SOURCES = ("checkpoints", *CHOICE_INPUTS)  # what choices() can answer
 
     def __init__(self, base_url: str, http_timeout_s: float = 10.0, stall_s: float = 300.0,
-                 stall_poll_s: float = 5.0, watch_s: float = 2.0):
+                 stall_poll_s: float = 5.0, watch_s: float = 2.0, client_prefix: str = CLIENT_PREFIX):
         self.base_url = base_url.rstrip("/")
+        self.client_prefix = client_prefix  # our client ids start with it (see ours_in_queue)
         self.http_timeout_s = http_timeout_s
         self.stall_s = stall_s  # a running prompt silent this long is stuck; a queued one may wait forever
         self.stall_poll_s = stall_poll_s  # silence on the socket this long: ask /history and /queue
@@ -117,6 +121,13 @@ class ComfyClient:
             if item[1] == prompt_id:
                 return len(queue.get("queue_running", [])) + index + 1
         return None
+
+    def ours_in_queue(self) -> list[str]:
+        """Prompt ids queued or running whose client id carries our prefix."""
+        queue = self.queue()
+        items = [*queue.get("queue_running", []), *queue.get("queue_pending", [])]
+        return [item[1] for item in items if len(item) > 3 and isinstance(item[3], dict)
+                and str(item[3].get("client_id") or "").startswith(self.client_prefix)]
 
     def history(self, prompt_id: str) -> dict | None:
         data = self._json("GET", f"/history/{prompt_id}")
@@ -190,20 +201,45 @@ class ComfyClient:
         cancel: threading.Event | None = None,
         heavy_nodes: set[str] = frozenset(),
         output_nodes: set[str] | None = None,
+        submitted: dict | None = None,
     ) -> RenderResult:
-        """Run one graph to the end; raises ComfyError, ComfyUnavailable or RenderCancelled."""
+        """Run one graph to the end; raises ComfyError, ComfyUnavailable or RenderCancelled.
+
+        Before ``POST /prompt`` goes out, ``on_event`` gets ``submit`` with the server, client id,
+        prompt id and graph, so a caller can record them first (write-ahead) and find the prompt
+        again after a restart. With ``submitted`` (that client id and prompt id) nothing is posted:
+        the prompt a previous run of this app submitted is followed if it is still queued or running
+        (a socket with the same client id gets its events), or collected if it finished; PromptLost
+        when ComfyUI has no trace of it."""
         cancel = cancel or threading.Event()
         started = time.monotonic()
-        client_id, prompt_id = uuid.uuid4().hex, str(uuid.uuid4())
+        if submitted:
+            client_id, prompt_id = submitted["client_id"], submitted["prompt_id"]
+        else:
+            client_id, prompt_id = self.client_prefix + uuid.uuid4().hex, str(uuid.uuid4())
         ws = self._connect(client_id)
         run = PromptRun(self, prompt_id, ProgressTracker(graph, heavy_nodes), on_event)
         try:
-            self.submit(graph, client_id, prompt_id)
+            if not submitted:
+                on_event({"type": "submit", "server": self.base_url, "client_id": client_id, "prompt_id": prompt_id,
+                          "graph": graph})
+                self.submit(graph, client_id, prompt_id)
+            elif self.queue_position(prompt_id) is None:
+                run.settle_from_history()  # asked after the queue: it cannot slip between the two
+                if run.outcome is None:
+                    raise PromptLost(f"ComfyUI at {self.base_url} no longer has this job's render "
+                                     "(it restarted or its queue was cleared)")
         except BaseException:
             ws.close()
             raise
+        return self._follow(ws, run, client_id, cancel, output_nodes, started)
+
+    def _follow(self, ws, run: PromptRun, client_id: str, cancel: threading.Event, output_nodes: set[str] | None,
+                started: float) -> RenderResult:
+        prompt_id = run.prompt_id
         try:
-            run.refresh_queue()
+            if run.outcome is None:
+                run.refresh_queue()
             while run.outcome is None:
                 if cancel.is_set():
                     run.request_cancel()

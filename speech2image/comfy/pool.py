@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..workflows import RenderParams, Workflow, fill
-from .client import ComfyClient
+from .client import CLIENT_PREFIX, ComfyClient
 from .discovery import ComfyDiscovery, device_kind
-from .protocol import START_HINT, ComfyError, ComfyUnavailable
+from .protocol import START_HINT, ComfyError, ComfyUnavailable, PromptLost
 
 PREVIEW_INTERVAL_S = 0.15
 ETA_AFTER_STEPS = 3  # sampler steps seen before the time left is estimated
@@ -139,13 +139,15 @@ class ComfyPool:
     """Several ComfyUI servers: each job goes to the reachable one with the shortest queue."""
 
     def __init__(self, urls: list[str], stall_s: float = 300.0, probe_timeout_s: float = 2.0,
-                 load: ServerLoad | None = None, discovery: ComfyDiscovery | None = None):
+                 load: ServerLoad | None = None, discovery: ComfyDiscovery | None = None,
+                 client_prefix: str = CLIENT_PREFIX):
         """``urls``: the configured servers; none: the one ``discovery`` finds (a default one probes
-        the usual local ports)."""
+        the usual local ports). ``client_prefix`` marks our prompts in ComfyUI's queue."""
         self.urls = tuple(urls)
         self.stall_s = stall_s
+        self.client_prefix = client_prefix
         self.discovery = None if self.urls else (discovery or ComfyDiscovery())
-        self._clients = {u: ComfyClient(u, stall_s=stall_s) for u in self.urls}
+        self._clients = {u: ComfyClient(u, stall_s=stall_s, client_prefix=client_prefix) for u in self.urls}
         self._clients_lock = threading.Lock()
         self.probe_timeout_s = probe_timeout_s
         self.load = load or ServerLoad()
@@ -155,7 +157,7 @@ class ComfyPool:
     def _client(self, url: str) -> ComfyClient:
         with self._clients_lock:
             if url not in self._clients:
-                self._clients[url] = ComfyClient(url, stall_s=self.stall_s)
+                self._clients[url] = ComfyClient(url, stall_s=self.stall_s, client_prefix=self.client_prefix)
             return self._clients[url]
 
     @property
@@ -182,7 +184,12 @@ class ComfyPool:
 
     def _probe(self, client: ComfyClient) -> ComfyClient:
         """The same server asked with a short timeout: a dead one must not hold up the others."""
-        return ComfyClient(client.base_url, http_timeout_s=self.probe_timeout_s)
+        return ComfyClient(client.base_url, http_timeout_s=self.probe_timeout_s, client_prefix=self.client_prefix)
+
+    def client_for(self, url: str) -> ComfyClient:
+        """The client of a server, also one no longer in the list (a job submitted there before a restart)."""
+        return next((c for c in self.clients if c.base_url == url),
+                    None) or ComfyClient(url, stall_s=self.stall_s, client_prefix=self.client_prefix)
 
     @staticmethod
     def _ask_each(ask: Callable, clients: list[ComfyClient]) -> list:
@@ -245,6 +252,16 @@ class ComfyPool:
                 elif server["state"] != "ready":
                     self.discovery.forget()  # it went away: look again next time
         return servers
+
+    def ours_in_queues(self) -> dict[str, list[str]]:
+        """Per reachable server, the prompt ids in its queue that carry our client id prefix."""
+        def ask(client):
+            try:
+                return self._probe(client).ours_in_queue()
+            except ComfyError:
+                return None
+        answers = self._ask_each(ask, self.clients)
+        return {c.base_url: ids for c, ids in zip(self.clients, answers) if ids is not None}
 
     def _server_status(self, client: ComfyClient) -> dict:
         url = client.base_url
@@ -374,5 +391,49 @@ class ComfyPool:
             self._remember_speed(client, used, events.steps.seconds_per_step)
         finally:
             self.release(client)
+        return Rendered(image=result.images[0].data, graph=graph, used=used, prompt_id=result.prompt_id,
+                        notes=result.notes)
+
+    # --- a render submitted before a restart ------------------------------------------
+
+    def resume(self, workflow: Workflow, params: RenderParams, submitted: dict, used: dict,
+               on_event: Callable[[dict], None], cancel: threading.Event | None = None,
+               wait_s: float = 30.0) -> Rendered:
+        """Pick up a prompt a previous run submitted (``submitted``: server, client_id, prompt_id, graph;
+        ``used``: the values it was given): follow it, collect it if it finished, send the same graph
+        (same seed) again if ComfyUI lost it. A server that does not answer is waited for ``wait_s``
+        (it may be starting too), then another takes the job with the same seed, or it fails."""
+        events = RenderEvents(workflow, on_event)
+        server, graph = submitted["server"], submitted["graph"]
+        client = self.client_for(server)
+        heavy, outputs = {workflow.roles.sampler}, {workflow.roles.output}
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                result = client.render(graph, events, cancel=cancel, heavy_nodes=heavy, output_nodes=outputs,
+                                       submitted=submitted)
+                break
+            except PromptLost as lost:
+                events.emit({"type": "note", "text": f"{lost.message}; it was sent again with the same seed"})
+                log.warning("%s; resubmitting %s", lost.message, submitted["prompt_id"])
+                result = client.render(graph, events, cancel=cancel, heavy_nodes=heavy, output_nodes=outputs)
+                break
+            except ComfyUnavailable as gone:
+                if time.monotonic() < deadline:
+                    time.sleep(1.0)
+                    continue
+                others = [c for c in self.clients if c.base_url != server]
+                if not others:
+                    raise _lost(f"ComfyUI at {server} is not reachable since speech2image restarted, so the render "
+                                f"it had for this job could not be collected. {START_HINT}", True) from gone
+                try:
+                    other = self.claim(exclude={server})
+                except ComfyUnavailable:
+                    raise _lost(f"ComfyUI at {server} is not reachable since speech2image restarted and no other "
+                                "ComfyUI server is reachable", True) from gone
+                events.emit({"type": "note", "text": f"ComfyUI at {server} is not reachable since the restart; the "
+                                                     f"job was sent to {other.base_url} with the same seed"})
+                params.seed = used.get("seed", params.seed)
+                return self._render_on(other, workflow, params, events, cancel)
         return Rendered(image=result.images[0].data, graph=graph, used=used, prompt_id=result.prompt_id,
                         notes=result.notes)

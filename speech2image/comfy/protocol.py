@@ -31,6 +31,13 @@ class ComfyUnavailable(ComfyError):
     code = "comfyui_unreachable"
 
 
+class PromptLost(ComfyError):
+    """ComfyUI has no trace of a prompt we had submitted: not queued, not running, not in its
+    history (it restarted, or its queue was cleared while nobody followed it)."""
+
+    code = "comfyui_dropped"
+
+
 class RenderCancelled(UserFacingError):
     status = 409
     code = "cancelled"

@@ -42,7 +42,18 @@ def optional_text(body: dict, name: str, max_len: int = 200) -> str | None:
 def health():
     runtime = current_runtime()
     return jsonify({"whisper": runtime.transcriber.status(), "llm": runtime.llm.status(),
-                    "comfyui": comfyui_status(), "tts": runtime.voices.get().status()})
+                    "comfyui": comfyui_status(), "tts": runtime.voices.get().status(), "jobs": jobs_status()})
+
+
+def jobs_status() -> dict:
+    """Jobs in flight, and prompts of ours in ComfyUI's queues that no job follows (orphans)."""
+    pipeline = current_runtime().pipeline
+    orphans = pipeline.orphans()
+    status = {"in_flight": len(pipeline.unfinished()), "accepting": pipeline.accepting, "orphans": orphans}
+    if orphans:
+        status["fix"] = ("ComfyUI has prompts this app submitted but no job follows; cancel them in ComfyUI's "
+                         "queue if nobody needs them")
+    return status
 
 
 def comfyui_status() -> dict:
@@ -202,6 +213,12 @@ def job_or_404(job_id: str):
 
 @bp.get("/jobs/<job_id>")
 def job_state(job_id):
+    """A job in memory, or one that finished in an earlier run (or while the page was away)."""
+    runtime = current_runtime()
+    job = runtime.pipeline.get(job_id) if JOB_ID.match(job_id) else None
+    entry = runtime.history.get(job_id) if job is None and JOB_ID.match(job_id) else None
+    if entry is not None:
+        return jsonify(entry)
     return jsonify(job_or_404(job_id).snapshot())
 
 

@@ -16,6 +16,7 @@ from flask_sock import ConnectionClosed, Sock
 
 from ..asr_stream import check_start, frame
 from ..errors import BadInput, UserFacingError
+from ..store import JOB_ID
 from . import current_runtime
 from .api import job_request_from
 
@@ -36,10 +37,16 @@ def relay(ws):
     subscription = pipeline.hub.subscribe(session)
     try:
         ws.send(json.dumps({"type": "hello", "session": session}))  # subscribed: events from now on arrive
-        # A page that reconnects (reload, network blip) picks up its unfinished jobs.
+        # A page that reconnects (reload, network blip, server restart) picks up its unfinished jobs,
+        # and the job it follows (?job=<id>) as it stands now, also when it finished meanwhile.
+        followed = request.args.get("job", "")
         for job in pipeline.jobs_for(session):
-            if not job.finished:
+            if not job.finished or job.id == followed:
                 ws.send(json.dumps({"type": "resume", "job_id": job.id, "snapshot": job.snapshot()}))
+                followed = "" if job.id == followed else followed
+        entry = current_runtime().history.get(followed) if JOB_ID.match(followed) else None
+        if entry is not None:
+            ws.send(json.dumps({"type": "resume", "job_id": followed, "snapshot": entry}))
         while True:
             try:
                 event = subscription.get(timeout=KEEPALIVE_S)

@@ -20,6 +20,10 @@ export function busy() {
   return job.phase !== "idle";
 }
 
+export function followedJob() {
+  return job.id;
+}
+
 function setBusy(on) {
   if (on) showStrip();
   ui.record.disabled = on;

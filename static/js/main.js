@@ -5,7 +5,7 @@ import { initBanners } from "./banners.js";
 import { initWorkflowUpload, loadComfyChoices, loadModels } from "./choices.js";
 import { initGallery, loadGallery } from "./gallery.js";
 import { initHealth, refreshHealth } from "./health.js";
-import { busy, handleEvent, initJobs, jobOptions, sendRecording } from "./job.js";
+import { busy, followedJob, handleEvent, initJobs, jobOptions, sendRecording } from "./job.js";
 import { initOverrides, loadEffective } from "./overrides.js";
 import { initRewrite } from "./plan.js";
 import { initRecorder } from "./recorder.js";
@@ -31,7 +31,7 @@ initHealth();
 initBanners();
 initSettings({ afterSave: () => Promise.all([loadModels(), loadRenderChoices(), refreshHealth()]) });
 
-connectRelay(handleEvent);
+connectRelay(handleEvent, followedJob);
 loadGallery();
 loadSettings();
 loadModels();

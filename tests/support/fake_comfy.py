@@ -73,6 +73,7 @@ def jpeg(color, size=(64, 64)) -> bytes:
 
 class FakeComfyUI:
     def __init__(self, knobs: Knobs | None = None, port: int = 0):
+        """``port``: 0 for a free one; an earlier server's port to play that ComfyUI restarted (empty history)."""
         self.knobs = knobs or Knobs()
         self.lock = threading.Condition()
         self.pending: list[list] = []  # [number, prompt_id, graph, extra_data, outputs]
@@ -93,7 +94,7 @@ class FakeComfyUI:
         self.dropped = False
         self.stopping = False
         self.app = self._make_app()
-        self.server = make_server("127.0.0.1", port, self.app, threaded=True)  # 0: a free port
+        self.server = make_server("127.0.0.1", port, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.threads = [threading.Thread(target=self.server.serve_forever, daemon=True),
                         threading.Thread(target=self._worker, daemon=True)]

@@ -14,7 +14,7 @@ class Relay:
 
     def __init__(self, server, session=None):
         self.session = session or uuid.uuid4().hex
-        self.ws = websocket.create_connection(f"ws://127.0.0.1:{server.server.server_port}/ws?session={self.session}",
+        self.ws = websocket.create_connection(f"{server.url.replace('http', 'ws', 1)}/ws?session={self.session}",
                                               timeout=10)
         self.events: list[dict] = []
         assert json.loads(self.ws.recv()) == {"type": "hello", "session": self.session}
