@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import websocket
 from speech2image.config import Settings
 from speech2image.serve import choose_server
 
+from .support.app_process import free_port
 from .support.data import ROOT
 
 
@@ -32,12 +32,6 @@ def test_the_server_follows_the_address(host, server, chosen):
 def test_an_unknown_server_is_refused_by_name():
     with pytest.raises(ValueError, match="SPEECH2IMAGE_SERVER must be one of auto, werkzeug, gunicorn"):
         choose_server(Settings(server="apache"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("server,says", [
