@@ -179,7 +179,7 @@ def transcribe(args) -> int:
 
 def render(args) -> int:
     from .errors import UserFacingError
-    from .pipeline import JobRequest
+    from .jobs import JobRequest
 
     if bool(args.text) == bool(args.audio):
         print("speech2image render: give the TEXT to draw or --audio FILE (one of them)", file=sys.stderr)

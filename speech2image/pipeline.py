@@ -17,167 +17,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import queue
 import threading
 import time
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from .asr import Transcriber
 from .comfy import (CLIENT_PREFIX, ComfyDiscovery, ComfyError, ComfyPool, ComfyUnavailable, RenderCancelled,
                     ServerLoad, parse_urls)
-from .config import KNOBS, Settings
+from .config import Settings
 from .errors import BadInput, UserFacingError
 from .metrics import Metrics
 from .prompt_writer import PromptPlan, PromptWriter, caption_for
+from .jobs import ACTIVE_STAGES, RECOVERED_NOTE, EventHub, Job, JobCancelled, JobRequest
 from .store import JobHistory, OutputStore, new_job_id
 from .tts import NothingToSay, Voices
 from .workflows import RenderParams, WorkflowLibrary
 
 log = logging.getLogger(__name__)
-
-RECOVERED_NOTE = "The server restarted during this job; it was picked up where it stopped."
-ACTIVE_STAGES = ("pending", "transcribing", "writing_prompt", "submitting", "queued", "rendering", "saving")
-
-
-class JobCancelled(Exception):
-    pass
-
-
-@dataclass
-class JobRequest:
-    """What one job asks for: the recording or texts, and settings it overrides (by setting name)."""
-
-    session: str
-    audio: bytes | None = None
-    transcript: str | None = None
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    caption: str | None = None
-    overrides: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)  # stages done before it came (a live transcript's asr)
-
-
-@dataclass
-class Job:
-    id: str
-    request: JobRequest
-    settings: Settings  # the settings in force when it was accepted, with the request's overrides
-    created: float = field(default_factory=time.time)
-    stage: str = "pending"
-    transcript: str | None = None
-    plan: PromptPlan | None = None
-    render: dict = field(default_factory=dict)  # seed, checkpoint, workflow, size actually used
-    queue_position: int | None = None
-    percent: float = 0.0
-    image_url: str | None = None
-    thumb_url: str | None = None
-    audio_url: str | None = None
-    timings: dict = field(default_factory=dict)
-    notes: list = field(default_factory=list)
-    error: dict | None = None
-    cancel_event: threading.Event = field(default_factory=threading.Event)
-    has_audio: bool = False  # a recording came with it (kept on disk until transcribed)
-    submitted: dict | None = None  # server, client_id, prompt_id, graph: where ComfyUI has its render
-    recovered: bool = False  # picked up after a restart
-
-    @property
-    def session(self) -> str:
-        return self.request.session
-
-    @property
-    def finished(self) -> bool:
-        return self.stage not in ACTIVE_STAGES
-
-    def snapshot(self) -> dict:
-        plan = self.plan
-        return {
-            "job_id": self.id,
-            "stage": self.stage,
-            "created": self.created,
-            "transcript": self.transcript,
-            "prompt": plan.prompt if plan else None,
-            "negative_prompt": plan.negative_prompt if plan else None,
-            "caption": plan.caption if plan else None,
-            "prompt_source": plan.source if plan else None,
-            "prompt_notice": plan.notice if plan else None,
-            "render": self.render,
-            "queue_position": self.queue_position,
-            "percent": round(self.percent, 1),
-            "image_url": self.image_url,
-            "thumb_url": self.thumb_url,
-            "audio_url": self.audio_url,
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "notes": list(self.notes),
-            "error": self.error,
-            "recovered": self.recovered,
-        }
-
-    def write_ahead(self) -> dict:
-        """What its durable row starts with: the request and the settings frozen at acceptance."""
-        request = self.request
-        return {
-            "session": request.session, "created": self.created, "stage": self.stage,
-            "request": {"transcript": request.transcript, "prompt": request.prompt,
-                        "negative_prompt": request.negative_prompt, "caption": request.caption,
-                        "overrides": request.overrides, "has_audio": self.has_audio},
-            "settings": {name: getattr(self.settings, name) for name in KNOBS},
-        }
-
-    @classmethod
-    def from_row(cls, row: dict, current: Settings) -> "Job":
-        """A job a previous run left in flight, as its row describes it."""
-        asked = row["request"]
-        request = JobRequest(session=row["session"], transcript=asked.get("transcript"), prompt=asked.get("prompt"),
-                             negative_prompt=asked.get("negative_prompt"), caption=asked.get("caption"),
-                             overrides=asked.get("overrides") or {})
-        frozen = {name: value for name, value in (row["settings"] or {}).items() if name in KNOBS}
-        job = cls(id=row["id"], request=request, settings=dataclasses.replace(current, **frozen),
-                  created=row["created"], stage=row["stage"], transcript=row["transcript"],
-                  render=row["render"] or {}, timings=row["timings"] or {}, notes=row["notes"] or [],
-                  has_audio=bool(asked.get("has_audio")), recovered=True)
-        if row["plan"]:
-            fields = {f.name for f in dataclasses.fields(PromptPlan)}
-            job.plan = PromptPlan(**{k: v for k, v in row["plan"].items() if k in fields})
-        if row["prompt_id"]:
-            job.submitted = {name: row[name] for name in ("server", "client_id", "prompt_id", "graph")}
-        if row["cancel_requested"]:
-            job.cancel_event.set()
-        return job
-
-
-class EventHub:
-    """Per-session fan-out: a browser session sees its own jobs' events and nobody else's."""
-
-    def __init__(self, max_backlog: int = 2000):
-        self._subscribers: dict[str, set[queue.Queue]] = defaultdict(set)
-        self._lock = threading.Lock()
-        self.max_backlog = max_backlog
-
-    def subscribe(self, session: str) -> queue.Queue:
-        subscription: queue.Queue = queue.Queue(maxsize=self.max_backlog)
-        with self._lock:
-            self._subscribers[session].add(subscription)
-        return subscription
-
-    def unsubscribe(self, session: str, subscription: queue.Queue) -> None:
-        with self._lock:
-            subscribers = self._subscribers.get(session)
-            if subscribers is not None:
-                subscribers.discard(subscription)
-                if not subscribers:
-                    del self._subscribers[session]
-
-    def publish(self, session: str, event: dict) -> None:
-        event.setdefault("t", time.time())
-        with self._lock:
-            targets = list(self._subscribers.get(session, ()))
-        for subscription in targets:
-            try:
-                subscription.put_nowait(event)
-            except queue.Full:
-                log.warning("dropping an event for a browser that stopped reading")
 
 
 class Pipeline:
@@ -359,15 +216,7 @@ class Pipeline:
 
     def orphans(self) -> dict[str, list[str]]:
         """Prompts in ComfyUI's queues that carry this instance's client id but belong to no job of ours."""
-        # A row exists from before its prompt is posted until after it ends: asking before and after
-        # the queues catches every prompt that was in them, also one that started or ended meanwhile.
-        known = self._known_prompts()
-        found = self.comfy.ours_in_queues()
-        if not any(found.values()):
-            return {}
-        known |= self._known_prompts()
-        orphans = {url: [p for p in ids if p not in known] for url, ids in found.items()}
-        return {url: ids for url, ids in orphans.items() if ids}
+        return self.comfy.orphans(self._known_prompts)
 
     def _known_prompts(self) -> set[str]:
         known = self.history.in_flight_prompts() if self.history is not None else set()
@@ -378,10 +227,7 @@ class Pipeline:
         submitted = job.submitted
         client = self.comfy.client_for(submitted["server"])
         try:
-            outcome = client.cancel(submitted["prompt_id"])
-            deadline = time.monotonic() + 10.0  # an interrupt takes effect at the sampler's next step
-            while client.queue_position(submitted["prompt_id"]) is not None and time.monotonic() < deadline:
-                time.sleep(0.1)
+            outcome = client.cancel(submitted["prompt_id"], wait_s=10.0)
             log.info("job %s: cancelled in ComfyUI after the restart (%s)", job.id, outcome)
         except ComfyError as exc:
             log.warning("job %s: could not cancel its ComfyUI prompt %s: %s", job.id, submitted["prompt_id"],

@@ -152,8 +152,11 @@ class ComfyClient:
                              f"{response.text[:200].strip()}", code="comfyui_rejected")
         return response.json()
 
-    def cancel(self, prompt_id: str) -> str:
-        """Remove a pending prompt, or interrupt it when it runs: 'deleted', 'interrupted' or 'gone'."""
+    def cancel(self, prompt_id: str, wait_s: float = 0.0) -> str:
+        """Remove a pending prompt, or interrupt it when it runs: 'deleted', 'interrupted' or 'gone'.
+
+        With ``wait_s``, wait up to that long for an interrupted prompt to leave the queue
+        (an interrupt takes effect at the sampler's next step)."""
         position = self.queue_position(prompt_id)
         if position is None:
             return "gone"
@@ -162,6 +165,9 @@ class ComfyClient:
             if self.queue_position(prompt_id) is None:
                 return "deleted"
         self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and self.queue_position(prompt_id) is not None:
+            time.sleep(0.1)
         return "interrupted"
 
     # --- the websocket --------------------------------------------------------

@@ -263,6 +263,17 @@ class ComfyPool:
         answers = self._ask_each(ask, self.clients)
         return {c.base_url: ids for c, ids in zip(self.clients, answers) if ids is not None}
 
+    def orphans(self, known_prompts) -> dict[str, list[str]]:
+        """Our prompts in the queues that ``known_prompts()`` (the ids jobs own) does not name, per server."""
+        # known before and after the queues: a prompt that started or ended meanwhile is still known
+        known = known_prompts()
+        found = self.ours_in_queues()
+        if not any(found.values()):
+            return {}
+        known |= known_prompts()
+        orphans = {url: [p for p in ids if p not in known] for url, ids in found.items()}
+        return {url: ids for url, ids in orphans.items() if ids}
+
     def _server_status(self, client: ComfyClient) -> dict:
         url = client.base_url
         try:

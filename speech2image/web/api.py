@@ -13,7 +13,7 @@ from ..comfy import ComfyError
 from ..comfy.discovery import MISS_HINT
 from ..config import KNOBS
 from ..errors import BadInput, UserFacingError, error_body
-from ..pipeline import JobRequest
+from ..jobs import JobRequest
 from ..store import JOB_ID, new_job_id
 from ..workflows import WorkflowError
 from . import current_runtime
