@@ -25,12 +25,17 @@ _piper: PiperEngine | None = None
 
 
 def piper_wav(text: str, path: Path) -> Path:
-    """Speech in the bundled CC0 voice, made by the app's own Piper engine."""
+    """Speech in the bundled CC0 voice, loaded by the app's own Piper engine.
+
+    Without noise (``noise_scale=0``) the same text gives the same audio on every run, so a
+    test's clip does not change from one run to the next (Piper's default varies it)."""
     global _piper
     if _piper is None:
         _piper = PiperEngine()
         _piper.load()
-    path.write_bytes(_piper.synthesize(text))
+    from piper import SynthesisConfig
+    with wave.open(str(path), "wb") as out:
+        _piper.model.synthesize_wav(text, out, syn_config=SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0))
     return path
 
 
