@@ -13,7 +13,7 @@ import dataclasses
 
 from .workflows import LATENT_LINKS, PIXEL_LINKS, Workflow, WorkflowError, _Graph
 
-DERIVED_NOTE = ("{name} is a text-to-image workflow; its image-to-image form was made for this change "
+DERIVED_NOTE = ("The workflow {name} is text-to-image; its image-to-image form was made for this change "
                 "(the empty latent replaced by the picture, encoded with the workflow's own VAE).")
 # What a derived graph needs from ComfyUI beyond the workflow's own nodes.
 PICTURE_NODES = ("LoadImage", "VAEEncode")

@@ -221,7 +221,7 @@ def test_shipped_img2img_workflow_is_recognised_and_used_as_it_is():
 def test_shipped_txt2img_workflow_gets_its_img2img_form_with_its_own_vae():
     workflow = load_workflow(json.dumps(SHIPPED), "txt2img.json")
     derived, note = img2img_form(workflow)
-    assert "txt2img.json is a text-to-image workflow" in note
+    assert "The workflow txt2img.json is text-to-image" in note
     assert derived.graph["5"] == {"class_type": "VAEEncode", "_meta": {"title": "VAE Encode (picture to change)"},
                                   "inputs": {"pixels": ["10", 0], "vae": ["4", 2]}}
     assert derived.graph["10"]["class_type"] == "LoadImage" and derived.roles.image == ("10", "image")
