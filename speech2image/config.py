@@ -248,6 +248,11 @@ class Settings:
     seed: int = setting(-1, "Seed; -1 picks a new random seed for every image.",
                         Knob("Seed", "comfyui", job="seed", low=0, high=MAX_SEED, keep=-1, keep_in_job=True,
                              keep_means="picks a new random seed", placeholder="random"))
+    denoise: float = setting(
+        0.0, "How much of a picture a change may alter (img2img denoise, 0.05-1.0); 0 lets each request decide "
+        "(the LLM's strength, else 0.55, less for 'a little', more for 'completely').",
+        Knob("Change strength", "comfyui", job="denoise", low=0.05, high=1.0, keep=0.0, step=0.05,
+             keep_means="lets each request decide", placeholder="decided per request"))
     render_stall_s: float = setting(
         300.0, "A running render that sends no progress for this many seconds is stopped (waiting in "
         "ComfyUI's queue has no limit).")

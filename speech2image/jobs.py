@@ -39,6 +39,12 @@ class JobRequest:
     caption: str | None = None
     overrides: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)  # stages done before it came (a live transcript's asr)
+    edit_of: str | None = None  # the job whose picture to change, named by the request
+    mode: str = "auto"  # new, edit (the page's switch) or auto (the wording or the LLM decides)
+    last_picture: str | None = None  # the tab's latest picture when the job was accepted: what "edit" changes
+
+    # What the durable row keeps of a request beyond its texts.
+    KEPT = ("overrides", "edit_of", "mode", "last_picture")
 
 
 @dataclass
@@ -63,6 +69,7 @@ class Job:
     has_audio: bool = False  # a recording came with it (kept on disk until transcribed)
     submitted: dict | None = None  # server, client_id, prompt_id, graph: where ComfyUI has its render
     recovered: bool = False  # picked up after a restart
+    decision: dict | None = None  # mode (new/edit), who decided, the picture changed (or that could be), strength
 
     @property
     def session(self) -> str:
@@ -94,6 +101,8 @@ class Job:
             "notes": list(self.notes),
             "error": self.error,
             "recovered": self.recovered,
+            "decision": self.decision,
+            "edit_of": self.decision["parent"] if self.decision and self.decision["mode"] == "edit" else None,
         }
 
     def write_ahead(self) -> dict:
@@ -103,7 +112,7 @@ class Job:
             "session": request.session, "created": self.created, "stage": self.stage,
             "request": {"transcript": request.transcript, "prompt": request.prompt,
                         "negative_prompt": request.negative_prompt, "caption": request.caption,
-                        "overrides": request.overrides, "has_audio": self.has_audio},
+                        "has_audio": self.has_audio, **{name: getattr(request, name) for name in request.KEPT}},
             "settings": {name: getattr(self.settings, name) for name in KNOBS},
         }
 
@@ -113,7 +122,7 @@ class Job:
         asked = row["request"]
         request = JobRequest(session=row["session"], transcript=asked.get("transcript"), prompt=asked.get("prompt"),
                              negative_prompt=asked.get("negative_prompt"), caption=asked.get("caption"),
-                             overrides=asked.get("overrides") or {})
+                             **{name: asked[name] for name in JobRequest.KEPT if asked.get(name) is not None})
         frozen = {name: value for name, value in (row["settings"] or {}).items() if name in KNOBS}
         job = cls(id=row["id"], request=request, settings=dataclasses.replace(current, **frozen),
                   created=row["created"], stage=row["stage"], transcript=row["transcript"],

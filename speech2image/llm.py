@@ -38,6 +38,8 @@ PROMPT_SCHEMA = {
         "prompt": {"type": "string"},
         "negative_prompt": {"type": "string"},
         "caption": {"type": "string"},
+        "mode": {"type": "string", "enum": ["new", "edit"]},
+        "strength": {"type": "number"},
     },
     "required": ["prompt", "negative_prompt", "caption"],
 }
@@ -115,6 +117,12 @@ def parse_prompt_fields(text: str) -> dict:
         fields[name] = " ".join(value.split())
     if not fields.get("prompt"):
         raise LlmError("the answer has no 'prompt'")
+    # Only in answers about a picture already made: change it ("edit") or make a new one, and how much.
+    if str(data.get("mode", "")).strip().lower() in ("new", "edit"):
+        fields["mode"] = str(data["mode"]).strip().lower()
+    strength = data.get("strength")
+    if isinstance(strength, (int, float)) and not isinstance(strength, bool):
+        fields["strength"] = float(strength)
     return fields
 
 

@@ -23,13 +23,16 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from .asr import Transcriber
-from .comfy import (CLIENT_PREFIX, ComfyDiscovery, ComfyError, ComfyPool, ComfyUnavailable, RenderCancelled,
+from .comfy import (CLIENT_PREFIX, ComfyDiscovery, ComfyPool, ComfyUnavailable, RenderCancelled,
                     ServerLoad, parse_urls)
 from .config import Settings
 from .errors import BadInput, UserFacingError
 from .metrics import Metrics
 from .prompt_writer import PromptPlan, PromptWriter, caption_for
-from .jobs import ACTIVE_STAGES, RECOVERED_NOTE, EventHub, Job, JobCancelled, JobRequest
+from .durability import Durability
+from .edits import Pictures, decide
+from .img2img import img2img_form, txt2img_form
+from .jobs import ACTIVE_STAGES, EventHub, Job, JobCancelled, JobRequest
 from .store import JobHistory, OutputStore, new_job_id
 from .tts import NothingToSay, Voices
 from .workflows import RenderParams, WorkflowLibrary
@@ -37,7 +40,7 @@ from .workflows import RenderParams, WorkflowLibrary
 log = logging.getLogger(__name__)
 
 
-class Pipeline:
+class Pipeline(Durability):
     def __init__(
         self,
         transcriber: Transcriber,
@@ -77,6 +80,7 @@ class Pipeline:
         self.transcriber = transcriber
         self.voices = voices or Voices("off")
         self.settings = settings
+        self.pictures = Pictures(history, store, self.jobs_for)  # the pictures jobs change
         self.configure(settings)
 
     # --- public interface -------------------------------------------------------
@@ -110,6 +114,7 @@ class Pipeline:
         if not self.accepting:
             raise UserFacingError("the server is shutting down and takes no new jobs; jobs under way carry on "
                                   "when it is back. Try again in a moment.", code="shutting_down", status=503)
+        self.pictures.resolve(request)
         with self._lock:
             job = Job(id=new_job_id(), request=request, has_audio=request.audio is not None,
                       settings=dataclasses.replace(self.settings, **request.overrides), timings=dict(request.timings))
@@ -154,84 +159,6 @@ class Pipeline:
     def stop_started_comfyui(self) -> None:
         """Stop the ComfyUI this app started, if any; one it found running is never touched."""
         self._discovery.close()
-
-    # --- durability: write-ahead rows, recovery, shutdown -----------------------
-
-    def _accept(self, job: Job) -> None:
-        """The job's row (and its recording) on disk before anyone hears of the job."""
-        if self.history is None:
-            return
-        if job.request.audio is not None:
-            self.store.keep_upload(job.id, job.request.audio)
-        self.history.open_job(job.id, **job.write_ahead())
-
-    def _journal(self, job: Job, synced: bool = True, **values) -> None:
-        if self.history is not None and not job.finished:
-            self.history.update_job(job.id, synced=synced, **values)
-
-    def recover(self) -> list[Job]:
-        """Pick up the jobs a previous run left in flight; they run in the background. Call once, at start."""
-        if self.history is None:
-            return []
-        self.store.clean_partial()
-        jobs = []
-        for row in self.history.in_flight():
-            try:
-                job = Job.from_row(row, self.settings)
-            except Exception:
-                log.exception("job %s: its row could not be read; it is left in the database", row.get("id"))
-                continue
-            with self._lock:
-                if job.id in self._jobs:
-                    continue
-                self._jobs[job.id] = job
-            if RECOVERED_NOTE not in job.notes:
-                job.notes.append(RECOVERED_NOTE)
-            jobs.append(job)
-            log.info("job %s: recovering from stage %s%s", job.id, job.stage,
-                     f" (ComfyUI prompt {job.submitted['prompt_id']} at {job.submitted['server']})"
-                     if job.submitted else "")
-            self.metrics.job_started()
-            self._executor.submit(self._run, job)
-        return jobs
-
-    def stop_accepting(self) -> None:
-        self.accepting = False
-
-    def wait_for_saves(self, timeout_s: float) -> bool:
-        """Shutting down: wait while a job is saving its result or carrying out a cancel; True when none is."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._lock:
-                busy = [j for j in self._jobs.values() if not j.finished and
-                        (j.stage == "saving" or j.cancel_event.is_set())]
-            if not busy:
-                return True
-            time.sleep(0.05)
-        return False
-
-    def unfinished(self) -> list[Job]:
-        with self._lock:
-            return [j for j in self._jobs.values() if not j.finished]
-
-    def orphans(self) -> dict[str, list[str]]:
-        """Prompts in ComfyUI's queues that carry this instance's client id but belong to no job of ours."""
-        return self.comfy.orphans(self._known_prompts)
-
-    def _known_prompts(self) -> set[str]:
-        known = self.history.in_flight_prompts() if self.history is not None else set()
-        return known | {j.submitted["prompt_id"] for j in self.unfinished() if j.submitted}
-
-    def _cancel_in_comfy(self, job: Job) -> None:
-        """A cancel asked for before a restart, carried out on the prompt ComfyUI still has."""
-        submitted = job.submitted
-        client = self.comfy.client_for(submitted["server"])
-        try:
-            outcome = client.cancel(submitted["prompt_id"], wait_s=10.0)
-            log.info("job %s: cancelled in ComfyUI after the restart (%s)", job.id, outcome)
-        except ComfyError as exc:
-            log.warning("job %s: could not cancel its ComfyUI prompt %s: %s", job.id, submitted["prompt_id"],
-                        exc.message)
 
     # --- running a job --------------------------------------------------------
 
@@ -358,6 +285,8 @@ class Pipeline:
         job.plan = self.prompt_writer.write(
             job.transcript, preset=job.settings.llm_preset, session=job.session, model=job.settings.llm_model or None,
             on_token=lambda text: self._emit(job, {"type": "token", "text": text}),
+            can_edit=bool(request.edit_of or request.last_picture),
+            base=self.pictures.base(request.edit_of) if request.edit_of else None,
         )
         job.timings["prompt"] = time.perf_counter() - t0
         self._journal(job, plan=job.plan.to_dict(), timings=job.timings)
@@ -402,6 +331,12 @@ class Pipeline:
         settings, plan = job.settings, job.plan
         workflow = self.workflows.load(settings.workflow)
         params = RenderParams.from_settings(plan.prompt, plan.negative_prompt, settings)
+        job.decision = decide(job.request, plan, settings)
+        self._emit(job, {"type": "decision", "decision": job.decision})
+        if job.decision["mode"] == "edit":
+            workflow, params = self._as_edit(job, workflow, params)
+        else:
+            workflow, params.denoise = txt2img_form(workflow), None
         t0 = time.perf_counter()
         on_event = lambda event: self._render_event(job, event)  # noqa: E731
         try:
@@ -418,6 +353,8 @@ class Pipeline:
         size = self.store.save_image(job.id, rendered.image, {
             "transcript": job.transcript, "prompt": plan.prompt, "negative_prompt": plan.negative_prompt,
             "caption": plan.caption, "comfyui_prompt_id": rendered.prompt_id, **rendered.used,
+            **({"edit_of": job.decision["parent"], "strength": job.decision["strength"]}
+               if job.decision["mode"] == "edit" else {}),
         }, rendered.graph)
         job.timings["save"] = time.perf_counter() - t1
         job.render.update(size)
@@ -425,6 +362,16 @@ class Pipeline:
         job.thumb_url = f"/outputs/{job.id}.thumb.jpg"
         self._emit(job, {"type": "image", "url": job.image_url, "thumb_url": job.thumb_url, "render": job.render,
                          "notes": list(job.notes)})
+
+    def _as_edit(self, job: Job, workflow, params: RenderParams):
+        """The img2img form of the workflow, and the parent's picture, seed and strength; its own size."""
+        parent = job.decision["parent"]
+        workflow, note = img2img_form(workflow)
+        if note and note not in job.notes:
+            job.notes.append(note)
+        seed = params.seed if params.seed is not None else self.pictures.seed(parent)
+        return workflow, dataclasses.replace(params, image_data=self.pictures.png(parent), image_name=f"{parent}.png",
+                                             denoise=job.decision["strength"], width=None, height=None, seed=seed)
 
     def _render_event(self, job: Job, event: dict) -> None:
         """ComfyUI's progress, already in the page's terms, onto the job and its tab."""

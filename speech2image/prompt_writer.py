@@ -59,6 +59,8 @@ class PromptPlan:
     server: str | None = None
     notice: str | None = None  # why the plan was written offline, for the page
     elapsed_s: float = 0.0
+    mode: str | None = None  # in a tab with a picture: "edit" (change it) or "new"; None: no picture to change
+    strength: float | None = None  # for an edit: how much may change (img2img denoise)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -141,6 +143,50 @@ def looks_like_refinement(transcript: str) -> bool:
     return bool(_REFINEMENT.match(" ".join(transcript.split())))
 
 
+# Wording that asks to change the picture in view rather than for a new one ("make it at night",
+# "make the barn blue", "now with snow", "add a moon", "a dog instead", "more clouds").
+_EDIT_CUE = re.compile(
+    r"^(?:(?:and|okay|ok|so|but|also|then|please|now|can you|could you|would you)[\s,]+)*"
+    r"(?:now|make (?:it|them|this|that|the|him|her)|turn (?:it|them|this|the)|add|remove|change|instead|more|less|"
+    r"put|give (?:it|them|the)|without|same (?:thing|picture|one) but)\b|\binstead\b",
+    re.IGNORECASE,
+)
+_SMALL_CHANGE = re.compile(r"\b(?:a (?:little|bit|touch|tad)|slightly|subtly|subtle|a little bit|just a|barely)\b",
+                           re.IGNORECASE)
+_BIG_CHANGE = re.compile(r"\b(?:completely|totally|entirely|drastically|radically|very different|instead)\b",
+                         re.IGNORECASE)
+DEFAULT_STRENGTH = 0.55
+STRENGTH_RANGE = (0.2, 0.9)  # what the wording or the LLM may ask for; a job's own denoise may go further
+
+
+def edit_cue(transcript: str) -> bool:
+    return bool(_EDIT_CUE.search(" ".join(transcript.split())))
+
+
+def strength_for(transcript: str) -> float:
+    """How much a change may alter, from its wording: a little 0.35, completely 0.75, else 0.55."""
+    if _SMALL_CHANGE.search(transcript):
+        return 0.35
+    if _BIG_CHANGE.search(transcript):
+        return 0.75
+    return DEFAULT_STRENGTH
+
+
+def clamp_strength(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return round(min(STRENGTH_RANGE[1], max(STRENGTH_RANGE[0], float(value))), 2)
+
+
+def subject_of(prompt: str) -> str:
+    """What a prompt the offline rewriter wrote was about, without the style and quality words it added."""
+    for preset in PRESETS.values():
+        suffix = f", {preset.style_words}, {QUALITY_WORDS}"
+        if prompt.endswith(suffix):
+            return prompt[: -len(suffix)]
+    return prompt
+
+
 def caption_for(subject: str) -> str:
     subject = subject.rstrip(".!?")
     if _ARTICLE.match(subject):
@@ -151,10 +197,12 @@ def caption_for(subject: str) -> str:
 class OfflineRewriter:
     """Deterministic rewriter: keeps every content word, adds only style and quality words."""
 
-    def rewrite(self, transcript: str, preset: Preset, previous_subject: str | None = None) -> tuple[str, PromptPlan]:
-        """Returns (subject, plan); the subject is kept so a follow-up can extend it."""
+    def rewrite(self, transcript: str, preset: Preset, previous_subject: str | None = None,
+                follow_up: bool = False) -> tuple[str, PromptPlan]:
+        """Returns (subject, plan); the subject is kept so a follow-up can extend it. ``follow_up``: the
+        transcript changes the previous subject whatever its wording (a change of a chosen picture)."""
         started = time.perf_counter()
-        if previous_subject and looks_like_refinement(transcript):
+        if previous_subject and (follow_up or looks_like_refinement(transcript)):
             change = clean_request(_REFINEMENT_LEAD.sub("", " ".join(transcript.split())))
             subject = f"{previous_subject}, {change}" if change else previous_subject
         else:
@@ -244,15 +292,25 @@ class PromptWriter:
         session: str | None = None,
         model: str | None = None,
         on_token: Callable[[str], None] | None = None,
+        can_edit: bool = False,
+        base: Turn | None = None,
     ) -> PromptPlan:
+        """``can_edit``: the tab has a picture, so the plan says whether to change it (``mode``, ``strength``);
+        ``base``: the picture's own turn, when a chosen picture is being changed."""
         transcript = " ".join((transcript or "").split())
         if not transcript:
             raise BadInput("the transcript is empty: record or type a request first", code="empty_transcript")
         chosen = get_preset(preset)
         started = time.perf_counter()
-        last = self.history.last(session)
-        previous = last if last and looks_like_refinement(transcript) else None
-        subject, offline_plan = self.offline.rewrite(transcript, chosen, previous.subject if previous else None)
+        last = base or self.history.last(session)
+        wants_edit = can_edit and edit_cue(transcript)
+        follows = base is not None or looks_like_refinement(transcript) or wants_edit
+        previous = last if last and follows else None
+        subject, offline_plan = self.offline.rewrite(transcript, chosen, previous.subject if previous else None,
+                                                     follow_up=base is not None or wants_edit)
+        if can_edit or base is not None:
+            offline_plan.mode = "edit" if wants_edit or base is not None else "new"
+            offline_plan.strength = strength_for(transcript) if offline_plan.mode == "edit" else None
 
         plan, notice = None, None
         if self.client is None or self.client.off:
@@ -267,6 +325,10 @@ class PromptWriter:
                 notice = f"Written offline: {exc.message}."
             else:
                 plan = self.checked_plan(fields, subject, offline_plan, model_id, server)
+                if plan is not offline_plan and offline_plan.mode is not None:
+                    plan.mode = fields.get("mode") or offline_plan.mode
+                    plan.strength = (clamp_strength(fields.get("strength")) or offline_plan.strength
+                                     if plan.mode == "edit" else None)
         if plan is None:
             plan = offline_plan
             plan.notice = notice

@@ -101,6 +101,13 @@ class OutputStore:
         self._write(self.path(job_id, "thumb.jpg"), jpg.getvalue())
         return {"width": image.width, "height": image.height}
 
+    def image(self, job_id: str) -> bytes | None:
+        """A finished picture's PNG, to change it; None when its file is gone."""
+        try:
+            return self.path(job_id, "png").read_bytes()
+        except OSError:
+            return None
+
     def save_audio(self, job_id: str, wav: bytes) -> None:
         self._write(self.path(job_id, "wav"), wav)
 
@@ -152,6 +159,8 @@ MIGRATIONS = (
      " transcript TEXT, plan TEXT, render TEXT, server TEXT, client_id TEXT, prompt_id TEXT, graph TEXT,"
      " cancel_requested INTEGER NOT NULL DEFAULT 0, timings TEXT, notes TEXT)",
      "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"),
+    # 3: how a job was decided (new picture or a change of another, with its strength): the gallery's chains.
+    ("ALTER TABLE jobs ADD COLUMN decision TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -168,8 +177,8 @@ class JobHistory:
 
     COLUMNS = ("id", "session", "created", "finished", "stage", "transcript", "prompt", "negative_prompt",
                "caption", "prompt_source", "render", "image_url", "thumb_url", "audio_url", "timings", "notes",
-               "error")
-    JSON_COLUMNS = ("render", "timings", "notes", "error")
+               "error", "decision")
+    JSON_COLUMNS = ("render", "timings", "notes", "error", "decision")
     IN_FLIGHT_COLUMNS = ("session", "created", "stage", "request", "settings", "transcript", "plan", "render",
                          "server", "client_id", "prompt_id", "graph", "cancel_requested", "timings", "notes")
     IN_FLIGHT_JSON = ("request", "settings", "plan", "render", "graph", "timings", "notes")
@@ -284,6 +293,8 @@ class JobHistory:
             entry[name] = json.loads(entry[name]) if entry[name] else None
         entry["job_id"] = entry.pop("id")
         entry.pop("session", None)
+        decision = entry.get("decision")
+        entry["edit_of"] = decision["parent"] if decision and decision.get("mode") == "edit" else None
         return entry
 
     def list(self, limit: int = 50, before: float | None = None, only_images: bool = False) -> list[dict]:
@@ -299,6 +310,30 @@ class JobHistory:
         with closing(self._connect()) as db:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return self._entry(row) if row else None
+
+    def last_picture(self, session: str) -> str | None:
+        """The newest picture a browser tab made: what a follow-up such as "make it at night" changes."""
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT id FROM jobs WHERE session = ? AND image_url IS NOT NULL "
+                             "ORDER BY finished DESC LIMIT 1", (session,)).fetchone()
+        return row[0] if row else None
+
+    def chain(self, job_id: str, limit: int = 50) -> list[dict]:
+        """The pictures a picture was changed from, its parent first; a deleted one ends the chain there
+        (its id is kept, with ``missing``)."""
+        chain, seen = [], {job_id}
+        entry = self.get(job_id)
+        while entry and entry["edit_of"] and len(chain) < limit:
+            parent_id = entry["edit_of"]
+            if parent_id in seen:
+                break
+            seen.add(parent_id)
+            entry = self.get(parent_id)
+            strength = (entry or {}).get("decision") or {}
+            chain.append({"job_id": parent_id, "missing": True} if entry is None else {
+                "job_id": parent_id, "thumb_url": entry["thumb_url"], "image_url": entry["image_url"],
+                "prompt": entry["prompt"], "edit_of": entry["edit_of"], "strength": strength.get("strength")})
+        return chain
 
     def delete(self, job_id: str) -> bool:
         with closing(self._connect()) as db, db:

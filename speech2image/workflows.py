@@ -22,7 +22,10 @@ from .errors import UserFacingError
 OUTPUT_CLASSES = ("SaveImage", "PreviewImage", "SaveImageWebsocket")
 TEXT_INPUTS = ("text", "text_g", "text_l", "prompt")
 ROLE_NAMES = ("sampler", "positive", "negative", "latent", "checkpoint", "output", "seed", "steps", "cfg",
-              "sampler_name")
+              "sampler_name", "image", "denoise")
+# Inputs a picture's latent passes through on its way to the sampler, and the picture to its encoder.
+LATENT_LINKS = ("samples", "latent", "latent_image")
+PIXEL_LINKS = ("pixels", "image", "images")
 MAX_WORKFLOW_BYTES = 2 * 1024 * 1024
 MAX_NODES = 500
 
@@ -50,6 +53,8 @@ class Roles:
     sampler_name: tuple[str, str] | None = None
     latent: str | None = None
     checkpoint: tuple[str, str] | None = None
+    image: tuple[str, str] | None = None  # the LoadImage whose picture the encoder turns into the sampler's latent
+    denoise: tuple[str, str] | None = None
 
     def describe(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -225,7 +230,15 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
 
     latent_start = str(mapping["latent"]) if "latent" in mapping else g.link(sampler, "latent_image")
     latent = g.follow(latent_start, lambda node: "width" in node["inputs"] and "height" in node["inputs"],
-                      ("samples", "latent", "latent_image"))
+                      LATENT_LINKS)
+    # img2img and inpaint graphs: LoadImage -> VAEEncode (or VAEEncodeForInpaint...) -> the sampler's latent.
+    if "image" in mapping:
+        image_node = str(mapping["image"])
+    else:
+        image_node = g.follow(g.link(sampler, "latent_image"), lambda node: isinstance(node["inputs"].get("image"), str),
+                              LATENT_LINKS + PIXEL_LINKS)
+    image = (image_node, "image") if image_node and isinstance(graph[image_node]["inputs"].get("image"), str) else None
+    denoise = value_on([mapping.get("denoise") and str(mapping["denoise"]), sampler, scheduler], ("denoise",))
 
     if "checkpoint" in mapping:
         checkpoint_node = str(mapping["checkpoint"])
@@ -235,7 +248,8 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
     checkpoint = (checkpoint_node, "ckpt_name") if checkpoint_node and "ckpt_name" in graph[checkpoint_node]["inputs"] else None
 
     return Roles(sampler=sampler, positive=positive, negative=negative, output=output, seed=seed,
-                 steps=steps, cfg=cfg, sampler_name=sampler_name, latent=latent, checkpoint=checkpoint)
+                 steps=steps, cfg=cfg, sampler_name=sampler_name, latent=latent, checkpoint=checkpoint, image=image,
+                 denoise=denoise)
 
 
 def _by_title(graph: dict) -> tuple[str, str] | None:
@@ -285,6 +299,10 @@ class RenderParams:
     width: int | None = None
     height: int | None = None
     checkpoint: str | None = None
+    denoise: float | None = None  # how much of a picture may change; only with ``image``
+    image: str | None = None  # the picture to change, as ComfyUI names it once uploaded ("speech2image/x.png")
+    image_data: bytes | None = field(default=None, repr=False)  # that picture's PNG, to upload to the server
+    image_name: str | None = None  # our name for it there
     filename_prefix: str = "speech2image"
 
     @classmethod
@@ -298,6 +316,26 @@ class RenderParams:
                 keep = knob.keep if knob.keep is not None else ""
                 values[f.name] = None if value == keep else value
         return cls(prompt_text=prompt_text, negative_text=negative_text, **values)
+
+
+def fill_picture(graph: dict, roles: Roles, params: RenderParams, used: dict) -> dict:
+    """The picture to change and its strength; a sampler without denoise (KSamplerAdvanced) skips
+    the first (1 - strength) of its steps instead, which is what denoise means."""
+    if roles.image is None:
+        raise WorkflowError("this workflow has no picture input (LoadImage) to change", code="not_img2img")
+    graph[roles.image[0]]["inputs"][roles.image[1]] = params.image
+    if params.denoise is None:
+        return {}
+    if roles.denoise is not None:
+        graph[roles.denoise[0]]["inputs"][roles.denoise[1]] = params.denoise
+        return {"denoise": params.denoise}
+    sampler = graph[roles.sampler]["inputs"]
+    steps = used.get("steps")
+    if "start_at_step" in sampler and isinstance(steps, int):
+        sampler["start_at_step"] = round(steps * (1 - params.denoise))
+        return {"denoise": params.denoise}
+    raise WorkflowError("this workflow's sampler has no denoise input, so how much of the picture may change "
+                        "cannot be set; use workflows/img2img.json or a KSampler", code="not_img2img")
 
 
 def fill(workflow: Workflow, params: RenderParams) -> tuple[dict, dict]:
@@ -322,6 +360,8 @@ def fill(workflow: Workflow, params: RenderParams) -> tuple[dict, dict]:
         if spot is not None and value is not None:
             put(spot, value)
             used[key] = value
+    if params.image is not None:
+        used.update(fill_picture(graph, roles, params, used))
     output_inputs = graph[roles.output]["inputs"]
     if "filename_prefix" in output_inputs:
         output_inputs["filename_prefix"] = params.filename_prefix

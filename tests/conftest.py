@@ -17,6 +17,7 @@ pytest.register_assert_rewrite("tests.support")  # asserts in the helpers explai
 from speech2image import create_app  # noqa: E402
 
 from .support import speech  # noqa: E402
+from .support.browser import CHROMIUM  # noqa: E402
 from .support.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
 from .support.fake_llm import FakeLlmServer  # noqa: E402
 from .support.live import LiveServer  # noqa: E402
@@ -56,6 +57,17 @@ def fake_llm():
     """A fake OpenAI-compatible server with its default behaviour; tests may change ``.behaviour``."""
     with FakeLlmServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    """Playwright driving Debian's chromium (tests/support/browser.py launches it)."""
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed (scripts/test.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
 
 
 @pytest.fixture(scope="session")

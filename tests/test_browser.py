@@ -4,12 +4,12 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
 
 import pytest
 import requests
 
 from .support import speech
+from .support.browser import launch, speaking_page
 from .support.data import SHIPPED
 from .support.app_process import AppProcess
 from .support.fake_comfy import FakeComfyUI, Knobs
@@ -17,41 +17,6 @@ from .support.fake_llm import FakeLlmServer
 from .support.live import LiveServer
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-BASE_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--use-fake-device-for-media-stream",
-]
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed (scripts/test.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-def launch(playwright, *extra_args):
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BASE_ARGS + list(extra_args))
-
-
-def speaking_page(playwright, clips_dir, said: str, name: str, tail_s: float, **page_options):
-    """A browser whose fake microphone says ``said`` then stays quiet ``tail_s`` (the device loops
-    its file): (browser, page, the spoken WAV)."""
-    wav = speech.piper_wav(said, clips_dir / f"{name}.wav")
-    padded = speech.pad_wav(wav, clips_dir / f"{name}-mic.wav", lead_s=0.3, tail_s=tail_s)
-    browser = launch(playwright, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-audio-capture={padded}")
-    page = browser.new_page(bypass_csp=True, **page_options)
-    return browser, page, wav
-
 
 # Records every stage label the page shows, so a test can check none was skipped.
 WATCH_STAGES = """

@@ -299,11 +299,12 @@ def test_database_of_the_first_release_is_upgraded_and_keeps_its_history(tmp_pat
     db.commit()
     db.close()
     history = JobHistory(path)
-    assert history.schema_version() == SCHEMA_VERSION == 2
+    assert history.schema_version() == SCHEMA_VERSION == 3
     with sqlite3.connect(path) as check:
         assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     [old] = history.list()
     assert old["job_id"] == "0123456789abcdef0123456789abcdef" and old["render"] == {"seed": 5}
+    assert old["decision"] is None and old["edit_of"] is None  # schema 3: a picture of the first release is a new one
     history.open_job("f" * 32, session="s", stage="pending", request={"prompt": "x"}, settings={})
     assert [row["id"] for row in history.in_flight()] == ["f" * 32]
     history.record({"job_id": "f" * 32, "stage": "done", "created": 3.0}, "s", 4.0)

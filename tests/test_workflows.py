@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from speech2image.img2img import img2img_form, txt2img_form
 from speech2image.workflows import RenderParams, WorkflowError, WorkflowLibrary, fill, load_workflow
 
 from .support.data import ROOT, SHIPPED
@@ -194,3 +195,83 @@ def test_upload_on_the_page(make_app):
                              content_type="multipart/form-data")
     assert "could not find the output image node" in unmappable.get_json()["error"]["message"]
     assert client.post("/api/workflows").status_code == 400
+
+
+# --- the image-to-image form (changing a picture) ---------------------------------------------
+
+IMG2IMG = json.loads((ROOT / "workflows" / "img2img.json").read_text())
+
+
+def changed(workflow, **params):
+    """The graph as a change of a picture fills it: the uploaded picture's name and the strength."""
+    return fill(workflow, RenderParams(prompt_text="p", image="speech2image/abc.png", **params))
+
+
+def test_shipped_img2img_workflow_is_recognised_and_used_as_it_is():
+    workflow = load_workflow(json.dumps(IMG2IMG), "img2img.json")
+    assert workflow.roles.image == ("10", "image") and workflow.roles.denoise == ("3", "denoise")
+    assert workflow.roles.latent is None
+    same, note = img2img_form(workflow)
+    assert same is workflow and note is None
+    graph, used = changed(workflow, denoise=0.3, seed=8)
+    assert graph["10"]["inputs"]["image"] == "speech2image/abc.png" and graph["3"]["inputs"]["denoise"] == 0.3
+    assert used["denoise"] == 0.3 and used["seed"] == 8
+
+
+def test_shipped_txt2img_workflow_gets_its_img2img_form_with_its_own_vae():
+    workflow = load_workflow(json.dumps(SHIPPED), "txt2img.json")
+    derived, note = img2img_form(workflow)
+    assert "The workflow txt2img.json is text-to-image" in note
+    assert derived.graph["5"] == {"class_type": "VAEEncode", "_meta": {"title": "VAE Encode (picture to change)"},
+                                  "inputs": {"pixels": ["10", 0], "vae": ["4", 2]}}
+    assert derived.graph["10"]["class_type"] == "LoadImage" and derived.roles.image == ("10", "image")
+    assert derived.roles.latent is None and "width" not in derived.defaults
+    assert workflow.graph["5"]["class_type"] == "EmptyLatentImage"  # the workflow itself is left alone
+    graph, used = changed(derived, denoise=0.55, width=512, height=512)
+    assert graph["3"]["inputs"]["latent_image"] == ["5", 0] and graph["3"]["inputs"]["denoise"] == 0.55
+    assert "width" not in used  # the picture's own size: nothing to set
+    # the derived graph is what infer_roles itself finds in such a graph
+    assert load_workflow(json.dumps(derived.graph), "again.json").roles.image == ("10", "image")
+
+
+def test_flux_style_graph_is_derived_with_its_vae_loader_and_scheduler_denoise():
+    derived, note = img2img_form(load_workflow(json.dumps(CUSTOM_SAMPLER_GRAPH), "flux.json"))
+    assert note and derived.graph["10"]["class_type"] == "VAEEncode"
+    assert derived.graph["10"]["inputs"]["vae"] == ["3", 0]  # the VAELoader its decoder uses
+    assert derived.graph["14"]["class_type"] == "LoadImage"
+    graph, used = changed(derived, denoise=0.4)
+    assert graph["9"]["inputs"]["denoise"] == 0.4 and graph["14"]["inputs"]["image"] == "speech2image/abc.png"
+
+
+def test_ksampler_advanced_takes_the_strength_as_skipped_steps():
+    derived, _ = img2img_form(load_workflow(json.dumps(LORA_GRAPH), "lora.json"))
+    assert derived.graph["30"]["inputs"]["vae"] == ["10", 2]
+    graph, used = changed(derived, denoise=0.4)
+    assert graph["40"]["inputs"]["start_at_step"] == 18 and used["denoise"] == 0.4  # 30 steps, the last 40 %
+
+
+def test_an_inpaint_graph_and_a_mapping_name_the_picture():
+    graph = json.loads(json.dumps(IMG2IMG))
+    graph["11"] = {"class_type": "VAEEncodeForInpaint", "inputs": {"pixels": ["10", 0], "mask": ["10", 1],
+                                                                   "vae": ["4", 2], "grow_mask_by": 6}}
+    assert load_workflow(json.dumps(graph), "inpaint.json").roles.image == ("10", "image")
+    graph["12"] = {"class_type": "LoadImage", "inputs": {"image": "other.png"}}
+    mapped = load_workflow(json.dumps(graph), "inpaint.json", {"image": "12", "denoise": "3"})
+    assert mapped.roles.image == ("12", "image") and mapped.roles.denoise == ("3", "denoise")
+
+
+def test_a_new_picture_from_an_img2img_only_workflow_gets_an_empty_latent():
+    workflow = txt2img_form(load_workflow(json.dumps(IMG2IMG), "img2img.json"))
+    assert workflow.graph["11"]["class_type"] == "EmptyLatentImage" and "10" not in workflow.graph
+    assert workflow.graph["3"]["inputs"]["denoise"] == 1.0 and workflow.roles.latent == "11"
+    graph, used = fill(workflow, RenderParams(prompt_text="p", width=640, height=384))
+    assert (graph["11"]["inputs"]["width"], graph["11"]["inputs"]["height"]) == (640, 384)
+
+
+def test_graphs_that_cannot_change_a_picture_say_why():
+    no_latent = {k: v for k, v in SHIPPED.items() if k != "5"}
+    no_latent["3"] = {**SHIPPED["3"], "inputs": {**SHIPPED["3"]["inputs"], "latent_image": 0}}
+    with pytest.raises(WorkflowError, match="does not lead to an empty latent"):
+        img2img_form(load_workflow(json.dumps(no_latent), "odd.json"))
+    with pytest.raises(WorkflowError, match="no picture input"):
+        changed(load_workflow(json.dumps(SHIPPED), "txt2img.json"), denoise=0.5)

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 # Our prompts' client ids start with this (then the instance's id): ComfyUI's queue shows whose they are.
 CLIENT_PREFIX = "s2i-"
 
+# Pictures we upload to change them go into this subfolder of ComfyUI's input folder.
+PICTURE_SUBFOLDER = "speech2image"
+
 # Settings whose choices are a node input's list in ComfyUI's /object_info.
 CHOICE_INPUTS = {"samplers": ("KSampler", "sampler_name")}
 
@@ -139,6 +142,27 @@ class ComfyClient:
         if response.status_code != 200:
             raise ComfyError(f"ComfyUI could not send the image {filename} (HTTP {response.status_code})")
         return response.content
+
+    def upload_image(self, data: bytes, name: str, subfolder: str = PICTURE_SUBFOLDER) -> str:
+        """Put a picture into ComfyUI's input folder for LoadImage; answers the name LoadImage takes
+        ("subfolder/name"). Never overwrites: ComfyUI keeps a file with the same name and bytes as it
+        is, and saves other bytes as "name (1).png" (tests/comfyui_traces/upload_image.json)."""
+        response = self._request("POST", "/upload/image", files={"image": (name, data, "image/png")},
+                                 data={"type": "input", "subfolder": subfolder}, timeout=max(self.http_timeout_s, 30.0))
+        if response.status_code in (404, 405):
+            raise ComfyError(f"ComfyUI at {self.base_url} has no /upload/image, so the picture to change cannot be "
+                             "sent to it; update ComfyUI", code="comfyui_upload_refused")
+        try:
+            answer = response.json() if response.status_code == 200 else None
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or not isinstance(answer.get("name"), str):
+            detail = response.text[:200].strip() or response.reason
+            raise ComfyError(f"ComfyUI at {self.base_url} refused the upload of the picture to change "
+                             f"(HTTP {response.status_code}{': ' + detail if detail else ''})",
+                             code="comfyui_upload_refused")
+        folder = answer.get("subfolder") or ""
+        return f"{folder}/{answer['name']}" if folder else answer["name"]
 
     def submit(self, graph: dict, client_id: str, prompt_id: str) -> dict:
         response = self._request("POST", "/prompt", json={"prompt": graph, "client_id": client_id, "prompt_id": prompt_id})

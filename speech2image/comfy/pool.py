@@ -6,7 +6,6 @@ for the ComfyUI on this computer each time (the answer is remembered a few minut
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
 import logging
 import threading
@@ -18,10 +17,9 @@ from typing import Callable
 from ..workflows import RenderParams, Workflow, fill
 from .client import CLIENT_PREFIX, ComfyClient
 from .discovery import ComfyDiscovery, device_kind
+from .events import RenderEvents
 from .protocol import START_HINT, ComfyError, ComfyUnavailable, PromptLost
 
-PREVIEW_INTERVAL_S = 0.15
-ETA_AFTER_STEPS = 3  # sampler steps seen before the time left is estimated
 # Seconds per sampler step per megapixel on a CPU, until one render on that server has been timed:
 # SD 1.5 on a typical desktop CPU (512x512 at 20 steps: about 105 s). The warning comes above CPU_WARN_S.
 CPU_S_PER_STEP_PER_MEGAPIXEL = 20.0
@@ -76,63 +74,6 @@ def _lost(message: str, after_submit: bool) -> ComfyUnavailable:
     error = ComfyUnavailable(message)
     error.after_submit = after_submit
     return error
-
-
-class StepClock:
-    """Seconds per sampler step, from the last few steps of the node sampling now, and from that the
-    time its remaining steps will take. The first step (which may include loading the model) is not timed."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 5):
-        self.clock = clock
-        self.window = window
-        self.node: str | None = None
-        self.last: tuple[float, float] | None = None  # (time, step) of the previous progress message
-        self.intervals: list[float] = []
-        self.seconds_per_step: float | None = None  # the latest measure, kept after the node ends
-
-    def step(self, node: str, value: float, maximum: float) -> float | None:
-        """The seconds left for this node's remaining steps; None until enough steps were timed."""
-        now = self.clock()
-        if node != self.node or self.last is None or value <= self.last[1]:
-            self.node, self.intervals = node, []  # a new sampler (or it started over)
-        else:
-            self.intervals = (self.intervals + [(now - self.last[0]) / (value - self.last[1])])[-self.window:]
-        self.last = (now, value)
-        if len(self.intervals) < ETA_AFTER_STEPS - 1:
-            return None
-        self.seconds_per_step = sum(self.intervals) / len(self.intervals)
-        return max(0.0, (maximum - value) * self.seconds_per_step)
-
-
-class RenderEvents:
-    """ComfyUI's progress in the page's terms: node titles instead of ids, previews as data URLs
-    at most every PREVIEW_INTERVAL_S (a fast sampler sends more than a browser wants to draw), and
-    the time left (``eta_s``) once a few sampler steps have been timed."""
-
-    def __init__(self, workflow: Workflow, emit: Callable[[dict], None]):
-        self.workflow = workflow
-        self.emit = emit
-        self.last_preview = 0.0
-        self.steps = StepClock()
-
-    def __call__(self, event: dict) -> None:
-        kind = event["type"]
-        if kind == "preview":
-            now = time.monotonic()
-            if now - self.last_preview < PREVIEW_INTERVAL_S:
-                return
-            self.last_preview = now
-            encoded = base64.b64encode(event["image"]).decode("ascii")
-            event = {"type": "preview", "url": f"data:{event['mime']};base64,{encoded}"}
-        elif kind == "node":
-            node = self.workflow.graph.get(event["node"], {})
-            event = {**event, "class_type": node.get("class_type"),
-                     "title": (node.get("_meta") or {}).get("title") or node.get("class_type")}
-        elif kind == "progress" and event.get("max"):
-            eta = self.steps.step(event["node"], event["value"], event["max"])
-            if eta is not None:
-                event = {**event, "eta_s": round(eta, 1)}
-        self.emit(event)
 
 
 class ComfyPool:
@@ -380,6 +321,16 @@ class ComfyPool:
             log.warning("%s dropped out, resubmitting to %s", client.base_url, other.base_url)
             return self._render_on(other, workflow, params, events, cancel)
 
+    @staticmethod
+    def _upload_picture(client: ComfyClient, workflow: Workflow, params: RenderParams) -> str:
+        """The picture to change, sent to the server that renders the job (again after a failover)."""
+        used = {node["class_type"] for node in workflow.graph.values()}
+        missing = client.missing_nodes(used & {"LoadImage", "VAEEncode"})
+        if missing:
+            raise ComfyError(f"ComfyUI at {client.base_url} lacks {' and '.join(missing)}, which changing a picture "
+                             "needs", code="comfyui_missing_nodes")
+        return client.upload_image(params.image_data, params.image_name)
+
     def _render_on(self, client: ComfyClient, workflow: Workflow, params: RenderParams, events: RenderEvents,
                    cancel) -> Rendered:
         try:
@@ -389,7 +340,8 @@ class ComfyPool:
             checkpoint, note = self.choose_checkpoint(client, workflow, params.checkpoint)
             if note:
                 events.emit({"type": "note", "text": note})
-            graph, used = fill(workflow, dataclasses.replace(params, checkpoint=checkpoint))
+            image = self._upload_picture(client, workflow, params) if params.image_data is not None else params.image
+            graph, used = fill(workflow, dataclasses.replace(params, checkpoint=checkpoint, image=image))
             # A failover keeps the seed the first server was given, so the picture is the same one.
             params.seed = used.get("seed", params.seed)
             used = {"workflow": workflow.name, "server": client.base_url, **used}

@@ -87,6 +87,9 @@ def describe_validation_error(body: dict) -> str:
                              + (", ".join(available) if available else "none (put a model in ComfyUI/models/checkpoints)"))
             elif item.get("type") == "value_not_in_list":
                 parts.append(f"{class_type} (node {node_id}): {item.get('details') or item.get('message')}")
+            elif item.get("type") == "custom_validation_failed" and "Invalid image file" in str(item.get("details")):
+                parts.append(f"it cannot find the picture to change ({class_type}, node {node_id}: "
+                             f"{str(item['details']).split(' - ', 1)[-1]}); was it removed from ComfyUI's input folder?")
             elif item.get("type") == "required_input_missing":
                 parts.append(f"{class_type} (node {node_id}) is missing its required input '{item.get('details')}'")
             else:

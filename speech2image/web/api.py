@@ -182,7 +182,9 @@ def job_request_from(values: dict, session: str, audio: bytes | None) -> JobRequ
     """Validate the optional job fields; form values arrive as strings, JSON ones typed."""
     texts = {name: optional_text(values, name, limit) for name, limit in TEXT_FIELDS.items()}
     overrides = current_runtime().job_overrides(values)
-    return JobRequest(session=session, audio=audio, overrides=overrides, **texts)
+    # edit_of: the job whose picture to change; mode: new, edit (the tab's last picture) or auto (the wording decides)
+    return JobRequest(session=session, audio=audio, overrides=overrides, edit_of=optional_text(values, "edit_of", 64),
+                      mode=optional_text(values, "mode", 10) or "auto", **texts)
 
 
 def session_of(values: dict) -> str:
@@ -333,7 +335,9 @@ def gallery_entry_or_404(job_id: str) -> dict:
 
 @bp.get("/gallery/<job_id>")
 def gallery_entry(job_id):
-    return jsonify(gallery_entry_or_404(job_id))
+    """One entry, with ``chain``: the pictures it was changed from, its parent first."""
+    entry = gallery_entry_or_404(job_id)
+    return jsonify({**entry, "chain": current_runtime().history.chain(job_id)})
 
 
 @bp.delete("/gallery/<job_id>")

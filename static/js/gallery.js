@@ -3,6 +3,7 @@
 
 import { api, jsonPost } from "./api.js";
 import { showError, showMessage, ui } from "./dom.js";
+import { chooseTarget, loadChain, showDecision } from "./edit.js";
 import { busy, jobFields, jobOptions, startJob } from "./job.js";
 import { drawStages, setStage, showBar } from "./progress.js";
 import { describeRender, resetResult, showImage, showNoPicture } from "./result.js";
@@ -43,6 +44,14 @@ function thumbnail(entry) {
     img.alt = entry.caption || entry.prompt || "A picture from the gallery";
     img.loading = "lazy";
     button.append(img);
+    if (entry.edit_of) {  // a change of another picture: that one, small, in the corner
+      const parent = document.createElement("img");
+      parent.className = "parent-thumb";
+      parent.src = `/outputs/${entry.edit_of}.thumb.jpg`;
+      parent.alt = "Changed from";
+      button.append(parent);
+      button.title = `Changed from an earlier picture\n${button.title}`;
+    }
   } else {
     button.append(textTile(entry));
   }
@@ -66,6 +75,15 @@ function fillFields(entry) {
   ui.caption.value = entry.caption || "";
 }
 
+// A gallery entry by id (a link of a chain), shown as if its thumbnail was clicked.
+export async function openEntryById(jobId) {
+  try {
+    showEntry(await api(`/api/gallery/${jobId}`));
+  } catch (err) {
+    showError(err);
+  }
+}
+
 function showEntry(entry) {
   if (busy()) return;
   openEntry = entry;
@@ -74,6 +92,8 @@ function showEntry(entry) {
   showStrip();
   setStage(entry.stage);
   ui.renderInfo.textContent = describeRender(entry.render || {});
+  if (entry.decision) showDecision(entry.decision);
+  if (entry.edit_of) loadChain(entry.job_id);
   drawStages(entry.timings || {});
   if (entry.image_url) {
     showBar(100);
@@ -88,6 +108,7 @@ function showEntry(entry) {
   ui.againSame.hidden = !entry.image_url;
   ui.againNew.hidden = !(entry.prompt || entry.transcript);
   ui.againNew.textContent = entry.image_url ? "Run again (new seed)" : "Run again";
+  ui.changePicture.hidden = !entry.image_url;
   showMessage(entry.image_url ? "From the gallery. Run it again, or edit the prompt and press Generate."
     : "From the gallery, without a picture. Run it again, or edit it and press Generate.", entry.image_url ? "ok" : "");
   ui.result.scrollIntoView({ behavior: "smooth", block: "start" });
@@ -104,6 +125,8 @@ function runEntryAgain(sameSeed) {
     : { transcript: openEntry.transcript };
   const body = { ...jobOptions(), ...texts };
   for (const field of jobFields()) if (field !== "seed" && render[field]) body[field] = render[field];
+  delete body.edit_of;  // an edit runs again as a change of the same parent, at its strength
+  if (openEntry.edit_of) Object.assign(body, { edit_of: openEntry.edit_of, denoise: openEntry.decision.strength });
   if (sameSeed && render.seed !== undefined) body.seed = render.seed;
   else delete body.seed;
   openEntry = null;
@@ -136,5 +159,6 @@ export function initGallery() {
   ui.againSame.addEventListener("click", () => runEntryAgain(true));
   ui.againNew.addEventListener("click", () => runEntryAgain(false));
   ui.deleteEntry.addEventListener("click", deleteEntry);
+  ui.changePicture.addEventListener("click", () => openEntry && chooseTarget(openEntry));
   ui.galleryAll.addEventListener("change", loadGallery);
 }

@@ -3,6 +3,7 @@
 
 import { SESSION_ID, api, jsonPost } from "./api.js";
 import { showError, showMessage, ui } from "./dom.js";
+import { editOptions, jobAccepted, loadChain, showDecision } from "./edit.js";
 import { addNotes } from "./notes.js";
 import { PromptStream, showPlan } from "./plan.js";
 import { FINISHED, drawStages, fillBar, setProgress, setStage, timingsThatRan } from "./progress.js";
@@ -52,7 +53,7 @@ export function jobFields() {
 }
 
 export function jobOptions() {
-  const options = { session: SESSION_ID };
+  const options = { session: SESSION_ID, ...editOptions() };
   for (const control of jobControls()) {
     if (control.value !== "") options[control.dataset.job] = control.value;
   }
@@ -71,6 +72,7 @@ async function followStart(answer) {
   Object.assign(job, { phase: "starting", id: null, earlyEvents: [] });
   try {
     const snapshot = await answer;
+    jobAccepted();
     follow(snapshot.job_id);
     applySnapshot(snapshot);
     for (const event of job.earlyEvents.splice(0)) handleEvent(event);
@@ -105,7 +107,7 @@ function generate() {
     showMessage("Record or type a request first.", "error");
     return;
   }
-  const body = { ...jobOptions() };
+  const body = { ...jobOptions(), ...editOptions(true) };
   if (prompt) Object.assign(body, { prompt, negative_prompt: ui.negative.value, caption: ui.caption.value });
   else body.transcript = transcript;
   startJob(jsonPost(body));
@@ -118,6 +120,19 @@ function sendTyped(event) {
   ui.transcript.value = text;
   ui.prompt.value = "";
   startJob(jsonPost({ ...jobOptions(), transcript: text }));
+}
+
+// The page's switch: the request in view again as a new picture or as a change (``fields``); the job
+// still running for it is cancelled.
+export function restartAs(fields) {
+  if (job.phase === "running") api(`/api/jobs/${job.id}/cancel`, { method: "POST" }).catch(() => {});
+  stopFollowing();
+  const body = { ...jobOptions(), ...fields };
+  if (fields.mode === "new") delete body.edit_of;
+  const prompt = ui.prompt.value.trim();
+  if (prompt) Object.assign(body, { prompt, negative_prompt: ui.negative.value, caption: ui.caption.value });
+  else body.transcript = ui.transcript.value.trim();
+  startJob(jsonPost(body));
 }
 
 async function cancel() {
@@ -134,10 +149,12 @@ async function cancel() {
 // The same request again, as the finished job had it: its prompt, else its transcript
 // (a recording is not kept once transcribed); null when there is nothing to run.
 function againRequest(snapshot) {
+  const change = snapshot.edit_of ? { edit_of: snapshot.edit_of, denoise: snapshot.decision.strength } : {};
   if (snapshot.prompt) {
-    return { prompt: snapshot.prompt, negative_prompt: snapshot.negative_prompt || "", caption: snapshot.caption || "" };
+    return { prompt: snapshot.prompt, negative_prompt: snapshot.negative_prompt || "", caption: snapshot.caption || "",
+      ...change };
   }
-  return snapshot.transcript ? { transcript: snapshot.transcript } : null;
+  return snapshot.transcript ? { transcript: snapshot.transcript, ...change } : null;
 }
 
 function finish(snapshot) {
@@ -152,6 +169,7 @@ function finish(snapshot) {
     const total = snapshot.timings.total;
     showStep(total ? `${total.toFixed(1)} s` : "");
     showMessage("Done. Edit the prompt and press Generate to try again.", "ok");
+    if (snapshot.edit_of) loadChain(snapshot.job_id);
     onDone();
   } else {
     clearStep();
@@ -184,6 +202,7 @@ function applySnapshot(snapshot) {
     ui.caption.value = snapshot.caption || "";
   }
   setProgress(snapshot.percent || 0);
+  if (snapshot.decision) showDecision(snapshot.decision);
   if (snapshot.audio_url && !voiceKnown()) voiceReady(snapshot.audio_url);
   if (snapshot.image_url) showImage(snapshot.image_url, snapshot.render, snapshot.prompt);
   if (FINISHED.has(snapshot.stage)) finish(snapshot);
@@ -212,6 +231,7 @@ const HANDLERS = new Map(Object.entries({
     job.plan = event.plan.prompt;
     showPlan(event.plan);
   },
+  decision: (event) => showDecision(event.decision),
   render(event) {
     showRender(event.render, event.notes);
     ui.image.hidden = true;

@@ -3,9 +3,10 @@
 
 import { initBanners } from "./banners.js";
 import { initWorkflowUpload, loadComfyChoices, loadModels } from "./choices.js";
-import { initGallery, loadGallery } from "./gallery.js";
+import { initEdits } from "./edit.js";
+import { initGallery, loadGallery, openEntryById } from "./gallery.js";
 import { initHealth, refreshHealth } from "./health.js";
-import { busy, followedJob, handleEvent, initJobs, jobOptions, sendRecording } from "./job.js";
+import { busy, followedJob, handleEvent, initJobs, jobOptions, restartAs, sendRecording } from "./job.js";
 import { initOverrides, loadEffective } from "./overrides.js";
 import { initRewrite } from "./plan.js";
 import { initRecorder } from "./recorder.js";
@@ -27,6 +28,7 @@ initSpeak();
 initOverrides();
 initWorkflowUpload({ afterUpload: loadEffective });
 initGallery();
+initEdits({ restart: restartAs, open: openEntryById });
 initHealth();
 initBanners();
 initSettings({ afterSave: () => Promise.all([loadModels(), loadRenderChoices(), refreshHealth()]) });

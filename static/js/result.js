@@ -1,6 +1,7 @@
 // The result panel: the picture, what it was rendered with, and clearing it all for the next job.
 
 import { ui } from "./dom.js";
+import { resetDecision } from "./edit.js";
 import { addNotes, resetNotes } from "./notes.js";
 import { resetProgress } from "./progress.js";
 import { hideFailure } from "./strip.js";
@@ -10,6 +11,7 @@ export function resetResult() {
   resetProgress();
   hideFailure();
   resetNotes();
+  resetDecision();
   ui.entryActions.hidden = true;
   ui.renderInfo.textContent = "";
   ui.canvas.hidden = false;

@@ -30,19 +30,12 @@ from PIL import Image
 from werkzeug.serving import make_server
 
 from .data import ROOT
+from .fake_comfy_graph import OUTPUT_CLASSES, order, signatures, validate
+from .fake_comfy_inputs import BadPicture, InputFolder
+from .fake_comfy_replay import Replay, jpeg
 
 # What a real ComfyUI 0.3.64 describes for the nodes we ask about (samplers, loaders...).
 OBJECT_INFO = json.loads((ROOT / "tests" / "comfyui_traces" / "object_info_excerpt.json").read_text())
-
-KNOWN_CLASSES = {
-    "CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "KSamplerAdvanced", "VAEDecode",
-    "SaveImage", "PreviewImage", "LoraLoader", "ConditioningCombine", "CLIPSetLastLayer", "SamplerCustomAdvanced",
-    "CFGGuider", "RandomNoise", "KSamplerSelect", "BasicScheduler", "UNETLoader", "DualCLIPLoader", "VAELoader",
-    "EmptySD3LatentImage", "CLIPTextEncodeSDXL",
-}
-OUTPUT_CLASSES = {"SaveImage", "PreviewImage"}
-REQUIRED = {"KSampler": ["model", "positive", "negative", "latent_image", "seed", "steps", "cfg"]}
-
 
 @dataclass
 class Knobs:
@@ -59,19 +52,15 @@ class Knobs:
     hang_at_step: int | None = None  # a stuck node: at this step, send nothing more until interrupted
     device_type: str = "cpu"  # what /system_stats reports (cuda for a GPU)
     openai_models: list[str] | None = None  # also answer GET /v1/models, as a ComfyUI with an LLM custom node may
+    upload_status: int | None = None  # answer POST /upload/image with this status and no JSON (a refusal)
+    missing_classes: tuple = ()  # node classes this ComfyUI lacks (e.g. LoadImage): unknown to it
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def jpeg(color, size=(64, 64)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "JPEG")
-    return buf.getvalue()
-
-
-class FakeComfyUI:
+class FakeComfyUI(InputFolder, Replay):
     def __init__(self, knobs: Knobs | None = None, port: int = 0):
         """``port``: 0 for a free one; an earlier server's port to play that ComfyUI restarted (empty history)."""
         self.knobs = knobs or Knobs()
@@ -80,6 +69,8 @@ class FakeComfyUI:
         self.running: list | None = None
         self.history: dict[str, dict] = {}
         self.files: dict[tuple[str, str], bytes] = {}
+        self.inputs: dict[tuple[str, str], bytes] = {}  # (type, "subfolder/name") -> bytes, from /upload/image
+        self.uploads: list[dict] = []  # what each upload answered
         self.sockets: dict[str, tuple] = {}  # client_id -> (ws, lock, flags)
         self.number = 0
         self.counter = 0
@@ -156,7 +147,7 @@ class FakeComfyUI:
             graph = body.get("prompt")
             if not isinstance(graph, dict):
                 return Response("500 Internal Server Error\n\nServer got itself in trouble", status=500, mimetype="text/plain")
-            error = fake._validate(graph)
+            error = validate(graph, fake.knobs, fake.picture_errors)
             if error:
                 return jsonify(error), 400
             prompt_id = body.get("prompt_id") or str(uuid.uuid4())
@@ -211,6 +202,8 @@ class FakeComfyUI:
                 return Response(status=404)
             return Response(fake.files[key], mimetype="image/png")
 
+        app.post("/upload/image")(fake.upload_image)
+
         @app.get("/models/checkpoints")
         def checkpoints():
             return jsonify(fake.knobs.checkpoints)
@@ -218,6 +211,10 @@ class FakeComfyUI:
         @app.get("/object_info/<node_class>")
         def object_info(node_class):
             # A real ComfyUI answers {} for a class it does not know (recorded excerpt in the traces).
+            if node_class in ("LoadImage", "VAEEncode"):
+                return jsonify(fake.picture_object_info(node_class))
+            if node_class in fake.knobs.missing_classes:
+                return jsonify({})
             if node_class == "CheckpointLoaderSimple":
                 return jsonify({node_class: {"input": {"required": {"ckpt_name": [fake.knobs.checkpoints, {}]}}}})
             return jsonify({node_class: OBJECT_INFO[node_class]} if node_class in OBJECT_INFO else {})
@@ -265,33 +262,6 @@ class FakeComfyUI:
 
         return app
 
-    def _validate(self, graph: dict) -> dict | None:
-        if "nodes" in graph and "links" in graph:
-            return {"error": {"type": "invalid_prompt", "message": "Cannot execute because a node is missing the class_type property.", "details": "Node ID '#nodes'", "extra_info": {}}, "node_errors": {}}
-        for node_id, node in graph.items():
-            if not isinstance(node, dict) or node.get("class_type") not in KNOWN_CLASSES:
-                name = node.get("class_type") if isinstance(node, dict) else None
-                return {"error": {"type": "invalid_prompt", "message": f"Cannot execute because node {name} does not exist.", "details": f"Node ID '#{node_id}'", "extra_info": {}}, "node_errors": {}}
-        outputs = [n for n, node in graph.items() if node["class_type"] in OUTPUT_CLASSES]
-        if not outputs:
-            return {"error": {"type": "prompt_no_outputs", "message": "Prompt has no outputs", "details": "", "extra_info": {}}, "node_errors": {}}
-        node_errors = {}
-        for node_id, node in graph.items():
-            errors = []
-            for name in REQUIRED.get(node["class_type"], []):
-                if name not in node["inputs"]:
-                    errors.append({"type": "required_input_missing", "message": "Required input is missing", "details": name, "extra_info": {"input_name": name}})
-            ckpt = node["inputs"].get("ckpt_name")
-            if node["class_type"] == "CheckpointLoaderSimple" and ckpt not in self.knobs.checkpoints:
-                errors.append({"type": "value_not_in_list", "message": "Value not in list",
-                               "details": f"ckpt_name: '{ckpt}' not in {self.knobs.checkpoints}",
-                               "extra_info": {"input_name": "ckpt_name", "input_config": [self.knobs.checkpoints, {"tooltip": "The name of the checkpoint (model) to load."}], "received_value": ckpt}})
-            if errors:
-                node_errors[node_id] = {"errors": errors, "dependent_outputs": outputs, "class_type": node["class_type"]}
-        if node_errors:
-            return {"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation", "details": "", "extra_info": {}}, "node_errors": node_errors}
-        return None
-
     # --- execution ----------------------------------------------------------------
 
     def _worker(self) -> None:
@@ -317,51 +287,21 @@ class FakeComfyUI:
                     self.running = None
                 self._broadcast_status()
 
-    def _order(self, graph: dict) -> list[str]:
-        order, seen = [], set()
-
-        def visit(node_id):
-            if node_id in seen:
-                return
-            seen.add(node_id)
-            for value in graph[node_id]["inputs"].values():
-                if isinstance(value, list) and len(value) == 2 and value[0] in graph:
-                    visit(value[0])
-            order.append(node_id)
-
-        for node_id, node in graph.items():
-            if node["class_type"] in OUTPUT_CLASSES:
-                visit(node_id)
-        return order
-
-    def _signatures(self, graph: dict) -> dict[str, str]:
-        memo = {}
-
-        def sig(node_id):
-            if node_id not in memo:
-                node = graph[node_id]
-                inputs = {k: (sig(v[0]), v[1]) if isinstance(v, list) and len(v) == 2 and v[0] in graph else v
-                          for k, v in sorted(node["inputs"].items())}
-                memo[node_id] = json.dumps([node["class_type"], inputs], sort_keys=True)
-            return memo[node_id]
-
-        return {n: sig(n) for n in graph}
-
     def _execute(self, item) -> None:
         number, prompt_id, graph, extra, outputs = item
         client = extra.get("client_id")
         messages = [["execution_start", {"prompt_id": prompt_id, "timestamp": now_ms()}]]
         self._send(client, {"type": "execution_start", "data": messages[0][1]})
-        signatures = self._signatures(graph)
-        order = self._order(graph)
-        cached = [n for n in order if signatures[n] in self.previous_signatures and graph[n]["class_type"] not in OUTPUT_CLASSES]
-        if all(signatures[n] in self.previous_signatures for n in order):
-            cached = list(order)
+        signed = signatures(graph)
+        ordered = order(graph)
+        cached = [n for n in ordered if signed[n] in self.previous_signatures and graph[n]["class_type"] not in OUTPUT_CLASSES]
+        if all(signed[n] in self.previous_signatures for n in ordered):
+            cached = list(ordered)
         messages.append(["execution_cached", {"nodes": cached, "prompt_id": prompt_id, "timestamp": now_ms()}])
         self._send(client, {"type": "execution_cached", "data": messages[-1][1]})
         results: dict[str, dict] = {}
         seed = 0
-        for node_id in order:
+        for node_id in ordered:
             node = graph[node_id]
             ctype = node["class_type"]
             if "seed" in node["inputs"] or "noise_seed" in node["inputs"]:
@@ -369,7 +309,7 @@ class FakeComfyUI:
             if node_id in cached and ctype not in OUTPUT_CLASSES:
                 continue
             if node_id in cached:  # an output from cache is still reported as executed
-                results[node_id] = self.history_outputs.get(signatures[node_id], {"images": []})
+                results[node_id] = self.history_outputs.get(signed[node_id], {"images": []})
                 self._send(client, {"type": "executed", "data": {"node": node_id, "display_node": node_id, "output": results[node_id], "prompt_id": prompt_id}})
                 continue
             self._send(client, {"type": "executing", "data": {"node": node_id, "display_node": node_id, "prompt_id": prompt_id}})
@@ -381,6 +321,15 @@ class FakeComfyUI:
                         "traceback": ["  File \"ComfyUI/execution.py\", line 496, in execute\n"],
                         "current_inputs": {}, "current_outputs": {}, "timestamp": now_ms()}
                 return self._finish(item, "error", ["execution_error", data], messages, results)
+            if ctype == "LoadImage":
+                try:
+                    self.load_picture(node)
+                except BadPicture as exc:
+                    data = {"prompt_id": prompt_id, "node_id": node_id, "node_type": ctype, "executed": [],
+                            "exception_message": str(exc), "exception_type": "PIL.UnidentifiedImageError",
+                            "traceback": [], "current_inputs": {"image": [node["inputs"]["image"]]},
+                            "current_outputs": [], "timestamp": now_ms()}
+                    return self._finish(item, "error", ["execution_error", data], messages, results)
             steps = node["inputs"].get("steps") if ctype in ("KSampler", "KSamplerAdvanced", "BasicScheduler") else None
             for step in range(1, (steps or 0) + 1):
                 time.sleep(self.knobs.step_delay_s)
@@ -400,9 +349,9 @@ class FakeComfyUI:
             if ctype in OUTPUT_CLASSES:
                 results[node_id] = {"images": [self._save_png(graph, node, seed)]}
                 self._send(client, {"type": "executed", "data": {"node": node_id, "display_node": node_id, "output": results[node_id], "prompt_id": prompt_id}})
-        self.previous_signatures = set(signatures.values())
+        self.previous_signatures = set(signed.values())
         for node_id, output in results.items():
-            self.history_outputs[signatures[node_id]] = output
+            self.history_outputs[signed[node_id]] = output
         self._finish(item, "success", ["execution_success", {"prompt_id": prompt_id, "timestamp": now_ms()}], messages, results)
 
     def _finish(self, item, status_str, last_message, messages, results) -> None:
@@ -424,38 +373,6 @@ class FakeComfyUI:
         self._send(client, {"type": "executing", "data": {"node": None, "prompt_id": prompt_id}})
         self.timeline.setdefault(prompt_id, {})["finished"] = time.time()
 
-    def _replay(self, client, prompt_id) -> None:
-        """Send a recorded run's frames in their order and rhythm, with our prompt id in them."""
-        trace = json.loads(open(self.knobs.replay).read())
-        recorded = next(e["body"]["prompt_id"] for e in trace if e.get("http") == "POST /prompt")
-        history = next((e["body"][recorded] for e in trace if e.get("http", "").startswith("GET /history")), None)
-        started = time.monotonic()
-        for event in trace:
-            if "t" in event:
-                delay = started + event["t"] / self.knobs.replay_speed - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            if "ws" in event:
-                if event["ws"].get("type") == "status":
-                    continue  # the connection's own greeting was sent already
-                message = json.loads(json.dumps(event["ws"]).replace(recorded, prompt_id))
-                if message["type"] == "executed":  # ComfyUI has written the file when it says so
-                    for image in message["data"]["output"].get("images", []):
-                        buf = io.BytesIO()
-                        Image.new("RGB", (128, 128), (10, 20, 30)).save(buf, "PNG")
-                        self.files[(image["filename"], image["type"])] = buf.getvalue()
-                if message["type"] == "executing" and message["data"].get("node") is None and history:
-                    self.history[prompt_id] = json.loads(json.dumps(history).replace(recorded, prompt_id))
-                self._send(client, message)
-            elif "ws_binary" in event:
-                frame = event["ws_binary"]
-                image = jpeg((200, 100, 50))
-                if frame["event"] == 4:
-                    meta = json.dumps(frame["metadata"]).replace(recorded, prompt_id).encode()
-                    self._send(client, struct.pack(">II", 4, len(meta)) + meta + image)
-                else:
-                    self._send(client, struct.pack(">II", 1, frame["u32_2"]) + image)
-
     def _send_preview(self, client, prompt_id, node_id, step) -> None:
         image = jpeg((step * 30 % 256, 80, 160))
         entry = self.sockets.get(client)
@@ -475,8 +392,9 @@ class FakeComfyUI:
         prefix = node["inputs"].get("filename_prefix", "ComfyUI")
         kind = "output" if node["class_type"] == "SaveImage" else "temp"
         filename = f"{prefix}_{self.counter:05d}_.png"
+        colour = (seed % 256, (seed // 256) % 256, 128)
         buf = io.BytesIO()
-        Image.new("RGB", (width, height), (seed % 256, (seed // 256) % 256, 128)).save(buf, "PNG")
+        (self.changed_picture(graph, colour) or Image.new("RGB", (width, height), colour)).save(buf, "PNG")
         self.files[(filename, kind)] = buf.getvalue()
         return {"filename": filename, "subfolder": "", "type": kind}
 

@@ -1,0 +1,68 @@
+"""ComfyUI's progress in the page's terms: node titles, throttled previews as data URLs, the time left."""
+from __future__ import annotations
+
+import base64
+import time
+from typing import Callable
+
+from ..workflows import Workflow
+
+PREVIEW_INTERVAL_S = 0.15
+ETA_AFTER_STEPS = 3  # sampler steps seen before the time left is estimated
+
+
+class StepClock:
+    """Seconds per sampler step, from the last few steps of the node sampling now, and from that the
+    time its remaining steps will take. The first step (which may include loading the model) is not timed."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 5):
+        self.clock = clock
+        self.window = window
+        self.node: str | None = None
+        self.last: tuple[float, float] | None = None  # (time, step) of the previous progress message
+        self.intervals: list[float] = []
+        self.seconds_per_step: float | None = None  # the latest measure, kept after the node ends
+
+    def step(self, node: str, value: float, maximum: float) -> float | None:
+        """The seconds left for this node's remaining steps; None until enough steps were timed."""
+        now = self.clock()
+        if node != self.node or self.last is None or value <= self.last[1]:
+            self.node, self.intervals = node, []  # a new sampler (or it started over)
+        else:
+            self.intervals = (self.intervals + [(now - self.last[0]) / (value - self.last[1])])[-self.window:]
+        self.last = (now, value)
+        if len(self.intervals) < ETA_AFTER_STEPS - 1:
+            return None
+        self.seconds_per_step = sum(self.intervals) / len(self.intervals)
+        return max(0.0, (maximum - value) * self.seconds_per_step)
+
+
+class RenderEvents:
+    """ComfyUI's progress in the page's terms: node titles instead of ids, previews as data URLs
+    at most every PREVIEW_INTERVAL_S (a fast sampler sends more than a browser wants to draw), and
+    the time left (``eta_s``) once a few sampler steps have been timed."""
+
+    def __init__(self, workflow: Workflow, emit: Callable[[dict], None]):
+        self.workflow = workflow
+        self.emit = emit
+        self.last_preview = 0.0
+        self.steps = StepClock()
+
+    def __call__(self, event: dict) -> None:
+        kind = event["type"]
+        if kind == "preview":
+            now = time.monotonic()
+            if now - self.last_preview < PREVIEW_INTERVAL_S:
+                return
+            self.last_preview = now
+            encoded = base64.b64encode(event["image"]).decode("ascii")
+            event = {"type": "preview", "url": f"data:{event['mime']};base64,{encoded}"}
+        elif kind == "node":
+            node = self.workflow.graph.get(event["node"], {})
+            event = {**event, "class_type": node.get("class_type"),
+                     "title": (node.get("_meta") or {}).get("title") or node.get("class_type")}
+        elif kind == "progress" and event.get("max"):
+            eta = self.steps.step(event["node"], event["value"], event["max"])
+            if eta is not None:
+                event = {**event, "eta_s": round(eta, 1)}
+        self.emit(event)
