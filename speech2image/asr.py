@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import whisper_window
 from .errors import BadInput, NoSpeech, NotReady, TooLarge, UserFacingError
 from .warm import BackgroundLoad
 
@@ -205,22 +206,17 @@ class Transcriber:
             raise NotReady("the speech model is still loading; try again in a moment", code="asr_loading")
         if self._loader.error:
             raise self._loader.error
+        model, beam_size = self._loader.result, beam_size or self.beam_size
         with self._run_lock:
-            segments, info = self._loader.result.transcribe(
-                samples,
-                language=self.language,
-                beam_size=beam_size or self.beam_size,
-                vad_filter=True,
-                condition_on_previous_text=False,
-            )
+            text = whisper_window.transcribe(model, samples, self.language, beam_size)  # a short request
+            if text is not None:
+                return text, self.language or "en"
+            segments, info = model.transcribe(samples, language=self.language, beam_size=beam_size, vad_filter=True,
+                                              condition_on_previous_text=False)
             text = " ".join(segment.text.strip() for segment in segments).strip()
         return text, info.language
 
 
 def has_speech(samples: np.ndarray) -> bool:
     """Whether Silero VAD hears speech in 16 kHz float32 samples (a few ms for seconds of audio)."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    if samples.size < SAMPLE_RATE // 10:
-        return False
-    return bool(get_speech_timestamps(samples, VadOptions(min_silence_duration_ms=300, speech_pad_ms=0)))
+    return bool(whisper_window.speech_spans(samples))

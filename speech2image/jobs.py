@@ -42,9 +42,10 @@ class JobRequest:
     edit_of: str | None = None  # the job whose picture to change, named by the request
     mode: str = "auto"  # new, edit (the page's switch) or auto (the wording or the LLM decides)
     last_picture: str | None = None  # the tab's latest picture when the job was accepted: what "edit" changes
+    request_id: str | None = None  # the page's own id for one request: sent twice (live, then upload), one job
 
     # What the durable row keeps of a request beyond its texts.
-    KEPT = ("overrides", "edit_of", "mode", "last_picture")
+    KEPT = ("overrides", "edit_of", "mode", "last_picture", "request_id")
 
 
 @dataclass

@@ -116,6 +116,11 @@ class Pipeline(Durability):
                                   "when it is back. Try again in a moment.", code="shutting_down", status=503)
         self.pictures.resolve(request)
         with self._lock:
+            same = self._same_request(request)
+            if same is not None:
+                log.info("job %s: the same request came again (%s); answering the job it started", same.id,
+                         request.request_id)
+                return same
             job = Job(id=new_job_id(), request=request, has_audio=request.audio is not None,
                       settings=dataclasses.replace(self.settings, **request.overrides), timings=dict(request.timings))
             in_flight = sum(1 for j in self._jobs.values() if j.session == request.session and not j.finished)
@@ -129,6 +134,14 @@ class Pipeline(Durability):
         self.metrics.job_started()
         self._executor.submit(self._run, job)
         return job
+
+    def _same_request(self, request: JobRequest) -> Job | None:
+        """The job a request with this page-given id already started in this session (e.g. the live
+        stream started it, then its socket dropped before the page heard, and the page uploaded)."""
+        if not request.request_id:
+            return None
+        return next((j for j in self._jobs.values() if j.session == request.session
+                     and j.request.request_id == request.request_id), None)
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import logging
 import queue
+import re
 import threading
 
 from flask import Blueprint, Response, jsonify, request
@@ -175,6 +176,8 @@ def stream_prompt(writer, kwargs) -> Response:
 # --- jobs -------------------------------------------------------------------------
 
 # The texts of a job; the settings it may override are config.JOB_KNOBS.
+# request_id: the page's id for one request, so that sending it twice starts one job.
+REQUEST_ID = re.compile(r"^[\w-]{8,64}$")
 TEXT_FIELDS = {"transcript": 4000, "prompt": 4000, "negative_prompt": 4000, "caption": 500}
 
 
@@ -183,8 +186,11 @@ def job_request_from(values: dict, session: str, audio: bytes | None) -> JobRequ
     texts = {name: optional_text(values, name, limit) for name, limit in TEXT_FIELDS.items()}
     overrides = current_runtime().job_overrides(values)
     # edit_of: the job whose picture to change; mode: new, edit (the tab's last picture) or auto (the wording decides)
+    request_id = optional_text(values, "request_id", 64)
+    if request_id and not REQUEST_ID.match(request_id):
+        raise BadInput("'request_id' must be letters, digits, '-' or '_' (8 to 64)", code="bad_request_id")
     return JobRequest(session=session, audio=audio, overrides=overrides, edit_of=optional_text(values, "edit_of", 64),
-                      mode=optional_text(values, "mode", 10) or "auto", **texts)
+                      mode=optional_text(values, "mode", 10) or "auto", request_id=request_id, **texts)
 
 
 def session_of(values: dict) -> str:

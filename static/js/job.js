@@ -85,10 +85,11 @@ async function followStart(answer) {
 }
 
 // liveAnswer: the job the live transcript started, or null (no live stream): upload the blob.
-export function sendRecording(blob, fileName, seconds, liveAnswer = Promise.resolve(null)) {
+// options: the job's fields as sent to the live stream (the same request_id).
+export function sendRecording(blob, fileName, seconds, liveAnswer = Promise.resolve(null), options = jobOptions()) {
   const form = new FormData();
   form.append("audio", blob, fileName);
-  for (const [name, value] of Object.entries(jobOptions())) form.append(name, value);
+  for (const [name, value] of Object.entries(options)) form.append(name, value);
   ui.prompt.value = "";
   showMessage("");
   return followStart(liveAnswer.then((snapshot) => {

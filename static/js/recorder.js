@@ -12,6 +12,10 @@ const AUTO_STOP_SILENCE_MS = 1500;
 const MIME_CANDIDATES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/ogg", "audio/mp4"];
 const EXTENSIONS = { "audio/webm": "webm", "audio/ogg": "ogg", "audio/mp4": "m4a" };
 
+function requestId() {
+  return crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2) + Date.now();
+}
+
 function pickMimeType() {
   if (typeof MediaRecorder === "undefined") return null;
   return MIME_CANDIDATES.find((type) => MediaRecorder.isTypeSupported(type)) || "";
@@ -41,7 +45,7 @@ class Recorder {
 
   async startLive() {
     ui.transcript.value = "";
-    this.live = new LiveStream(this.jobOptions(), {
+    this.live = new LiveStream(this.options, {
       onNote: (text) => {
         ui.transcriptMeta.textContent = text;
         this.stop();
@@ -72,6 +76,10 @@ class Recorder {
     this.startedAt = performance.now();
     this.active = true;
     this.liveAnswer = null;
+    // One request however it reaches the server: the live stream starts the job, or the upload does
+    // when the stream failed; if both arrive (a socket dropped just after the job started), the
+    // shared request_id makes the server answer the job it already has.
+    this.options = { ...this.jobOptions(), request_id: requestId() };
     await this.startLive();
     this.watchLevel();
     this.tick = setInterval(() => this.showTime(), 200);
@@ -97,7 +105,7 @@ class Recorder {
     const type = this.recorder.mimeType || (this.chunks[0] && this.chunks[0].type) || "audio/webm";
     const blob = new Blob(this.chunks, { type });
     const name = `recording.${EXTENSIONS[blob.type.split(";")[0]] || "webm"}`;
-    this.onStop(blob, name, (performance.now() - this.startedAt) / 1000, this.liveAnswer);
+    this.onStop(blob, name, (performance.now() - this.startedAt) / 1000, this.liveAnswer, this.options);
   }
 
   // Optional auto-stop: once the person has spoken, ~1.5 s of quiet ends the recording.
@@ -151,16 +159,17 @@ function setRecordingUi(on) {
   ui.recordLabel.textContent = on ? "Stop" : "Record";
 }
 
-// busy(): a job is under way, so no new recording; onRecorded(blob, fileName, seconds, liveAnswer)
-// gets each one (liveAnswer: the live stream's started job, or null to upload the blob);
-// jobOptions(): the job's fields, sent when the stream starts.
+// busy(): a job is under way, so no new recording; onRecorded(blob, fileName, seconds, liveAnswer, options)
+// gets each one (liveAnswer: the live stream's started job, or null to upload the blob; options: the
+// job's fields as they were when recording started, with its request_id);
+// jobOptions(): the job's fields now.
 export function initRecorder({ busy, onRecorded, jobOptions }) {
   ui.autoStop.checked = localStorage.getItem("s2i-auto-stop") === "1";
   ui.autoStop.addEventListener("change", () => localStorage.setItem("s2i-auto-stop", ui.autoStop.checked ? "1" : "0"));
 
-  const recorder = new Recorder((blob, name, seconds, liveAnswer) => {
+  const recorder = new Recorder((blob, name, seconds, liveAnswer, options) => {
     setRecordingUi(false);
-    onRecorded(blob, name, seconds, liveAnswer);
+    onRecorded(blob, name, seconds, liveAnswer, options);
   }, jobOptions);
 
   async function toggleRecording() {
