@@ -49,6 +49,11 @@ class SpeechPool:
     def urls(self) -> list[str]:
         return [m.url for m in self.members]
 
+    def busy(self) -> dict[str, int]:
+        """Requests under way on each server."""
+        with self._lock:
+            return dict(self._busy)
+
     def _claim(self, tried: dict[str, str]) -> Member | None:
         """The least busy member not tried yet, preferring those not down; counted busy at once."""
         with self._lock:
@@ -85,9 +90,15 @@ class SpeechPool:
                 return work(member)
             except ServerFailed as exc:
                 failed = exc
-                tried[member.url] = exc.reason
-                log.warning("%s server %s %s", self.what, member.url, exc.reason)
+            except UserFacingError:
+                raise  # about the request, not the server (e.g. nothing to say)
+            except Exception:  # a bug or a library's surprise must not become a 500
+                log.exception("%s server %s failed unexpectedly", self.what, member.url)
+                failed = ServerFailed("failed unexpectedly (the app's log has the details)")
             finally:
+                if failed is not None:
+                    tried[member.url] = failed.reason
+                    log.warning("%s server %s %s", self.what, member.url, failed.reason)
                 self._release(member, failed)
         raise SpeechServerError(self._none_left(tried), code=self.code)
 

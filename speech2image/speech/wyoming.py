@@ -76,7 +76,9 @@ class Connection:
 
     def __exit__(self, *exc):
         try:
-            self.stream.close()
+            self.stream.close()  # flushes: the peer may be gone
+        except OSError:
+            pass
         finally:
             self.sock.close()
 
@@ -84,6 +86,13 @@ class Connection:
         try:
             write_event(event, self.stream)
         except OSError:
+            # It stopped reading: what it said before closing tells a non-Wyoming server from a dead one.
+            self.sock.settimeout(0.5)
+            try:
+                self.receive()
+            except ServerFailed as exc:
+                if exc.garbage:
+                    raise
             raise ServerFailed("closed the connection mid-request") from None
 
     def receive(self) -> Event:
