@@ -3,12 +3,14 @@ OpenAI-compatible audio double, each as a pool member; failures named, never a 5
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 import wave
 
 import jiwer
 import pytest
+import requests
 
 from speech2image import create_app
 from speech2image.asr import Transcriber
@@ -16,7 +18,7 @@ from speech2image.config import Settings
 from speech2image.speech import AsrPool, TtsPool
 from speech2image.tts import Speaker
 
-from .support.app_process import free_port
+from .support.app_process import AppProcess, free_port
 from .support.speech import NORMALIZE
 from .support.speech_servers import WyomingServer
 
@@ -207,3 +209,34 @@ def test_the_pool_spreads_concurrent_requests(wyoming_whisper, tmp_path, make_cl
             t.join(120)
         assert len(results) == 6 and all(wer(SAID, text) <= 0.2 for text in results)
         assert sorted(s["served"] for s in pool.pool.servers()) == [3, 3]
+
+
+def held_libraries(pid: int) -> str:
+    """What the process has mapped: the Whisper runtime (CTranslate2) and Piper's (ONNX Runtime) show here."""
+    with open(f"/proc/{pid}/maps") as maps:
+        return maps.read()
+
+
+def spoken_job(app: AppProcess, clip) -> dict:
+    answer = requests.post(app.url + "/api/jobs", data={"session": "speech-servers"},
+                           files={"audio": ("clip.wav", clip.read_bytes(), "audio/wav")}, timeout=10)
+    assert answer.status_code == 202, answer.text
+    return app.wait_finished(answer.json()["job_id"], timeout=120)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/<pid>/maps (Linux)")
+def test_a_whole_job_with_both_stages_remote_never_loads_the_models(tmp_path, comfy, wyoming_whisper,
+                                                                   wyoming_piper, make_clip):
+    clip = make_clip(SAID)
+    with AppProcess(tmp_path / "remote", comfy.url, asr_url=wyoming_whisper.url, tts_url=wyoming_piper.url,
+                    tts_engine="piper", preload="true") as app:
+        state = spoken_job(app, clip)
+        assert state["stage"] == "done" and state["audio_url"], state
+        assert wer(SAID, state["transcript"]) <= 0.2
+        assert requests.get(app.url + state["audio_url"], timeout=5).content[:4] == b"RIFF"
+        maps = held_libraries(app.process.pid)
+        assert "ctranslate2" not in maps and "onnxruntime" not in maps
+    with AppProcess(tmp_path / "local", comfy.url, tts_engine="piper", preload="true") as app:  # the contrast
+        assert spoken_job(app, clip)["stage"] == "done"
+        maps = held_libraries(app.process.pid)
+        assert "ctranslate2" in maps and "onnxruntime" in maps
