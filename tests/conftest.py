@@ -19,6 +19,7 @@ pytest.register_assert_rewrite("tests.support")  # asserts in the helpers explai
 from speech2image import create_app  # noqa: E402
 
 from .support import speech  # noqa: E402
+from .support.browser import CHROMIUM  # noqa: E402
 from .support.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
 from .support.fake_llm import FakeLlmServer  # noqa: E402
 from .support.live import LiveServer  # noqa: E402
@@ -131,3 +132,14 @@ def openai_audio():
 def garbage_server():
     with GarbageServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    """Playwright for the Debian chromium (tests/support/browser.py launches it)."""
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed (scripts/test.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p

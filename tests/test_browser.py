@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
 
 import pytest
 import requests
@@ -12,35 +11,12 @@ import requests
 from .support import speech
 from .support.data import SHIPPED
 from .support.app_process import AppProcess
+from .support.browser import launch
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import FakeLlmServer
 from .support.live import LiveServer
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-BASE_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--use-fake-device-for-media-stream",
-]
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed (scripts/test.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-def launch(playwright, *extra_args):
-    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BASE_ARGS + list(extra_args))
 
 
 def speaking_page(playwright, clips_dir, said: str, name: str, tail_s: float, **page_options):
