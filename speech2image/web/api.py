@@ -288,6 +288,20 @@ def upload_workflow():
     return jsonify({"name": workflow.name, "roles": workflow.roles.describe(), "defaults": workflow.defaults}), 201
 
 
+@bp.get("/speech")
+def speech_servers():
+    """The speech servers in use and what they offer, for the settings panel's model and voice choices."""
+    runtime = current_runtime()
+    asr = runtime.transcriber.pool.servers() if runtime.settings.asr_url else []
+    tts = runtime.voices.servers.pool.servers() if runtime.voices.servers is not None else []
+
+    def offered(servers: list[dict], key: str) -> list[str]:
+        return sorted({name for srv in servers if srv["protocol"] != "local" for name in srv.get(key) or []})
+
+    return jsonify({"asr": asr, "tts": tts, "choices": {"asr_model": offered(asr, "models"),
+                                                          "tts_server_voice": offered(tts, "voices")}})
+
+
 @bp.post("/speak")
 def speak():
     """Speak an (edited) caption again; answers the audio's URL."""

@@ -44,6 +44,14 @@ export async function loadComfyChoices() {
   }
 }
 
+// The models and voices the speech servers of the settings offer (none while the models run in this app).
+export async function loadSpeechChoices() {
+  try {
+    const info = await api("/api/speech");
+    for (const [key, values] of Object.entries(info.choices)) fillChoices(key, values);
+  } catch (_) { /* the health lights say what is away */ }
+}
+
 // An uploaded workflow is chosen for this job; afterUpload(info) gets the new choices.
 async function uploadWorkflow(afterUpload) {
   const file = ui.workflowFile.files[0];

@@ -18,7 +18,27 @@ function setLight(name, cls, title, text, fix = "", fixLabel = "To fix") {
   if (openLight === name) fillDetail(name);
 }
 
+// Speech servers (SPEECH2IMAGE_ASR_URL / _TTS_URL): one line per server with what it offers and how busy it is.
+function speechServer(srv) {
+  const offers = (srv.models || srv.voices || []).map((name) => name.split("/").pop());
+  const total = srv.models_total || srv.voices_total || offers.length;
+  const what = offers.length ? `, ${srv.models ? "model" : "voice"}${total > 1 ? "s" : ""} ${offers.slice(0, 3).join(", ")}${total > 3 ? ` (+${total - 3})` : ""}` : "";
+  if (srv.state === "ready" || srv.state === "loading") {
+    return `${srv.url} (${srv.protocol}) is ${srv.state}${what}; ${srv.busy} busy, ${srv.served} served`;
+  }
+  if (srv.state === "garbage") return `${srv.error}: it is not a ${srv.protocol === "wyoming" ? "Wyoming" : "speech"} server`;
+  return srv.error || `${srv.url} is not answering`;
+}
+
+function serversLight(status, label) {
+  const text = status.servers.map(speechServer).join("; ");
+  if (status.state === "ready") return ["ok", `${label}: ready`, text];
+  if (status.state === "loading") return ["loading", `${label}: loading`, text];
+  return ["bad", `${label}: no server answers`, text, status.fix];
+}
+
 function whisperLight(whisper) {
+  if (whisper.servers) return serversLight(whisper, "Speech recognition servers");
   const cls = { ready: "ok", loading: "loading", idle: "loading" }[whisper.state] || "bad";
   if (whisper.state === "error") {
     return [cls, "Speech recognition failed to load", whisper.error, "check SPEECH2IMAGE_WHISPER_MODEL and the server log"];
@@ -66,6 +86,7 @@ function noteDevice(comfyui) {
 }
 
 function voiceLight(tts) {
+  if (tts.servers) return serversLight(tts, "Voice servers");
   const cls = { ready: "ok", loading: "loading", idle: "loading", off: "offline" }[tts.state] || "bad";
   if (tts.state === "error") return [cls, "Voice: failed", tts.error, "choose another voice engine in Settings"];
   if (tts.state === "off") return [cls, "Voice: off", "captions are not spoken", "choose a voice engine in Settings"];

@@ -2,7 +2,7 @@
 // This module only wires the parts together; each lives in its own module.
 
 import { initBanners } from "./banners.js";
-import { initWorkflowUpload, loadComfyChoices, loadModels } from "./choices.js";
+import { initWorkflowUpload, loadComfyChoices, loadModels, loadSpeechChoices } from "./choices.js";
 import { initEdits } from "./edit.js";
 import { initGallery, loadGallery, openEntryById } from "./gallery.js";
 import { initHealth, refreshHealth } from "./health.js";
@@ -31,12 +31,13 @@ initGallery();
 initEdits({ restart: restartAs, open: openEntryById });
 initHealth();
 initBanners();
-initSettings({ afterSave: () => Promise.all([loadModels(), loadRenderChoices(), refreshHealth()]) });
+initSettings({ afterSave: () => Promise.all([loadModels(), loadRenderChoices(), loadSpeechChoices(), refreshHealth()]) });
 
 connectRelay(handleEvent, followedJob);
 loadGallery();
 loadSettings();
 loadModels();
 loadRenderChoices();
+loadSpeechChoices();
 refreshHealth();
 setInterval(refreshHealth, HEALTH_EVERY_MS);

@@ -1,5 +1,6 @@
 """Headless Chromium for the page's tests: Debian's chromium driven by Playwright (no browser is
-downloaded), with a fake microphone that plays generated speech."""
+downloaded), with a fake microphone that plays generated speech; the ``playwright`` fixture is in
+conftest.py."""
 from __future__ import annotations
 
 import shutil

@@ -1,0 +1,238 @@
+"""Several speech servers as one stage, like the ComfyUI pool: each request goes to the least busy
+server that answers (ties in turn, so requests spread evenly); a server that refuses, dies
+mid-request or answers garbage is skipped and the request is tried once more on another; when none
+is left the request fails with a message naming each server and what it said.
+
+``AsrPool`` stands where ``asr.Transcriber`` stands (transcribe, transcribe_samples, status), and
+``TtsPool`` where a ``tts.Speaker`` does (speak, status): the pipeline does not know the difference.
+``local`` in a list is the in-process model, one more member; without it, it is never loaded.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import numpy as np
+
+from ..asr import Transcript, transcribe_upload
+from ..config import Settings, SpeechServer, parse_speech_urls
+from ..errors import UserFacingError
+from ..tts import SpokenCaption, check_text, wav_info
+from .members import AsrMember, Member, TtsMember, asr_member, tts_member
+from .server import PROBE_TIMEOUT_S, ServerFailed
+
+log = logging.getLogger(__name__)
+DOWN_FOR_S = 10.0  # a server that failed is skipped this long while another can take the request
+STATUS_FOR_S = 3.0  # the servers' Describe answers are reused this long (every open page polls health)
+
+
+class SpeechServerError(UserFacingError):
+    status = 503
+
+
+class SpeechPool:
+    def __init__(self, members: list[Member], what: str, code: str):
+        self.members = members
+        self.what = what  # "speech recognition", "voice"
+        self.code = code
+        self._lock = threading.Lock()
+        self._busy = {m.url: 0 for m in members}
+        self._served = {m.url: 0 for m in members}
+        self._down: dict[str, tuple[float, str]] = {}  # url -> (until, what it said)
+        self._turn = 0
+        self._status: tuple[float, list[dict]] | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        return [m.url for m in self.members]
+
+    def busy(self) -> dict[str, int]:
+        """Requests under way on each server."""
+        with self._lock:
+            return dict(self._busy)
+
+    def _claim(self, tried: dict[str, str]) -> Member | None:
+        """The least busy member not tried yet, preferring those not down; counted busy at once."""
+        with self._lock:
+            now = time.monotonic()
+            left = [m for m in self.members if m.url not in tried]
+            up = [m for m in left if self._down.get(m.url, (0, ""))[0] <= now]
+            pool = up or left
+            if not pool:
+                return None
+            self._turn += 1
+            order = {m.url: (i - self._turn) % len(self.members) for i, m in enumerate(self.members)}
+            member = min(pool, key=lambda m: (self._busy[m.url], order[m.url]))
+            self._busy[member.url] += 1
+            return member
+
+    def _release(self, member: Member, failed: ServerFailed | None) -> None:
+        with self._lock:
+            self._busy[member.url] -= 1
+            if failed is None:
+                self._served[member.url] += 1
+                self._down.pop(member.url, None)
+            else:
+                self._down[member.url] = (time.monotonic() + DOWN_FOR_S, failed.reason)
+
+    def call(self, work: Callable[[Member], object]):
+        """``work(member)`` on the least busy member; once more on another if that one fails."""
+        tried: dict[str, str] = {}
+        for _ in range(2):
+            member = self._claim(tried)
+            if member is None:
+                break
+            failed = None
+            try:
+                return work(member)
+            except ServerFailed as exc:
+                failed = exc
+            except UserFacingError:
+                raise  # about the request, not the server (e.g. nothing to say)
+            except Exception:  # a bug or a library's surprise must not become a 500
+                log.exception("%s server %s failed unexpectedly", self.what, member.url)
+                failed = ServerFailed("failed unexpectedly (the app's log has the details)")
+            finally:
+                if failed is not None:
+                    tried[member.url] = failed.reason
+                    log.warning("%s server %s %s", self.what, member.url, failed.reason)
+                self._release(member, failed)
+        raise SpeechServerError(self._none_left(tried), code=self.code)
+
+    def _none_left(self, tried: dict[str, str]) -> str:
+        said = [f"{url} {reason}" for url, reason in tried.items()]
+        with self._lock:
+            for url in self.urls:
+                if url not in tried:
+                    down = self._down.get(url)
+                    said.append(f"{url} was not tried (the request is retried once)" if down is None
+                                else f"{url} was skipped (it {down[1]} moments ago)")
+        return f"no {self.what} server could take this: " + "; ".join(said)
+
+    def servers(self) -> list[dict]:
+        """Each server: reachable or not, what it offers (from Describe or /models), how busy it is."""
+        with self._lock:
+            cached = self._status
+            if cached is not None and time.monotonic() - cached[0] < STATUS_FOR_S:
+                return self._with_counts(cached[1])
+        with ThreadPoolExecutor(max_workers=max(1, len(self.members))) as probes:
+            answers = list(probes.map(self._probe, self.members))
+        with self._lock:
+            self._status = (time.monotonic(), answers)
+            return self._with_counts(answers)
+
+    def _with_counts(self, answers: list[dict]) -> list[dict]:
+        return [{**a, "busy": self._busy.get(a["url"], 0), "served": self._served.get(a["url"], 0)} for a in answers]
+
+    @staticmethod
+    def _probe(member: Member) -> dict:
+        status = {"url": member.url, "protocol": member.protocol}
+        try:
+            status.update(member.describe(PROBE_TIMEOUT_S))
+            status.setdefault("state", "ready")
+        except ServerFailed as exc:
+            status.update(state="garbage" if exc.garbage else "unreachable", error=f"{member.url} {exc.reason}")
+        return status
+
+    def summary(self, fix: str) -> dict:
+        """For the health light: each server with at most SHOWN models, voices and languages (and their counts)."""
+        servers = [_trimmed(s) for s in self.servers()]
+        states = {s["state"] for s in servers}
+        state = "ready" if "ready" in states else "loading" if "loading" in states else "unreachable"
+        answer = {"state": state, "servers": servers, "url": ", ".join(self.urls)}
+        if state != "ready":
+            answer["error"] = "; ".join(s.get("error") or f"{s['url']} is {s['state']}" for s in servers)
+            answer["fix"] = fix
+        return answer
+
+    def start_loading(self) -> None:
+        for member in self.members:
+            member.start_loading()
+
+
+SHOWN = 12
+
+
+def _trimmed(server: dict) -> dict:
+    server = dict(server)
+    for key in ("models", "voices", "languages"):
+        if len(server.get(key) or []) > SHOWN:
+            server[f"{key}_total"] = len(server[key])
+            server[key] = server[key][:SHOWN]
+    return server
+
+
+class AsrPool:
+    """Speech recognition on the servers of SPEECH2IMAGE_ASR_URL: the Transcriber's interface."""
+
+    def __init__(self, servers: list[SpeechServer], settings: Settings, local: Callable[[], object]):
+        self.model = settings.asr_model
+        self.language = None if settings.whisper_language in ("", "auto") else settings.whisper_language
+        self.max_audio_s = settings.max_audio_s
+        members = [asr_member(s, settings, local) for s in servers]
+        self.pool = SpeechPool(members, "speech recognition", "asr_unavailable")
+
+    def start_loading(self) -> None:
+        self.pool.start_loading()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return all(m.wait_ready(timeout or 600) for m in self.pool.members)
+
+    def transcribe(self, audio: bytes) -> Transcript:
+        return transcribe_upload(audio, self.max_audio_s, self.transcribe_samples)
+
+    def transcribe_samples(self, samples: np.ndarray, beam_size: int | None = None) -> tuple[str, str]:
+        def work(member: AsrMember):
+            return member.transcribe(samples, self.language, self.model, beam_size)
+
+        return self.pool.call(work), self.language or "auto"
+
+    def status(self) -> dict:
+        answer = self.pool.summary("start the speech recognition server (e.g. python -m wyoming_faster_whisper "
+                                   "--uri tcp://0.0.0.0:10300 ...) or change SPEECH2IMAGE_ASR_URL (Recognition "
+                                   "servers in Settings); 'local' uses the Whisper model in this app")
+        return {"model": self.model or "each server's default", "device": "servers", "compute_type": "",
+                **answer}
+
+
+class TtsPool:
+    """The caption's voice on the servers of SPEECH2IMAGE_TTS_URL: a Speaker's interface."""
+
+    engine_name = "servers"
+
+    def __init__(self, servers: list[SpeechServer], settings: Settings, local: Callable[[], object]):
+        self.voice = settings.tts_server_voice
+        members = [tts_member(s, settings, local) for s in servers]
+        self.pool = SpeechPool(members, "voice", "tts_failed")
+
+    def start_loading(self) -> None:
+        self.pool.start_loading()
+
+    def speak(self, text: str) -> SpokenCaption:
+        text = check_text(text)
+        started = time.perf_counter()
+
+        def work(member: TtsMember):
+            wav, _first = member.synthesize(text, self.voice)
+            return member, wav
+
+        member, wav = self.pool.call(work)
+        sample_rate, duration = wav_info(wav)
+        return SpokenCaption(wav=wav, sample_rate=sample_rate, duration_s=duration,
+                             elapsed_s=time.perf_counter() - started, engine=member.protocol,
+                             voice=f"{member.voice_name(self.voice)} at {member.url}")
+
+    def status(self) -> dict:
+        answer = self.pool.summary("start the voice server (e.g. python -m wyoming_piper --voice en_US-joe-medium "
+                                   "--uri tcp://0.0.0.0:10200 ...) or change SPEECH2IMAGE_TTS_URL (Voice servers "
+                                   "in Settings); 'local' uses the voice in this app")
+        return {"engine": "servers", "voice": self.voice or "each server's default", **answer}
+
+
+def pools_wanted(value: str) -> list[SpeechServer] | None:
+    """The servers of a URL list, or None for an empty one (only the model in this app, as before)."""
+    servers = parse_speech_urls(value)
+    return servers or None
