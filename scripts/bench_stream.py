@@ -28,6 +28,7 @@ import requests
 from benchlib import ROOT, free_port, summary
 from tests.support import speech  # noqa: E402  (the clip makers the tests use)
 from tests.support.audio_stream import AudioStream, pcm16k  # noqa: E402
+from tests.support.data import CASES  # noqa: E402
 from tests.support.speech import NORMALIZE  # noqa: E402
 
 CLIPS = [
@@ -37,6 +38,7 @@ CLIPS = [
     "an old steam train crossing a stone bridge in the mountains",
     "a small wooden cabin by a quiet lake with mountains behind it and a clear starry sky above, "
     "painted in soft watercolors with warm evening light",
+    *[case for case in CASES[:14] if case not in ("a red fox sitting in a snowy forest at sunrise",)],
 ]
 LEAD_S, TAIL_S = 0.3, 1.5
 
@@ -89,6 +91,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tabs", default="1,2,4,8,16", help="how many tabs stream at once, per round")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--tail-s", type=float, default=TAIL_S,
+                        help="quiet after each request before Stop (1.5 s: the page's auto-stop; 0: Stop at once)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
@@ -113,7 +117,8 @@ def main() -> int:
         for engine, make in (("piper", speech.piper_wav), ("espeak", speech.espeak_wav)):
             for i, text in enumerate(CLIPS):
                 wav = make(text, workdir / f"{engine}{i}.wav")
-                clips[(engine, text)] = (wav, speech.pad_wav(wav, workdir / f"{engine}{i}-padded.wav", LEAD_S, TAIL_S))
+                clips[(engine, text)] = (wav, speech.pad_wav(wav, workdir / f"{engine}{i}-padded.wav", LEAD_S,
+                                                                        args.tail_s))
         stream_once(url, clips[("piper", CLIPS[0])][1])  # warm-up
 
         result = {"cpus": os.cpu_count(), "engines": {}, "tabs": {}}
@@ -121,8 +126,8 @@ def main() -> int:
             said, live, upload, rows = [], [], [], []
             for text in CLIPS:
                 wav, padded = clips[(engine, text)]
-                with open(wav, "rb") as f:
-                    upload.append(requests.post(url + "/api/transcribe", files={"audio": (wav.name, f, "audio/wav")},
+                with open(padded, "rb") as f:  # the recording the page would upload at Stop: the same audio
+                    upload.append(requests.post(url + "/api/transcribe", files={"audio": (padded.name, f, "audio/wav")},
                                                 timeout=120).json()["text"])
                 cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
                 row = stream_once(url, padded)
@@ -151,7 +156,7 @@ def main() -> int:
         server.wait(timeout=10)
         server_log.close()
 
-    print(f"live transcription, Whisper tiny.en int8, {result['cpus']} CPUs; clips followed by {TAIL_S} s of quiet")
+    print(f"live transcription, Whisper tiny.en int8, {result['cpus']} CPUs; clips followed by {args.tail_s} s of quiet")
     for engine, row in result["engines"].items():
         print(f"{engine:>7}: Stop->final p50 {row['stop_to_final_s']['p50']} s p95 {row['stop_to_final_s']['p95']} s;"
               f" first words {row['first_partial_s']['p50']} s (max {row['first_partial_s']['max']});"

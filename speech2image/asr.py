@@ -216,8 +216,3 @@ class Transcriber:
                                               condition_on_previous_text=False)
             text = " ".join(segment.text.strip() for segment in segments).strip()
         return text, info.language
-
-
-def has_speech(samples: np.ndarray) -> bool:
-    """Whether Silero VAD hears speech in 16 kHz float32 samples (a few ms for seconds of audio)."""
-    return bool(whisper_window.speech_spans(samples))

@@ -1,14 +1,22 @@
 """Live transcription: the page streams the microphone while the person speaks, Whisper re-reads
 the audio so far at a steady cadence, and the final transcript is ready when Record stops.
 
-- ``Agreement``: LocalAgreement-2. A word is committed once two consecutive passes agree on
-  it; committed words never change, the tentative tail may.
+- ``Agreement``: LocalAgreement-2 for the words shown while speaking. A word is committed once
+  two consecutive passes agree on it; committed words never change, the tentative tail may.
 - ``LiveStream``: one recording's audio (16 kHz mono s16le, bounded by the recording limit)
-  and its agreement; ``finish()`` answers the final transcript.
+  and its agreement; ``finish()`` answers the final transcript: the text of the last pass,
+  which read the whole recording (the preview's committed words were read from less of it, so
+  the final text may word a few of them differently).
 - ``LiveTranscriber``: runs every stream's passes on the one warm model, one at a time, from a
-  priority queue: finals before partials, and among partials the stream waiting longest first;
-  a newer partial request of a stream replaces its older one. Silero VAD (a few ms) decides
-  whether new audio holds speech, so silence costs no pass.
+  priority queue: finals, then end-of-speech passes, then partials (the stream waiting longest
+  first); a newer request of a stream replaces its older one. Silero VAD (a few ms) follows the
+  speech, so silence costs no pass.
+
+Every pass reads the whole recording so far with the same beam as an upload (in a window fitted
+to it, ``whisper_window``: ~0.3 s on 2 cores). When the person stops speaking (``endpoint_s`` of
+quiet) the stream gets an end-of-speech pass at once: people pause before they press Stop, so
+that pass has usually heard everything when Stop comes, and the final transcript is its text,
+ready at Stop. Only when speech came after the last pass does Stop cost one more pass.
 
 The socket's frames are declared here once (``FRAMES``); ``web/live.py`` carries them.
 """
@@ -25,7 +33,8 @@ from typing import Callable
 
 import numpy as np
 
-from .asr import NO_SPEECH_MESSAGE, SAMPLE_RATE, Transcriber, has_speech
+from .asr import NO_SPEECH_MESSAGE, SAMPLE_RATE, Transcriber
+from .whisper_window import speech_spans
 from .errors import BadInput, NoSpeech, UserFacingError
 
 log = logging.getLogger(__name__)
@@ -33,10 +42,11 @@ log = logging.getLogger(__name__)
 SAMPLE_FORMAT = "s16le"
 BYTES_PER_SAMPLE = 2
 MAX_FRAME_BYTES = SAMPLE_RATE * BYTES_PER_SAMPLE  # one second; the page sends ~100 ms at a time
+FINAL, END_OF_SPEECH, PARTIAL = 0, 1, 2  # the passes' kinds, in the order they are run
 
 # page -> server: "start" {sample_rate, format, <job options as in POST /api/jobs>}, binary PCM frames, "stop".
 # server -> page: "ready"; "partial" {committed, tentative, audio_s}; "note" {message} (cut at the limit);
-# "final" {text, elapsed_s (Stop -> final), duration_s, passes}; "job" {snapshot}; "error" {code, message}.
+# "final" {text, elapsed_s (Stop -> final), duration_s, passes, pass_after_stop}; "job" {snapshot}; "error" {code, message}.
 FRAMES = ("start", "stop", "ready", "partial", "note", "final", "job", "error")
 
 
@@ -87,6 +97,7 @@ class Final:
     duration_s: float
     passes: int
     cut: bool
+    pass_after_stop: bool  # speech came after the last pass, so Stop waited for one more
 
 
 class LiveStream:
@@ -111,8 +122,11 @@ class LiveStream:
         self._covered = 0  # samples the last finished pass saw
         self._checked = 0  # samples the VAD has looked at since then
         self._speech_since_pass = False
+        self.speech_end = 0  # where the VAD last heard speech end (samples; the end when still speaking)
         self._finished = threading.Event()
         self._final_text: str | None = None
+        self._last_text = ""  # the last pass's whole text
+        self.pass_after_stop = False
         self._error: UserFacingError | None = None
 
     # --- the audio --------------------------------------------------------------------
@@ -148,21 +162,32 @@ class LiveStream:
             raw = bytes(self._pcm[start * BYTES_PER_SAMPLE:])
         return np.frombuffer(raw, dtype=np.int16).astype(np.float32) / 32768.0
 
-    def speech_after_pass(self, look_back_s: float = 0.3) -> bool:
-        """Has speech come after the audio the last pass saw? Only unchecked audio is read again."""
-        if self._speech_since_pass:
-            return True
+    def listen(self, every_s: float = 0.2, look_back_s: float = 0.3) -> None:
+        """Run the VAD over the audio it has not read yet (with a little look-back, so a word cut at
+        the edge is heard): notes speech after the last pass, and where speech last ended."""
         total = self.samples
-        if total - self._checked < SAMPLE_RATE // 10:
-            return False
+        if total - self._checked < max(every_s * SAMPLE_RATE, 512):
+            return
         start = max(self._covered, self._checked - int(look_back_s * SAMPLE_RATE))
         self._checked = total
-        self._speech_since_pass = has_speech(self.audio(start)[: total - start])
+        spans = speech_spans(self.audio(start)[: total - start])
+        if spans:
+            self._speech_since_pass = True
+            self.speech_end = max(self.speech_end, start + spans[-1][1])
+
+    def speech_after_pass(self) -> bool:
+        """Has speech come after the audio the last pass saw? (The VAD reads what it has not read.)"""
+        self.listen(every_s=0.0)
         return self._speech_since_pass
+
+    def quiet_s(self) -> float:
+        """How long the speaker has been quiet, by the VAD's last reading."""
+        return (self._checked - self.speech_end) / SAMPLE_RATE if self.speech_end else 0.0
 
     # --- passes (called by the scheduler) --------------------------------------------------
 
     def took_pass(self, text: str, covered: int) -> None:
+        self._last_text = text
         self.agreement.update(text.split())
         self.passes += 1
         self._covered = covered
@@ -182,7 +207,9 @@ class LiveStream:
     def conclude(self, error: UserFacingError | None = None) -> None:
         with self._lock:
             if error is None:
-                self._final_text = self.agreement.text()
+                # The last pass read the whole recording with the upload's beam: its text is the
+                # final one (the committed words of the preview were read from shorter audio).
+                self._final_text = self._last_text
             self._error = error
             self.state = "done"
         self._finished.set()
@@ -198,7 +225,7 @@ class LiveStream:
             self.pending = None
             busy = self.running
         if busy or self.speech_after_pass():
-            self._scheduler.request(self, final=True)
+            self._scheduler.request(self, FINAL)
         else:
             self.conclude()
         if not self._finished.wait(timeout_s):
@@ -208,7 +235,8 @@ class LiveStream:
         if not self._final_text:
             raise NoSpeech(NO_SPEECH_MESSAGE, code="no_speech")
         return Final(text=self._final_text, elapsed_s=time.perf_counter() - started,
-                     duration_s=self.samples / SAMPLE_RATE, passes=self.passes, cut=self.cut)
+                     duration_s=self.samples / SAMPLE_RATE, passes=self.passes, cut=self.cut,
+                     pass_after_stop=self.pass_after_stop)
 
     def close(self) -> None:
         """Release the audio; a pass still queued for it is skipped."""
@@ -224,12 +252,12 @@ class LiveTranscriber:
     """Schedules every live stream's passes on the current warm Whisper model, one at a time."""
 
     def __init__(self, transcriber: Callable[[], Transcriber], cadence_s: float = 1.0, min_new_s: float = 0.3,
-                 first_pass_s: float = 0.8, partial_beam_size: int = 1):
+                 first_pass_s: float = 0.8, endpoint_s: float = 0.5):
         self._transcriber = transcriber  # the current one: a settings change may rebuild it
         self.cadence_s = cadence_s  # at most one partial pass per stream this often
         self.min_new_s = min_new_s  # new audio a partial pass needs
         self.first_pass_s = first_pass_s  # audio the first pass needs: fewer words are not worth a pass
-        self.partial_beam_size = partial_beam_size
+        self.endpoint_s = endpoint_s  # quiet after speech that asks for an end-of-speech pass
         self._heap: list = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
@@ -239,23 +267,26 @@ class LiveTranscriber:
         return LiveStream(self, listener, max_audio_s)
 
     def consider(self, stream: LiveStream) -> None:
-        """After new audio: ask for a partial pass when the cadence allows and speech came."""
+        """After new audio: an end-of-speech pass once the speaker is quiet, else a partial pass when
+        the cadence allows; either only when speech came after the last pass."""
         if stream.state != "open" or stream.pending is not None or stream.running:
             return
-        if time.monotonic() - stream.last_pass_started < self.cadence_s:
+        stream.listen()
+        if not stream._speech_since_pass or stream.samples < self.first_pass_s * SAMPLE_RATE:
             return
-        if stream.samples < self.first_pass_s * SAMPLE_RATE:
-            return
-        if stream.samples - stream._covered < self.min_new_s * SAMPLE_RATE or not stream.speech_after_pass():
-            return
-        self.request(stream, final=False)
+        cadence = self.cadence_s if stream.agreement.text() else self.cadence_s / 2  # no words yet: sooner
+        if stream.quiet_s() >= self.endpoint_s:
+            self.request(stream, END_OF_SPEECH)
+        elif (time.monotonic() - stream.last_pass_started >= cadence
+              and stream.samples - stream._covered >= self.min_new_s * SAMPLE_RATE):
+            self.request(stream, PARTIAL)
 
-    def request(self, stream: LiveStream, final: bool) -> None:
+    def request(self, stream: LiveStream, kind: int) -> None:
         with self._cond:
             seq = next(self._seq)
             stream.pending = seq
-            # finals first; among partials, the stream whose last pass is oldest
-            heapq.heappush(self._heap, (0 if final else 1, 0.0 if final else stream.last_pass_started, seq, stream))
+            # by kind; among partials, the stream whose last pass is oldest; else first come
+            heapq.heappush(self._heap, (kind, stream.last_pass_started if kind == PARTIAL else 0.0, seq, stream))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="live-asr", daemon=True)
                 self._thread.start()
@@ -270,8 +301,8 @@ class LiveTranscriber:
             with self._cond:
                 while not self._heap:
                     self._cond.wait()
-                priority, _, seq, stream = heapq.heappop(self._heap)
-            final = priority == 0
+                kind, _, seq, stream = heapq.heappop(self._heap)
+            final = kind == FINAL
             with stream._lock:
                 if stream.pending != seq or stream.state not in (("stopping",) if final else ("open",)):
                     continue  # replaced, stopped or closed meanwhile
@@ -293,9 +324,9 @@ class LiveTranscriber:
         if final and stream.passes and not stream.speech_after_pass():
             stream.conclude()  # the last partial pass already heard everything
             return
+        stream.pass_after_stop = final
         samples = stream.audio()
-        transcriber = self._transcriber()
-        text, _ = transcriber.transcribe_samples(samples, None if final else self.partial_beam_size)
+        text, _ = self._transcriber().transcribe_samples(samples)
         stream.took_pass(text, samples.size)
         if final:
             stream.conclude()

@@ -101,10 +101,11 @@ def audio_stream(ws):
                 raise BadInput("expected audio or 'stop'", code="bad_frame")
             break
         final = stream.finish()
-        log.info("live transcript of %.1f s ready %.3f s after stop (%d passes)", final.duration_s,
-                 final.elapsed_s, final.passes)
+        log.info("live transcript of %.1f s ready %.3f s after stop (%d passes%s)", final.duration_s,
+                 final.elapsed_s, final.passes, ", one after Stop" if final.pass_after_stop else "")
         send(frame("final", text=final.text, elapsed_s=round(final.elapsed_s, 3),
-                   duration_s=round(final.duration_s, 2), passes=final.passes))
+                   duration_s=round(final.duration_s, 2), passes=final.passes,
+                   pass_after_stop=final.pass_after_stop))
         job = runtime.pipeline.submit(dataclasses.replace(job_request, transcript=final.text,
                                                           timings={"asr": final.elapsed_s}))
         send(frame("job", snapshot=job.snapshot()))
