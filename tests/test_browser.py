@@ -117,9 +117,9 @@ def test_live_transcript_while_speaking(playwright, live_server, clips_dir, arti
             assert word in text, text
         meta = page.inner_text("#transcript-meta")
         assert "transcribed live" in meta, meta
-        # how soon after Stop the final text is there is measured by scripts/bench_stream.py, not here:
-        # a timed assertion fails whenever the machine is busy
-        assert " s after Stop" in meta, meta
+        # after the quiet, the end-of-speech pass had read it all: Stop waited for no pass (how soon the
+        # text is there is measured by scripts/bench_stream.py, not here: a timed assertion fails on a busy machine)
+        assert "final text ready at Stop" in meta, meta
         assert page.is_hidden("#live-transcript")
         page.wait_for_selector("#prompt-source:not([hidden])", timeout=30_000)
         assert "lighthouse" in page.input_value("#prompt").lower().replace(" ", "")

@@ -208,6 +208,7 @@ def test_reconnecting_page_resumes_its_job(serve):
     ({"prompt": "x", "cfg": -1}, "bad_cfg"),
     ({"prompt": "x", "preset": "nope"}, "bad_preset"),
     ({"prompt": 5}, "bad_prompt"),
+    ({"prompt": "x", "request_id": "two words"}, "bad_request_id"),
 ])
 def test_bad_job_requests(client, payload, code):
     response = client.post("/api/jobs", json=payload)

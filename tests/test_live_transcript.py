@@ -5,6 +5,7 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from speech2image.asr_stream import Agreement
 
@@ -111,6 +112,28 @@ def test_stop_right_after_the_last_word_reads_the_end_once_more(live_server, mak
     assert final["pass_after_stop"] is True, final
     assert word_error_rate(said, final["text"]) <= WER_BOUND, final["text"]
     stream.close()
+
+
+def test_the_upload_of_a_recording_the_stream_already_started_answers_the_same_job(live_server, make_clip, clips_dir):
+    """The page's socket dropped after the server started the job: its fallback upload carries the
+    recording's request_id and gets that job back, not a second one."""
+    wav = speech.pad_wav(make_clip("a cat wearing a red hat"), clips_dir / "live-twice.wav", lead_s=0.3, tail_s=1.0)
+    tab, request_id = session(), uuid.uuid4().hex
+    stream = AudioStream(live_server.url, tab, {"request_id": request_id})
+    assert stream.until("ready")["type"] == "ready"
+    stream.play(pcm16k(wav), pace=4.0)
+    stream.send({"type": "stop"})
+    started = stream.until("job")["snapshot"]
+    stream.close()
+    with open(wav, "rb") as f:
+        again = requests.post(live_server.url + "/api/jobs", files={"audio": ("recording.wav", f, "audio/wav")},
+                              data={"session": tab, "request_id": request_id}, timeout=60)
+    assert again.status_code == 202, again.text
+    assert again.json()["job_id"] == started["job_id"]
+    with open(wav, "rb") as f:  # another recording (another id) is another job
+        other = requests.post(live_server.url + "/api/jobs", files={"audio": ("recording.wav", f, "audio/wav")},
+                              data={"session": tab, "request_id": uuid.uuid4().hex}, timeout=60)
+    assert other.status_code == 202 and other.json()["job_id"] != started["job_id"]
 
 
 def errored(stream, timeout=30.0) -> dict:

@@ -92,8 +92,9 @@ export class LiveStream {
         this.final = frame;
         hidePreview();
         ui.transcript.value = frame.text;
+        // pass_after_stop: speech came after the last pass, so Stop waited for one more
         ui.transcriptMeta.textContent = `${frame.duration_s.toFixed(1)} s of speech transcribed live; ` +
-          `final text ${frame.elapsed_s.toFixed(2)} s after Stop`;
+          (frame.pass_after_stop ? `final text ${frame.elapsed_s.toFixed(2)} s after Stop` : "final text ready at Stop");
         break;
       case "job":
         this.settle((outcome) => outcome.resolve(frame.snapshot));
