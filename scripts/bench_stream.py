@@ -1,13 +1,14 @@
 """Benchmark live transcription (/ws/audio) against the upload path, through the real server.
 
-Starts ``app.py`` on a free loopback port (LLM and voice off, no ComfyUI: each job ends at
-"prompt ready"), makes spoken requests with Piper and espeak-ng (2-15 s, then 1.5 s of quiet as
+Starts ``app.py`` on a free loopback port (LLM and voice off, the fake ComfyUI of the tests
+rendering 1 step), makes spoken requests with Piper and espeak-ng (2-15 s, then 1.5 s of quiet as
 before an auto-stop) and streams each at real-time pace in 100 ms frames, as the page does.
 Reports Stop -> final transcript, the first partial words after speech starts, the word error
 rate against the upload path (/api/transcribe) on the same clips, the curve with 1/2/4/8/16 tabs
-streaming at once, and the server's CPU while one person speaks.
+streaming at once, the server's CPU while one person speaks, and whether a render's progress
+keeps flowing to its page while another tab speaks (60 steps of 50 ms, alone and beside a speaker).
 
-    .venv/bin/python scripts/bench_stream.py [--tabs 1,2,4,8,16] [--json out.json]
+    .venv/bin/python scripts/bench_stream.py [--tabs 1,2,4,8,16] [--tail-s 1.5] [--json out.json]
 """
 from __future__ import annotations
 
@@ -25,10 +26,13 @@ from pathlib import Path
 import jiwer
 import requests
 
-from benchlib import ROOT, free_port, summary
+import websocket
+
+from benchlib import ROOT, follow_job, free_port, summary
 from tests.support import speech  # noqa: E402  (the clip makers the tests use)
 from tests.support.audio_stream import AudioStream, pcm16k  # noqa: E402
 from tests.support.data import CASES  # noqa: E402
+from tests.support.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
 from tests.support.speech import NORMALIZE  # noqa: E402
 
 CLIPS = [
@@ -73,6 +77,31 @@ def stream_once(url: str, wav: Path) -> dict:
         stream.close()
 
 
+def render_relay(url: str, fake: FakeComfyUI, wav: Path | None, steps: int = 60) -> dict:
+    """A render's progress on the page (fake ComfyUI, 50 ms a step), alone or while one tab speaks
+    ``wav``: how long each step took from ComfyUI's frame to the page, and the longest gap between steps."""
+    session = uuid.uuid4().hex
+    ws = websocket.create_connection(url.replace("http", "ws", 1) + f"/ws?session={session}", timeout=120)
+    json.loads(ws.recv())  # hello: subscribed
+    speaker = threading.Thread(target=stream_once, args=(url, wav)) if wav else None
+    if speaker:
+        speaker.start()
+        time.sleep(1.0)  # the render starts while the person is speaking
+    posted_before = len(fake.posted)  # the speaker's own job is posted after its Stop, after this render
+    job_id = requests.post(url + "/api/jobs", json={"session": session, "prompt": "a lighthouse at dusk",
+                                                   "steps": steps}, timeout=30).json()["job_id"]
+    _, arrived, _ = follow_job(ws, job_id)
+    ws.close()
+    if speaker:
+        speaker.join()
+    prompt_id = fake.posted[posted_before]["prompt_id"]
+    sent = {step: t for pid, step, t in fake.progress_sent if pid == prompt_id}
+    latency = [t - sent[step] for step, t in arrived if step in sent]
+    times = [t for _, t in arrived]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return {"relay_ms": summary(latency, scale=1000, digits=1), "longest_gap_ms": round(max(gaps, default=0) * 1000, 1)}
+
+
 def tabs_at_once(url: str, wavs: list[Path], tabs: int) -> list[dict]:
     results: list[dict] = [{}] * tabs
     threads = []
@@ -97,9 +126,13 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     port = free_port()
+    import logging
+    logging.disable(logging.INFO)  # the in-process fake ComfyUI's request lines
+    fake = FakeComfyUI(Knobs(step_delay_s=0.05)).__enter__()
     env = dict(os.environ, SPEECH2IMAGE_PORT=str(port), SPEECH2IMAGE_DATA_DIR=str(workdir / "instance"),
                SPEECH2IMAGE_LOG_LEVEL="WARNING", SPEECH2IMAGE_LLM_URL="off", SPEECH2IMAGE_TTS_ENGINE="off",
-               SPEECH2IMAGE_COMFYUI_URL="http://127.0.0.1:9", SPEECH2IMAGE_MAX_JOBS_PER_SESSION="50")
+               SPEECH2IMAGE_COMFYUI_URL=fake.url, SPEECH2IMAGE_STEPS="1", SPEECH2IMAGE_WIDTH="64",
+               SPEECH2IMAGE_HEIGHT="64", SPEECH2IMAGE_MAX_JOBS_PER_SESSION="50")
     server_log = open(workdir / "server.log", "w")
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT,
                               stdout=server_log, stderr=subprocess.STDOUT)
@@ -143,6 +176,9 @@ def main() -> int:
                 "cpu_percent_while_speaking": summary([r["cpu_percent"] for r in rows], digits=1),
                 "clips": rows,
             }
+        longest = max((clips[("piper", text)][1] for text in CLIPS), key=speech.wav_seconds)
+        render_relay(url, fake, None, steps=5)  # warm-up
+        result["render"] = {"alone": render_relay(url, fake, None), "beside_a_speaker": render_relay(url, fake, longest)}
         wavs = [clips[(engine, text)][1] for text in CLIPS for engine in ("piper", "espeak")]
         for tabs in (int(n) for n in args.tabs.split(",")):
             rows = tabs_at_once(url, wavs, tabs)
@@ -155,6 +191,7 @@ def main() -> int:
         server.terminate()
         server.wait(timeout=10)
         server_log.close()
+        fake.__exit__(None, None, None)
 
     print(f"live transcription, Whisper tiny.en int8, {result['cpus']} CPUs; clips followed by {args.tail_s} s of quiet")
     for engine, row in result["engines"].items():
@@ -162,6 +199,10 @@ def main() -> int:
               f" first words {row['first_partial_s']['p50']} s (max {row['first_partial_s']['max']});"
               f" WER live {row['wer_live']} vs upload {row['wer_upload']};"
               f" server CPU while speaking {row['cpu_percent_while_speaking']['p50']} % of a core")
+    for how, row in result["render"].items():
+        print(f"render progress {how.replace('_', ' ')}: ComfyUI -> page p50 {row['relay_ms']['p50']} ms, "
+              f"p95 {row['relay_ms']['p95']} ms, max {row['relay_ms']['max']} ms; longest gap between steps "
+              f"{row['longest_gap_ms']} ms (steps are 50 ms apart)")
     print(f"{'tabs':>5} {'Stop->final p50':>16} {'p95':>6} {'max':>6} {'first words p50':>16} failed")
     for tabs, row in result["tabs"].items():
         s = row["stop_to_final_s"]
