@@ -148,7 +148,8 @@ def looks_like_refinement(transcript: str) -> bool:
 _EDIT_CUE = re.compile(
     r"^(?:(?:and|okay|ok|so|but|also|then|please|now|can you|could you|would you)[\s,]+)*"
     r"(?:now|make (?:it|them|this|that|the|him|her)|turn (?:it|them|this|the)|add|remove|change|instead|more|less|"
-    r"put|give (?:it|them|the)|without|same (?:thing|picture|one) but)\b|\binstead\b",
+    r"put|give (?:it|them|the)|without|get rid of|take (?:away|out)|no more|same (?:thing|picture|one) but)\b|"
+    r"\binstead\b",
     re.IGNORECASE,
 )
 _SMALL_CHANGE = re.compile(r"\b(?:a (?:little|bit|touch|tad)|slightly|subtly|subtle|a little bit|just a|barely)\b",
@@ -178,6 +179,30 @@ def clamp_strength(value) -> float | None:
     return round(min(STRENGTH_RANGE[1], max(STRENGTH_RANGE[0], float(value))), 2)
 
 
+# How a change reads in a prompt: "add a full moon" draws a full moon; "remove the fence" must not put
+# "fence" in the prompt (Stable Diffusion would draw one), so it goes to the negative prompt instead.
+_ADDING = re.compile(r"^(?:add|put|include)\s+(?:in\s+)?", re.IGNORECASE)
+_REMOVING = re.compile(r"^(?:remove|without|get rid of|take (?:away|out)|delete|erase|no more|no)\s+(.+)$",
+                       re.IGNORECASE)
+_DETERMINER = re.compile(r"^(?:all (?:of )?the|the|a|an|some|any|that|those|these|this)\s+", re.IGNORECASE)
+
+
+def split_change(change: str) -> tuple[str, str | None]:
+    """(words the prompt gains, what was asked to go): "add a full moon" -> ("a full moon", None),
+    "remove the fence" -> ("", "the fence")."""
+    removing = _REMOVING.match(change)
+    if removing:
+        return "", removing.group(1)
+    return _ADDING.sub("", change), None
+
+
+def without(subject: str, unwanted: str) -> str:
+    """The subject without the parts a change removed (never its first, what the picture is of)."""
+    stem = re.escape(_DETERMINER.sub("", unwanted).strip().removesuffix("s"))  # "the fences" also takes "a fence"
+    first, *rest = subject.split(", ")
+    return ", ".join([first, *(part for part in rest if not re.search(rf"\b{stem}(?:s|es)?\b", part, re.IGNORECASE))])
+
+
 def subject_of(prompt: str) -> str:
     """What a prompt the offline rewriter wrote was about, without the style and quality words it added."""
     for preset in PRESETS.values():
@@ -202,18 +227,21 @@ class OfflineRewriter:
         """Returns (subject, plan); the subject is kept so a follow-up can extend it. ``follow_up``: the
         transcript changes the previous subject whatever its wording (a change of a chosen picture)."""
         started = time.perf_counter()
+        unwanted = None
         if previous_subject and (follow_up or looks_like_refinement(transcript)):
-            change = clean_request(_REFINEMENT_LEAD.sub("", " ".join(transcript.split())))
-            subject = f"{previous_subject}, {change}" if change else previous_subject
+            change, unwanted = split_change(clean_request(_REFINEMENT_LEAD.sub("", " ".join(transcript.split()))))
+            base = without(previous_subject, unwanted) if unwanted else previous_subject
+            subject = f"{base}, {change}" if change else base
         else:
             subject = clean_request(transcript)
         if not subject:
             raise BadInput("there is nothing to draw in that request: say what you want to see", code="empty_request")
         prompt = f"{subject}, {preset.style_words}, {QUALITY_WORDS}"
+        core = _DETERMINER.sub("", unwanted) if unwanted else None
         plan = PromptPlan(
             prompt=prompt,
-            negative_prompt=DEFAULT_NEGATIVE,
-            caption=caption_for(subject),
+            negative_prompt=f"{core}, {DEFAULT_NEGATIVE}" if core else DEFAULT_NEGATIVE,
+            caption=caption_for(f"{subject}, without {unwanted}" if unwanted else subject),
             source="offline",
             preset=preset.name,
             elapsed_s=time.perf_counter() - started,

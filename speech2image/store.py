@@ -86,6 +86,8 @@ class OutputStore:
         except Exception as exc:
             raise StorageError(f"ComfyUI sent an image that could not be read: {exc}") from exc
         info = PngImagePlugin.PngInfo()
+        # The picture's own size when the graph did not set one (a change keeps its parent's size).
+        story = {**story, "width": story.get("width") or image.width, "height": story.get("height") or image.height}
         for key, value in story.items():
             if value is not None:
                 info.add_itxt(f"{METADATA_PREFIX}{key}", value if isinstance(value, str) else json.dumps(value))

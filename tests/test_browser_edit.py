@@ -3,7 +3,11 @@ picture, record "now make it at night", and an edit of that picture appears with
 then the switch beside the prompt, and the gallery's Change this picture."""
 from __future__ import annotations
 
+import re
+
 import pytest
+import requests
+from PIL import Image
 
 from .support import speech
 from .support.browser import launch, speaking_page
@@ -103,8 +107,31 @@ def test_gallery_change_this_picture_then_type_what_to_change(playwright, live_s
         page.click(f"#gallery button[data-job-id='{edit_id}']")
         page.wait_for_selector("#chain:not([hidden])")
         page.click("#again-same")
+        assert "From the gallery" not in page.inner_text("#message")  # the old message does not linger
         wait_done(page)
         assert page.inner_text("#decision-text").startswith("Changing the chosen picture · strength 0.55")
         page.screenshot(path=str(artifacts_dir / "browser-edit-from-gallery.png"), full_page=True)
+
+        # Download on an edit: saved under the page's name (not the id the server's header would give), and
+        # the PNG names its parent, the strength and its own size
+        with page.expect_download() as download:
+            page.click("#download")
+        assert re.fullmatch(r"a-yellow-kite-over-the-sea-[0-9a-f]{6}\.png", download.value.suggested_filename)
+        saved = Image.open(download.value.path())
+        assert saved.text["speech2image:edit_of"] == parent_url.rsplit("/", 1)[1].removesuffix(".png")
+        assert saved.text["speech2image:strength"] == "0.55"
+        assert (saved.text["speech2image:width"], saved.text["speech2image:height"]) == ("128", "96")
+
+        # The parent deleted: its edit shows no broken thumbnails, and the chain says it is gone
+        parent_id = parent_url.rsplit("/", 1)[1].removesuffix(".png")
+        assert requests.delete(f"{live_server.url}/api/gallery/{parent_id}", timeout=5).status_code == 200
+        page.reload()
+        page.click(f"#gallery button[data-job-id='{edit_id}']")
+        page.wait_for_selector("#chain:not([hidden])")
+        assert page.inner_text("#chain-list") == "(deleted)"
+        page.wait_for_function("[...document.images].every((img) => img.complete)")
+        broken = page.evaluate("[...document.images].filter((img) => img.offsetParent && img.naturalWidth === 0)"
+                               ".map((img) => img.id || img.getAttribute('src'))")
+        assert broken == []
     finally:
         browser.close()

@@ -33,6 +33,20 @@ OFFLINE = [
     ("this time a castle on a hill", "new", None),
     ("make me a logo of a whale", "new", None),
     ("nowhere to be seen, a lonely road", "new", None),
+    ("get rid of the fence", "edit", 0.55),
+    ("no more fog", "edit", 0.55),
+]
+
+# (what was said next, the prompt's subject, what the negative prompt starts with) in a tab whose last
+# picture is BARN + ", a wooden fence": a removed thing must not be in the prompt, where it would be drawn.
+CHANGE_WORDING = [
+    ("add a full moon", f"{BARN}, a wooden fence, a full moon", "blurry"),
+    ("now put a scarecrow in the field", f"{BARN}, a wooden fence, a scarecrow in the field", "blurry"),
+    ("remove the fence", BARN, "fence, blurry"),
+    ("make it without the fence", BARN, "fence, blurry"),
+    ("get rid of all the fences", BARN, "fences, blurry"),
+    ("no more fog", f"{BARN}, a wooden fence", "fog, blurry"),
+    ("make the barn blue", f"{BARN}, a wooden fence, the barn blue", "blurry"),
 ]
 
 
@@ -48,6 +62,17 @@ def test_offline_cues_decide_in_a_tab_with_a_picture(said, mode, strength):
     assert (plan.mode, plan.strength) == (mode, strength)
     if mode == "edit":
         assert plan.prompt.startswith(BARN)  # a change keeps what the picture was of
+
+
+@pytest.mark.parametrize("said, subject, negative", CHANGE_WORDING)
+def test_offline_change_wording_adds_to_the_prompt_or_keeps_out(said, subject, negative):
+    writer = PromptWriter(None)
+    writer.write(f"{BARN}, a wooden fence", session="tab")
+    plan = writer.write(said, session="tab", can_edit=True)
+    assert plan.mode == "edit"
+    assert plan.prompt.split(", natural colors")[0] == subject
+    assert plan.negative_prompt.startswith(negative)
+    assert ("without" in plan.caption) == (negative != "blurry")  # the caption says what went
 
 
 @pytest.mark.parametrize("said", ["now make it at night", "a cat sleeping on a windowsill"])

@@ -192,6 +192,8 @@ def test_real_comfyui_changes_a_picture(tmp_path, serve):
     assert edit["edit_of"] == parent["job_id"] and edit["render"]["denoise"] == 0.3
     image = picture(tmp_path, edit["job_id"])
     assert image.size == (128, 128) and image.text["speech2image:edit_of"] == parent["job_id"]
+    assert image.text["speech2image:strength"] == "0.3" and image.text["speech2image:width"] == "128"
+    assert image.text["speech2image:seed"] == str(parent["render"]["seed"])  # the parent's seed, kept
     graph = json.loads(image.text["prompt"])
     assert any(n["class_type"] == "LoadImage" for n in graph.values())
     assert Image.open(io.BytesIO((tmp_path / "instance" / "outputs" / f"{parent['job_id']}.png").read_bytes())).size == (128, 128)

@@ -22,7 +22,10 @@ def output_file(name: str):
         abort(404)
     if not path.is_file():
         abort(404)
-    return send_file(path, mimetype=KINDS[kind], max_age=3600)
+    response = send_file(path, mimetype=KINDS[kind], max_age=3600)
+    # No file name in the header: a browser prefers it to the page's download name (red-fox-in-snow-1a2b3c.png).
+    response.headers.pop("Content-Disposition", None)
+    return response
 
 
 @bp.get("/metrics")

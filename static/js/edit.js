@@ -59,7 +59,7 @@ export function showDecision(decision) {
     ? `Changing ${which} picture · strength ${Number(decision.strength).toFixed(2)}${BY[decision.by] || ""}`
     : `New picture${BY[decision.by] || ""}`;
   ui.decisionThumb.hidden = !editing;
-  if (editing) ui.decisionThumb.src = thumbOf(decision.parent);
+  if (editing) ui.decisionThumb.src = thumbOf(decision.parent);  // hidden again if that picture was deleted
   ui.decisionSwitch.textContent = editing ? "Make a new picture instead" : "Change the last picture instead";
   ui.decision.hidden = false;
 }
@@ -103,5 +103,6 @@ export async function loadChain(jobId) {
 export function initEdits({ restart, open }) {
   Object.assign(state, { restart, open });
   ui.decisionSwitch.addEventListener("click", switchMode);
+  ui.decisionThumb.addEventListener("error", () => { ui.decisionThumb.hidden = true; });
   ui.editTargetClear.addEventListener("click", clearTarget);
 }

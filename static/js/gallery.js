@@ -49,6 +49,7 @@ function thumbnail(entry) {
       parent.className = "parent-thumb";
       parent.src = `/outputs/${entry.edit_of}.thumb.jpg`;
       parent.alt = "Changed from";
+      parent.addEventListener("error", () => parent.remove());  // that picture was deleted
       button.append(parent);
       button.title = `Changed from an earlier picture\n${button.title}`;
     }

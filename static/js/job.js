@@ -67,6 +67,7 @@ export function startJob(fetchOptions) {
 // answer: the promise of the started job's snapshot (from POST /api/jobs or the live stream).
 async function followStart(answer) {
   resetResult();
+  showMessage("");  // the last job's "Done." is not this one's; the strip shows the stage
   setBusy(true);
   setStage("pending");
   Object.assign(job, { phase: "starting", id: null, earlyEvents: [] });
