@@ -77,7 +77,6 @@ class Pictures:
             raise BadInput(f"'mode' must be one of {', '.join(MODES)}", code="bad_mode")
         if request.edit_of:
             self.entry(request.edit_of)
-            request.mode = "edit"
             return
         request.last_picture = self.last(request.session)
         if request.mode == "edit" and request.last_picture is None:
@@ -89,8 +88,8 @@ def decide(request: JobRequest, plan: PromptPlan, settings: Settings) -> dict:
     """New picture or change, who decided, the picture changed (for a new one: the one that could have
     been, for the page's switch) and the strength: the job's setting, else the plan's, else the default."""
     parent = request.edit_of or request.last_picture
-    if request.edit_of:
-        mode, by = "edit", "request"
+    if request.edit_of:  # named by the request; with mode "edit" by the page's switch (the picture in view)
+        mode, by = "edit", ("page" if request.mode == "edit" else "request")
     elif request.mode in ("new", "edit"):
         mode, by = request.mode, "page"
     elif parent is None:

@@ -130,8 +130,11 @@ def plan(mode=None, strength=None, source="offline") -> PromptPlan:
     ({"last_picture": "p1", "mode": "edit"}, {"mode": "new"}, 0.0,
      {"mode": "edit", "by": "page", "parent": "p1", "strength": 0.55}),
     # a chosen picture (the gallery's Change this picture), and the job's own denoise over the plan's
-    ({"edit_of": "p0", "mode": "edit", "last_picture": "p1"}, {"mode": "new"}, 0.8,
+    ({"edit_of": "p0", "last_picture": "p1"}, {"mode": "new"}, 0.8,
      {"mode": "edit", "by": "request", "parent": "p0", "strength": 0.8}),
+    # the switch on a new picture names the picture it would have changed, with mode edit
+    ({"edit_of": "p1", "mode": "edit", "last_picture": "p1"}, {"mode": "new"}, 0.0,
+     {"mode": "edit", "by": "page", "parent": "p1", "strength": 0.55}),
     ({"last_picture": "p1"}, {"mode": "edit", "strength": 0.4}, 0.25,
      {"mode": "edit", "by": "offline", "parent": "p1", "strength": 0.25}),
 ])

@@ -67,7 +67,7 @@ export function showDecision(decision) {
 function switchMode() {
   const shown = state.shown;
   if (!shown) return;
-  state.restart(shown.mode === "edit" ? { mode: "new" } : { edit_of: shown.parent });
+  state.restart(shown.mode === "edit" ? { mode: "new" } : { edit_of: shown.parent, mode: "edit" });
 }
 
 function chainLink(link) {
