@@ -120,6 +120,7 @@ function sendTyped(event) {
   const text = ui.typed.value.trim();
   if (!text || busy()) return;
   ui.transcript.value = text;
+  ui.transcriptMeta.textContent = "";  // it spoke of the last recording
   ui.prompt.value = "";
   startJob(jsonPost({ ...jobOptions(), transcript: text }));
 }
