@@ -47,6 +47,19 @@ def digest(files: tuple[str, ...]) -> str:
     return sha.hexdigest()
 
 
+# Packages pip compiles from source here. llama.cpp compiled for the build machine's own CPU (the default,
+# GGML_NATIVE=ON) crashed with a general protection fault in libggml-cpu on the first grammar-constrained
+# request on a Xeon with AVX-512 and AMX; built for a portable instruction set it runs everywhere, so the
+# tests do not depend on which CPU the machine has.
+COMPILED = ("llama-cpp-python",)
+
+
+def portable_build_env() -> dict:
+    env = dict(os.environ)
+    env["CMAKE_ARGS"] = " ".join(filter(None, [env.get("CMAKE_ARGS", ""), "-DGGML_NATIVE=OFF"]))
+    return env
+
+
 def setup(kind: str) -> Path:
     """The environment's Python, with the requirements of ``kind`` (app or test) installed."""
     folder = environment()
@@ -59,10 +72,18 @@ def setup(kind: str) -> Path:
     wanted = digest(files)
     if not stamp.is_file() or stamp.read_text().strip() != wanted:
         say(f"installing {', '.join(files)} into {folder} (the first time takes a few minutes)")
+        env = portable_build_env()
+        compiled = [line.split(";")[0].strip() for name in files for line in (ROOT / name).read_text().splitlines()
+                    if line.split("==")[0].split("[")[0].strip() in COMPILED]
+        if compiled:
+            # Built here, never taken from pip's wheel cache: a cached wheel may have been compiled
+            # natively (by an older set-up) and crash on this CPU.
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-cache-dir", *compiled],
+                           check=True, env=env)
         command = [str(python), "-m", "pip", "install", "--quiet"]
         for name in files:
             command += ["-r", str(ROOT / name)]
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, env=env)
         stamp.write_text(wanted + "\n")
     return python
 

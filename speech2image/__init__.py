@@ -23,14 +23,14 @@ mimetypes.add_type("text/javascript", ".js")
 def create_app(test_config: dict | None = None) -> Flask:
     """App factory: settings from the environment, ``test_config`` overrides fields.
 
-    Raises ``web.security.UnsafeBind`` for a network address without a token; configuring
+    Raises ``web.UnsafeBind`` for a network address without a token; configuring
     logging and exiting the process are ``app.py``'s business, not the factory's.
     """
     environment = environment_values()
     settings = Settings(**{**environment, **(test_config or {})})
-    from .web import api, errors, live, pages, security
+    from . import web
 
-    security.check_bind(settings.host, settings.token)
+    web.check_bind(settings.host, settings.token)
     app = Flask(
         __name__,
         instance_path=os.path.abspath(settings.data_dir),
@@ -45,12 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     runtime.init_app(app)
     for line in runtime.service_lines():
         log.info("%s", line)
-    errors.init_app(app)
-    security.init_app(app)
-    live.sock.init_app(app)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(live.bp)
+    web.init_app(app)
 
     if settings.preload:
         runtime.start_loading()

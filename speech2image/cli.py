@@ -21,8 +21,6 @@ from .config import JOB_KNOBS, Settings
 COMMANDS = ("serve", "doctor", "transcribe", "render")
 # The end of a job, and the exit status each gives the render command.
 EXIT_STATUS = {"done": 0, "error": 1, "prompt_ready": 3, "cancelled": 130}
-STAGE_WORDS = {"transcribing": "transcribing…", "writing_prompt": "writing the prompt…",
-               "submitting": "sending to ComfyUI…", "rendering": "rendering…", "saving": "saving…"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,9 +89,10 @@ def serve(args) -> int:
     """What ``python app.py`` always did: the web app on SPEECH2IMAGE_HOST:PORT, on the server
     that fits the address (see serve.py)."""
     from . import create_app
-    from .serve import choose_server, serve as serve_app
+    from .serve import choose_server
+    from .serve import serve as serve_app
     from .shutdown import stop_gracefully_on_signals
-    from .web.security import UnsafeBind
+    from .web import UnsafeBind
 
     settings = _settings()
     if settings is None:
@@ -136,7 +135,7 @@ def doctor(args) -> int:
 def _runtime():
     """The app's Runtime, as the web app builds it; None (with the reason printed) when it cannot be."""
     from . import create_app
-    from .web.security import UnsafeBind
+    from .web import UnsafeBind
 
     settings = _settings()
     if settings is None:
@@ -228,7 +227,11 @@ class Terminal:
     def __init__(self):
         from tqdm import tqdm
 
+        from .jobs import STAGES
+
         self.tqdm = tqdm
+        # The stages the page times, in the page's words ("transcribing…", "sending to ComfyUI…").
+        self.stage_words = {s.name: s.label[0].lower() + s.label[1:] for s in STAGES if s.timed}
         self.bar = None
         self.said: set[str] = set()
 
@@ -240,7 +243,7 @@ class Terminal:
     def show(self, event: dict) -> None:
         kind = event["type"]
         if kind == "stage":
-            self.say(f"queued #{event['position']}" if event["stage"] == "queued" else STAGE_WORDS.get(event["stage"], ""))
+            self.say(f"queued #{event['position']}" if event["stage"] == "queued" else self.stage_words.get(event["stage"], ""))
         elif kind == "transcript":
             self.say(f"transcript: {event['text']}")
         elif kind == "prompt":

@@ -17,13 +17,21 @@ from pathlib import Path
 
 import requests
 
-from .comfy import DISCOVERY_URLS, ComfyClient, ComfyError, device_kind, parse_urls, probe
-from .comfy.discovery import MISS_HINT, Probe
-from .comfy.launcher import ComfyLauncher
-from .comfy.protocol import START_HINT
 from .config import Settings, site_folder
 from .errors import UserFacingError
-from .web.security import UnsafeBind, check_bind, is_loopback
+from .picture import (
+    DISCOVERY_URLS,
+    MISS_HINT,
+    START_HINT,
+    ComfyClient,
+    ComfyError,
+    ComfyLauncher,
+    Probe,
+    device_kind,
+    parse_urls,
+    probe,
+)
+from .web import UnsafeBind, check_bind, is_loopback
 
 MIN_PYTHON = (3, 10)
 

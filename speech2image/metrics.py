@@ -5,7 +5,16 @@ process (tests, benchmarks) never share counters.
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import time
+from contextlib import contextmanager
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 STAGES = ("asr", "prompt", "render", "speech", "save", "total")
@@ -42,3 +51,13 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+@contextmanager
+def timed(timings: dict, name: str):
+    """``timings[name]``: the seconds the block took, also when it raised (a failed stage took time too)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = time.perf_counter() - started

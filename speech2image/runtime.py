@@ -18,20 +18,27 @@ from pathlib import Path
 
 from flask import Flask
 
-from .asr import Transcriber
-from .asr_stream import LiveTranscriber
-from .comfy import DISCOVERY_URLS, ComfyDiscovery, parse_urls
-from .comfy.launcher import ComfyLauncher
 from .config import JOB_KNOBS, KNOBS, Knob, Settings, env_variable, parse_speech_urls
 from .errors import BadInput
-from .llm import LlmClient
+from .jobs import JobHistory, OutputStore, Pipeline
 from .metrics import Metrics
-from .pipeline import Pipeline
-from .prompt_writer import PRESETS, PromptWriter
-from .store import JobHistory, OutputStore
-from .speech import AsrPool, TtsPool
-from .tts import ENGINES, Speaker, Voices
-from .workflows import WorkflowLibrary
+from .picture import (
+    DISCOVERY_URLS,
+    ComfyDiscovery,
+    ComfyLauncher,
+    WorkflowLibrary,
+    parse_urls,
+)
+from .prompt import PRESETS, LlmClient, PromptWriter
+from .speech import (
+    ENGINES,
+    AsrPool,
+    LiveTranscriber,
+    Speaker,
+    Transcriber,
+    TtsPool,
+    Voices,
+)
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from .config import Settings
-from .web.security import is_loopback
+from .web import is_loopback
 
 log = logging.getLogger(__name__)
 THREADS = 64  # every open page holds one for its websocket

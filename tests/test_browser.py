@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from .support import speech
+from .support.app_process import AppProcess
 from .support.browser import launch, speaking_page
 from .support.data import SHIPPED
-from .support.app_process import AppProcess
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import FakeLlmServer
 from .support.live import LiveServer
@@ -118,7 +118,7 @@ def test_live_transcript_while_speaking(playwright, live_server, clips_dir, arti
         meta = page.inner_text("#transcript-meta")
         assert "transcribed live" in meta, meta
         # after the quiet, the end-of-speech pass had read it all: Stop waited for no pass (how soon the
-        # text is there is measured by scripts/bench_stream.py, not here: a timed assertion fails on a busy machine)
+        # text is there is measured by benchmarks/bench_stream.py, not here: a timed assertion fails on a busy machine)
         assert "final text ready at Stop" in meta, meta
         assert page.is_hidden("#live-transcript")
         page.wait_for_selector("#prompt-source:not([hidden])", timeout=30_000)

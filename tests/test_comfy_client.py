@@ -11,9 +11,17 @@ import pytest
 import requests
 from PIL import Image
 
-from speech2image.comfy import (ComfyClient, ComfyError, ComfyUnavailable, ProgressTracker, PromptRun, RenderCancelled,
-                                describe_validation_error, parse_binary_frame)
-from speech2image.workflows import RenderParams, fill, load_workflow
+from speech2image.picture.comfy import (
+    ComfyClient,
+    ComfyError,
+    ComfyUnavailable,
+    ProgressTracker,
+    PromptRun,
+    RenderCancelled,
+    describe_validation_error,
+    parse_binary_frame,
+)
+from speech2image.picture.workflows import RenderParams, fill, load_workflow
 
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import dead_url
@@ -39,7 +47,9 @@ def render(comfy_url, graph, workflow=None, cancel=None, **client_args):
     events = []
     client = ComfyClient(comfy_url, **client_args)
     heavy = {workflow.roles.sampler} if workflow else set()
-    result = client.render(graph, events.append, cancel=cancel, heavy_nodes=heavy)
+    # the submit hook's call, in line with the events: where the prompt goes is told before it is posted
+    result = client.render(graph, events.append, on_submit=lambda submitted: events.append({"type": "submit", **submitted}),
+                           cancel=cancel, heavy_nodes=heavy)
     return result, events
 
 
@@ -138,7 +148,7 @@ def test_cancel_while_pending_deletes_from_queue(comfy):
 
     with pytest.raises(RenderCancelled):
         ComfyClient(comfy.url).render(second, on_event, cancel=cancel)
-    assert events[1] == {"type": "queued", "position": 2}
+    assert events[0] == {"type": "queued", "position": 2}
     assert comfy.deletes == [comfy.posted[1]["prompt_id"]]
     assert not comfy.interrupts
     runner.join()

@@ -8,8 +8,14 @@ from __future__ import annotations
 import pytest
 import requests
 
-from speech2image.comfy import DISCOVERY_URLS, ComfyDiscovery, comfyui_version, device_kind, probe
 from speech2image.config import Settings
+from speech2image.picture.comfy import (
+    DISCOVERY_URLS,
+    ComfyDiscovery,
+    comfyui_version,
+    device_kind,
+    probe,
+)
 
 from .support.fake_comfy import FakeComfyUI
 from .support.fake_llm import FakeLlmServer, dead_url

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from speech2image.comfy import ComfyDiscovery
-from speech2image.comfy.launcher import ComfyLauncher, python_for
+from speech2image.picture.comfy import ComfyDiscovery
+from speech2image.picture.comfy.launcher import ComfyLauncher, python_for
 
 from .support.comfy_standin import runs, write_main
 from .support.fake_comfy import FakeComfyUI

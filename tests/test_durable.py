@@ -12,7 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from speech2image.store import SCHEMA_VERSION, JobHistory
+from speech2image.jobs.store import SCHEMA_VERSION, JobHistory
 
 from .support.app_process import AppProcess
 from .support.fake_comfy import FakeComfyUI, Knobs

@@ -7,7 +7,7 @@ import uuid
 import pytest
 import requests
 
-from speech2image.asr_stream import Agreement
+from speech2image.speech.stream import Agreement
 
 from .support import speech
 from .support.audio_stream import AudioStream, pcm16k

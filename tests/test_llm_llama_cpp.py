@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from speech2image.llm import LlmClient
-from speech2image.prompt_writer import PromptWriter
+from speech2image.prompt.llm import LlmClient
+from speech2image.prompt.writer import PromptWriter
 
 from .support.fake_llm import dead_url
 
@@ -29,8 +29,17 @@ def smollm2_path() -> str:
     return sorted(glob.glob(str(folder / "*.gguf")))[0]
 
 
+def death(process, log_path: Path) -> str | None:
+    """Why the server is gone (its exit status or signal, and its log's end), or None while it runs."""
+    code = process.poll()
+    if code is None:
+        return None
+    how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    return f"the llama.cpp server {how}; its log ends:\n{log_path.read_text()[-2000:]}"
+
+
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
+def llama_process(tmp_path_factory):
     url = dead_url()  # a free port
     port = url.split(":")[2].split("/")[0]
     log_path = tmp_path_factory.mktemp("llama") / "server.log"
@@ -52,10 +61,24 @@ def llama_server(tmp_path_factory):
                 time.sleep(0.3)
         else:
             pytest.fail("llama_cpp.server did not start:\n" + log_path.read_text()[-2000:])
-        yield url
+        yield url, process, log_path
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture
+def llama_server(llama_process):
+    """The server's URL; a server that died (before or during the test) is reported as such, not as a
+    connection the test could not make."""
+    url, process, log_path = llama_process
+    why = death(process, log_path)
+    if why:
+        pytest.fail(f"an earlier test left no server: {why}")
+    yield url
+    why = death(process, log_path)
+    if why:
+        pytest.fail(f"the server died during this test: {why}")
 
 
 def answered(plan) -> bool:

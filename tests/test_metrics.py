@@ -23,7 +23,7 @@ def samples(text: str) -> dict:
 def test_metrics_count_jobs_stages_and_comfyui(make_app, caplog):
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
         app = make_app(comfyui_url=comfy.url)
-        with LiveServer(app) as server, caplog.at_level(logging.INFO, logger="speech2image.pipeline"):
+        with LiveServer(app) as server, caplog.at_level(logging.INFO, logger="speech2image.jobs.pipeline"):
             run(server, prompt="a red kite")
             run(server, prompt="x", checkpoint="nope.safetensors")
             text = app.test_client().get("/metrics").get_data(as_text=True)

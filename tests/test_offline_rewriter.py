@@ -6,7 +6,15 @@ import re
 import pytest
 
 from speech2image.errors import BadInput
-from speech2image.prompt_writer import PRESETS, QUALITY_WORDS, DEFAULT_NEGATIVE, OfflineRewriter, PromptWriter, caption_for, clean_request
+from speech2image.prompt.writer import (
+    DEFAULT_NEGATIVE,
+    PRESETS,
+    QUALITY_WORDS,
+    OfflineRewriter,
+    PromptWriter,
+    caption_for,
+    clean_request,
+)
 
 from .support.data import CASES
 

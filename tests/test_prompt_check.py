@@ -10,11 +10,16 @@ import json
 
 import pytest
 
-from speech2image.llm import LlmClient
-from speech2image.prompt_check import content_words, missing_words
-from speech2image.prompt_writer import DEFAULT_NEGATIVE, PRESETS, OfflineRewriter, PromptWriter
+from speech2image.prompt.check import content_words, missing_words
+from speech2image.prompt.llm import LlmClient
+from speech2image.prompt.writer import (
+    DEFAULT_NEGATIVE,
+    PRESETS,
+    OfflineRewriter,
+    PromptWriter,
+)
 
-EXAMPLE_CAPTION = "Here is a red fox sitting in a snowy forest at sunrise."  # from prompts/system.txt
+EXAMPLE_CAPTION = "Here is a red fox sitting in a snowy forest at sunrise."  # from prompt/templates/system.txt
 
 
 def answer(prompt: str, caption: str = "Here is your picture.", negative: str = "blurry, lowres") -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from speech2image.comfy import ComfyPool
+from speech2image.picture.comfy import ComfyPool
 
 from .support.data import SHIPPED
 from .support.fake_comfy import FakeComfyUI, Knobs

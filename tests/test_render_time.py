@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from speech2image.comfy.events import StepClock
-from speech2image.comfy.pool import CPU_S_PER_STEP_PER_MEGAPIXEL, CPU_WARN_S
+from speech2image.picture.comfy.events import StepClock
+from speech2image.picture.comfy.pool import CPU_S_PER_STEP_PER_MEGAPIXEL, CPU_WARN_S
 
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.live import LiveServer

@@ -19,10 +19,10 @@ SETUP_HINT = ("install the test requirements first: scripts/test.sh sets them up
 
 
 def run_script(script: str, without_module: str | None = None, path: str | None = None):
-    """Run scripts/<script> as `python scripts/<script>` would, as if a package or the programs were missing."""
-    code = (f"import runpy, sys; sys.path.insert(0, 'scripts'); sys.argv = ['scripts/{script}']; "
+    """Run benchmarks/<script> as `python benchmarks/<script>` would, as if a package or the programs were missing."""
+    code = (f"import runpy, sys; sys.path.insert(0, 'benchmarks'); sys.argv = ['benchmarks/{script}']; "
             + (f"sys.modules[{without_module!r}] = None; " if without_module else "")  # import fails as when absent
-            + f"runpy.run_path('scripts/{script}', run_name='__main__')")
+            + f"runpy.run_path('benchmarks/{script}', run_name='__main__')")
     env = {"PATH": path} if path is not None else None
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
 

@@ -12,10 +12,10 @@ import jiwer
 import pytest
 import requests
 
-from speech2image.asr import Transcriber
 from speech2image.config import Settings
 from speech2image.speech import AsrPool, TtsPool
-from speech2image.tts import Speaker
+from speech2image.speech.asr import Transcriber
+from speech2image.speech.tts import Speaker
 
 from .support.app_process import AppProcess, free_port
 from .support.speech import NORMALIZE
@@ -192,8 +192,8 @@ def test_settings_switch_between_local_and_remote_without_restart(make_app, wyom
 
 
 def test_the_pool_spreads_concurrent_requests(wyoming_whisper, tmp_path, make_clip):
-    from speech2image.asr import decode_audio
     from speech2image.config import parse_speech_urls
+    from speech2image.speech.asr import decode_audio
 
     with WyomingServer("whisper", tmp_path / "second") as second:
         settings = Settings(asr_url=f"{wyoming_whisper.url},{second.url}")

@@ -7,9 +7,9 @@ import jiwer
 import pytest
 import requests
 
-from speech2image.asr import Transcriber
 from speech2image.errors import BadInput
-from speech2image.tts import NothingToSay, Speaker, TtsError, Voices, wav_info
+from speech2image.speech.asr import Transcriber
+from speech2image.speech.tts import NothingToSay, Speaker, TtsError, Voices, wav_info
 
 from .support.coqui import tiny_vits
 from .support.fake_comfy import FakeComfyUI, Knobs
@@ -163,12 +163,11 @@ def run_job(make_app, comfy, caption=LONG_CAPTION, **config):
 def test_speech_runs_beside_the_render(make_app):
     with FakeComfyUI(Knobs(step_delay_s=0.25)) as comfy:  # 10 steps: a render of about 2.5 s
         events, snapshot, audio = run_job(make_app, comfy)
-    timings = snapshot["timings"]
     assert snapshot["stage"] == "done" and audio.content[:4] == b"RIFF"
-    assert timings["speech"] > 0.3 and timings["render"] > 2.0
-    # Overlapped: close to max(render, speech), far from their sum.
-    assert timings["total"] < max(timings["render"], timings["speech"]) + 0.5
-    assert timings["total"] < timings["render"] + timings["speech"] - 0.2
+    # The overlap itself, not a duration (a faster voice must not fail this): the caption was spoken
+    # after the render was sent and was ready before the render ended (before its picture was saved).
+    at = {(e["stage"] if e["type"] == "stage" else e["type"]): e["t"] for e in events}
+    assert at["submitting"] <= at["audio"] < at["saving"]
     kinds = [e["type"] for e in events]
     assert kinds.index("audio") < kinds.index("image")  # the voice was ready before the picture
 

@@ -6,8 +6,14 @@ import json
 
 import pytest
 
-from speech2image.img2img import img2img_form, txt2img_form
-from speech2image.workflows import RenderParams, WorkflowError, WorkflowLibrary, fill, load_workflow
+from speech2image.picture.img2img import img2img_form, txt2img_form
+from speech2image.picture.workflows import (
+    RenderParams,
+    WorkflowError,
+    WorkflowLibrary,
+    fill,
+    load_workflow,
+)
 
 from .support.data import ROOT, SHIPPED
 

@@ -12,7 +12,14 @@ import numpy as np
 import requests
 
 from ..config import SpeechServer
-from .server import CONNECT_TIMEOUT_S, ServerFailed, check_wav, describe_bytes, pcm16, wav_from_pcm
+from .server import (
+    CONNECT_TIMEOUT_S,
+    ServerFailed,
+    check_wav,
+    describe_bytes,
+    pcm16,
+    wav_from_pcm,
+)
 
 DEFAULT_ASR_MODEL = "whisper-1"  # OpenAI's name; servers that serve one model accept it
 DEFAULT_TTS_MODEL = "tts-1"

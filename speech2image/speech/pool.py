@@ -17,12 +17,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..asr import Transcript, transcribe_upload
 from ..config import Settings, SpeechServer, parse_speech_urls
 from ..errors import UserFacingError
-from ..tts import SpokenCaption, check_text, wav_info
+from .asr import Transcript, transcribe_upload
 from .members import AsrMember, Member, TtsMember, asr_member, tts_member
 from .server import PROBE_TIMEOUT_S, ServerFailed
+from .tts import SpokenCaption, check_text, wav_info
 
 log = logging.getLogger(__name__)
 DOWN_FOR_S = 10.0  # a server that failed is skipped this long while another can take the request

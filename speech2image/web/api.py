@@ -10,14 +10,11 @@ import threading
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..comfy import ComfyError
-from ..comfy.discovery import MISS_HINT
 from ..config import KNOBS
 from ..errors import BadInput, UserFacingError, error_body
-from ..jobs import JobRequest
-from ..store import JOB_ID, new_job_id
-from ..workflows import WorkflowError
-from . import current_runtime
+from ..jobs import JOB_ID, JobRequest, new_job_id
+from ..picture import MISS_HINT, ComfyError, WorkflowError
+from .context import current_runtime
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")

@@ -7,7 +7,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ..errors import UserFacingError, error_body
-from . import current_runtime
+from .context import current_runtime
 
 log = logging.getLogger(__name__)
 

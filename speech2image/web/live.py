@@ -14,11 +14,11 @@ import time
 from flask import Blueprint, request
 from flask_sock import ConnectionClosed, Sock
 
-from ..asr_stream import check_start, frame
 from ..errors import BadInput, UserFacingError
-from ..store import JOB_ID
-from . import current_runtime
+from ..jobs import JOB_ID
+from ..speech import check_start, frame
 from .api import job_request_from
+from .context import current_runtime
 
 log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)

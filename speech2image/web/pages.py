@@ -1,7 +1,7 @@
 from flask import Blueprint, Response, abort, render_template, send_file
 
-from ..store import KINDS
-from . import current_runtime
+from ..jobs import KINDS, page_table
+from .context import current_runtime
 
 bp = Blueprint("pages", __name__)
 
@@ -9,7 +9,7 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 def index():
     runtime = current_runtime()
-    return render_template("index.html", knobs=runtime.knobs(), settings=runtime.settings)
+    return render_template("index.html", knobs=runtime.knobs(), settings=runtime.settings, table=page_table())
 
 
 @bp.get("/outputs/<name>")

@@ -14,9 +14,17 @@ import ipaddress
 import logging
 from urllib.parse import urlparse
 
-from flask import Blueprint, Flask, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
-from . import current_runtime
+from .context import current_runtime
 from .errors import is_api_request, json_error
 
 log = logging.getLogger(__name__)

@@ -3,9 +3,20 @@
 export const $ = (id) => document.getElementById(id);
 
 // Every element with an id, camelCased: "record-label" is ui.recordLabel. Module scripts run once
-// the document is parsed, so all of them are there.
-export const ui = Object.fromEntries([...document.querySelectorAll("[id]")]
+// the document is parsed, so all of them are there. Asking for one the page does not have throws at
+// once, naming it (main.js shows that on the page), instead of failing later on an undefined.
+const elements = Object.fromEntries([...document.querySelectorAll("[id]")]
   .map((element) => [element.id.replace(/-(\w)/g, (_, c) => c.toUpperCase()), element]));
+
+export class MissingElement extends Error {}
+
+export const ui = new Proxy(elements, {
+  get(found, name) {
+    if (typeof name !== "string" || name in found) return found[name];
+    const id = name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+    throw new MissingElement(`the page has no element #${id}; the template and the scripts disagree`);
+  },
+});
 
 export function capitalize(text) {
   return text.charAt(0).toUpperCase() + text.slice(1);

@@ -2,6 +2,7 @@
 // This module only wires the parts together; each lives in its own module.
 
 import { initBanners } from "./banners.js";
+import { MissingElement } from "./dom.js";
 import { initWorkflowUpload, loadComfyChoices, loadModels, loadSpeechChoices } from "./choices.js";
 import { initEdits } from "./edit.js";
 import { initGallery, loadGallery, openEntryById } from "./gallery.js";
@@ -20,18 +21,27 @@ const HEALTH_EVERY_MS = 5000;
 // The render box's choices and what its empty fields mean follow ComfyUI's answer and the settings.
 const loadRenderChoices = async () => loadEffective(await loadComfyChoices());
 
-initRecorder({ busy, onRecorded: sendRecording, jobOptions });
-initJobs({ onJobDone: loadGallery });
-initStrip();
-initRewrite(busy);
-initSpeak();
-initOverrides();
-initWorkflowUpload({ afterUpload: loadEffective });
-initGallery();
-initEdits({ restart: restartAs, open: openEntryById });
-initHealth();
-initBanners();
-initSettings({ afterSave: () => Promise.all([loadModels(), loadRenderChoices(), loadSpeechChoices(), refreshHealth()]) });
+// Every part wires itself to its elements now: a missing one (a template and scripts that disagree)
+// stops the page at once with its name, instead of a button that silently does nothing.
+try {
+  initRecorder({ busy, onRecorded: sendRecording, jobOptions });
+  initJobs({ onJobDone: loadGallery });
+  initStrip();
+  initRewrite(busy);
+  initSpeak();
+  initOverrides();
+  initWorkflowUpload({ afterUpload: loadEffective });
+  initGallery();
+  initEdits({ restart: restartAs, open: openEntryById });
+  initHealth();
+  initBanners();
+  initSettings({ afterSave: () => Promise.all([loadModels(), loadRenderChoices(), loadSpeechChoices(), refreshHealth()]) });
+} catch (err) {
+  if (!(err instanceof MissingElement)) throw err;
+  document.body.prepend(Object.assign(document.createElement("p"), { className: "message error", textContent:
+    `This page cannot start: ${err.message}. Reload it; if that does not help, reinstall speech2image.` }));
+  throw err;
+}
 
 connectRelay(handleEvent, followedJob);
 loadGallery();

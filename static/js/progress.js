@@ -2,21 +2,16 @@
 
 import { ui } from "./dom.js";
 import { clearStep } from "./strip.js";
+import { FINISHED, STAGES } from "./table.js";
 
-const STAGE_LABELS = {
-  listening: "Listening…", pending: "Starting…", transcribing: "Transcribing…", writing_prompt: "Writing the prompt…",
-  submitting: "Sending to ComfyUI…", queued: "Queued", rendering: "Rendering…", saving: "Saving…",
-  done: "Done", prompt_ready: "Prompt ready", error: "Failed", cancelled: "Cancelled",
-};
-export const FINISHED = new Set(["done", "prompt_ready", "error", "cancelled"]);
+export { FINISHED };
 
+const stageLabel = (stage) => (STAGES.get(stage) || { label: stage }).label;
 // One bar for the whole job: each stage owns a slice, the render's own percentage fills its slice.
-const STAGE_SPAN = {
-  pending: [0, 0], transcribing: [0, 15], writing_prompt: [15, 25], submitting: [25, 28], queued: [28, 30],
-  rendering: [30, 95], saving: [95, 100], done: [100, 100],
-};
-const STAGE_NAMES = { transcribing: "Transcribing", writing_prompt: "Writing prompt", submitting: "Sending",
-  queued: "Queued", rendering: "Rendering", saving: "Saving" };
+const stageSpan = (stage) => (STAGES.get(stage) || {}).span;
+// The stages whose time the page shows while the job runs.
+const timedName = (stage) => (STAGES.get(stage) || {}).timed;
+
 const TIMING_NAMES = { asr: "Speech recognition", prompt: "Prompt", render: "Render", speech: "Voice", save: "Saving",
   total: "Total" };
 
@@ -43,7 +38,7 @@ export function resetProgress() {
 export function setProgress(renderValue) {
   progress.renderPercent = renderValue;
   const stage = ui.stage.dataset.stage || "pending";
-  const [low, high] = STAGE_SPAN[stage] || [progress.overall, progress.overall];
+  const [low, high] = stageSpan(stage) || [progress.overall, progress.overall];
   const within = stage === "rendering" || stage === "queued" ? progress.renderPercent / 100 : 0;
   progress.overall = Math.max(progress.overall, low + (high - low) * within);
   showBar(progress.overall);
@@ -61,17 +56,17 @@ export function fillBar() {
 }
 
 export function setStage(stage, extra = {}) {
-  ui.stage.textContent = stage === "queued" && extra.position ? `Queued #${extra.position}` : (STAGE_LABELS[stage] || stage);
+  ui.stage.textContent = stage === "queued" && extra.position ? `Queued #${extra.position}` : stageLabel(stage);
   const previous = ui.stage.dataset.stage;
   ui.stage.dataset.stage = stage;
-  if (stage !== previous && STAGE_NAMES[stage]) {
+  if (stage !== previous && timedName(stage)) {
     progress.stageStarts.push({ stage, at: performance.now() });
   }
   if (stage === "rendering" && previous !== "rendering") bringResultIntoView();
   if (stage !== "rendering") ui.eta.textContent = "";
   if (FINISHED.has(stage)) {
     stopTimer();
-  } else if (!progress.timer && STAGE_NAMES[stage]) {
+  } else if (!progress.timer && timedName(stage)) {
     progress.timer = setInterval(drawStages, 200);
   }
   drawStages();
@@ -117,7 +112,7 @@ export function drawStages(final = null) {
   const starts = progress.stageStarts;
   ui.stages.replaceChildren(...starts.map((entry, i) => {
     const end = i + 1 < starts.length ? starts[i + 1].at : now;
-    const li = item(`${STAGE_NAMES[entry.stage]} ${((end - entry.at) / 1000).toFixed(1)} s`);
+    const li = item(`${timedName(entry.stage)} ${((end - entry.at) / 1000).toFixed(1)} s`);
     if (i === starts.length - 1) li.className = "current";
     return li;
   }));

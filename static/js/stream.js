@@ -1,7 +1,7 @@
 // Live transcript: while recording, the microphone streams to /ws/audio as 16 kHz PCM (the
 // AudioWorklet in pcm-worklet.js) and the server's partial transcripts show above the transcript
 // box, tentative words lighter. At Stop the server answers the final text and starts the job.
-// Frames: see speech2image/asr_stream.py. When the socket cannot open or fails, the recorder
+// Frames: see speech2image/speech/stream.py. When the socket cannot open or fails, the recorder
 // uploads its MediaRecorder blob as before.
 
 import { SESSION_ID } from "./api.js";

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import requests
 
+from speech2image.jobs import FINISHED_STAGES
+
 from .data import ROOT
 
-FINISHED = ("done", "prompt_ready", "error", "cancelled")
+FINISHED = FINISHED_STAGES
 
 
 def free_port() -> int:

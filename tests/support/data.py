@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent  # the repository
 SHIPPED = json.loads((ROOT / "workflows" / "txt2img.json").read_text())
 
 # 31 transcripts of the kind people say to the app (fillers, politeness, styles, other languages):
-# the offline rewriter is checked on each, and scripts/bench_prompt.py times it on them.
+# the offline rewriter is checked on each, and benchmarks/bench_prompt.py times it on them.
 CASES = [
     "a red fox sitting in a snowy forest at sunrise",
     "um can you draw me a cat wearing a red hat",

@@ -8,6 +8,8 @@ import uuid
 import requests
 import websocket
 
+from speech2image.jobs import FINISHED_STAGES
+
 
 class Relay:
     """A browser tab's websocket: collects its session's events."""
@@ -35,7 +37,7 @@ class Relay:
 
 
 def finished(event):
-    return event["type"] == "stage" and event["stage"] in ("done", "prompt_ready", "error", "cancelled")
+    return event["type"] == "stage" and event["stage"] in FINISHED_STAGES
 
 
 def run(server, **body) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jiwer
 
-from speech2image.tts import PiperEngine
+from speech2image.speech.tts import PiperEngine
 
 # How transcripts are compared for a word error rate: case, punctuation and spacing do not count.
 NORMALIZE = jiwer.Compose(

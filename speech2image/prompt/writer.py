@@ -1,0 +1,166 @@
+"""Prompt stage: a transcript in, a ``PromptPlan`` (prompt, negative prompt, caption) out.
+
+An LLM writes the prompt when one answers; otherwise (or when it fails) the
+deterministic ``OfflineRewriter`` does, and the plan says so. Follow-ups such as
+"now make it at night" edit the previous prompt of the same browser session.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from pathlib import Path
+from string import Template
+from typing import Callable
+
+from ..errors import BadInput
+from .check import AnswerCheck
+from .llm import LlmClient, LlmError
+from .offline import (
+    OfflineRewriter,
+    clamp_strength,
+    edit_cue,
+    looks_like_refinement,
+    strength_for,
+)
+from .plan import DEFAULT_NEGATIVE, Preset, PromptPlan, Turn, get_preset
+
+log = logging.getLogger(__name__)
+
+PROMPTS_DIR = Path(__file__).resolve().parent / "templates"
+
+
+# --- per-session history ------------------------------------------------------
+
+
+class SessionHistory:
+    """A few recent turns per browser session; sessions never see each other's turns."""
+
+    def __init__(self, turns_per_session: int = 5, max_sessions: int = 500):
+        self.turns_per_session = turns_per_session
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[str, deque[Turn]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def last(self, session: str | None) -> Turn | None:
+        if not session:
+            return None
+        with self._lock:
+            turns = self._sessions.get(session)
+            return turns[-1] if turns else None
+
+    def add(self, session: str | None, turn: Turn) -> None:
+        if not session:
+            return
+        with self._lock:
+            turns = self._sessions.pop(session, None) or deque(maxlen=self.turns_per_session)
+            turns.append(turn)
+            self._sessions[session] = turns
+            while len(self._sessions) > self.max_sessions:
+                self._sessions.popitem(last=False)
+
+
+# --- the stage ----------------------------------------------------------------
+
+
+def load_template(name: str) -> Template:
+    """Prompt texts live in speech2image/prompt/templates/ with $placeholders (braces are JSON there)."""
+    return Template((PROMPTS_DIR / name).read_text(encoding="utf-8"))
+
+
+class PromptWriter:
+    def __init__(self, client: LlmClient | None, history: SessionHistory | None = None):
+        self.client = client
+        self.history = history or SessionHistory()
+        self.offline = OfflineRewriter()
+        self.system_template = load_template("system.txt")
+        self.refine_template = load_template("refine.txt")
+        self.check = AnswerCheck(self.system_template.template, self.refine_template.template)
+
+    def use_client(self, client: LlmClient | None) -> None:
+        """Write with another LLM server from the next prompt on (the settings changed)."""
+        self.client = client
+
+    def messages(self, transcript: str, preset: Preset, previous: Turn | None) -> list[dict]:
+        system = self.system_template.substitute(style_words=preset.style_words, negative_words=DEFAULT_NEGATIVE)
+        if previous is not None:
+            system += "\n\n" + self.refine_template.substitute(previous_prompt=previous.prompt)
+        return [{"role": "system", "content": system}, {"role": "user", "content": transcript}]
+
+    def write(
+        self,
+        transcript: str,
+        preset: str | None = None,
+        session: str | None = None,
+        model: str | None = None,
+        on_token: Callable[[str], None] | None = None,
+        can_edit: bool = False,
+        base: Turn | None = None,
+    ) -> PromptPlan:
+        """``can_edit``: the tab has a picture, so the plan says whether to change it (``mode``, ``strength``);
+        ``base``: the picture's own turn, when a chosen picture is being changed."""
+        transcript = " ".join((transcript or "").split())
+        if not transcript:
+            raise BadInput("the transcript is empty: record or type a request first", code="empty_transcript")
+        chosen = get_preset(preset)
+        started = time.perf_counter()
+        last = base or self.history.last(session)
+        wants_edit = can_edit and edit_cue(transcript)
+        follows = base is not None or looks_like_refinement(transcript) or wants_edit
+        previous = last if last and follows else None
+        subject, offline_plan = self.offline.rewrite(transcript, chosen, previous.subject if previous else None,
+                                                     follow_up=base is not None or wants_edit)
+        if can_edit or base is not None:
+            offline_plan.mode = "edit" if wants_edit or base is not None else "new"
+            offline_plan.strength = strength_for(transcript) if offline_plan.mode == "edit" else None
+
+        plan, notice = None, None
+        if self.client is None or self.client.off:
+            notice = "The LLM is switched off; the prompt was written offline."
+        else:
+            try:
+                fields, model_id, server = self.client.complete_json(
+                    self.messages(transcript, chosen, previous), chosen.sampling, model=model, on_token=on_token
+                )
+            except LlmError as exc:
+                log.warning("prompt written offline: %s", exc.message)
+                notice = f"Written offline: {exc.message}."
+            else:
+                plan = self.checked_plan(fields, subject, offline_plan, model_id, server)
+                if plan is not offline_plan and offline_plan.mode is not None:
+                    plan.mode = fields.get("mode") or offline_plan.mode
+                    plan.strength = (clamp_strength(fields.get("strength")) or offline_plan.strength
+                                     if plan.mode == "edit" else None)
+        if plan is None:
+            plan = offline_plan
+            plan.notice = notice
+        plan.elapsed_s = time.perf_counter() - started
+        self.history.add(session, Turn(transcript=transcript, subject=subject, prompt=plan.prompt))
+        return plan
+
+    def checked_plan(self, fields: dict, subject: str, offline_plan: PromptPlan, model: str, server: str) -> PromptPlan:
+        """The LLM's answer as a plan, once checked against what was asked for (``subject``).
+
+        A prompt that will not do sets the whole answer aside: the offline plan is used and its
+        notice says why. A caption or negative prompt that will not do is replaced alone.
+        """
+        problem = self.check.problem("prompt", fields["prompt"], subject)
+        if problem:
+            log.info("the LLM's answer was set aside: %s", problem.code)  # the reason may quote the request
+            offline_plan.notice = f"The LLM's answer was set aside ({problem.reason}); written offline."
+            return offline_plan
+        chosen, notes = {}, []
+        for field, label, fallback, instead in (
+            ("caption", "caption", offline_plan.caption, "the offline caption is used"),
+            ("negative_prompt", "negative prompt", DEFAULT_NEGATIVE, "the usual one is used"),
+        ):
+            value = fields.get(field)
+            problem = self.check.problem(field, value, subject) if value else None
+            if problem:
+                log.info("the LLM's %s was set aside: %s", label, problem.code)
+                notes.append(f"The LLM's {label} was set aside ({problem.reason}); {instead}.")
+            chosen[field] = fallback if problem or not value else value
+        return PromptPlan(prompt=fields["prompt"], negative_prompt=chosen["negative_prompt"], caption=chosen["caption"],
+                          source="llm", preset=offline_plan.preset, model=model, server=server,
+                          notice=" ".join(notes) or None)
