@@ -4,10 +4,12 @@ starts the job with the final text."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import queue
 import re
+import socket
 import threading
 import time
 
@@ -25,9 +27,34 @@ bp = Blueprint("live", __name__)
 sock = Sock()
 SESSION = re.compile(r"^[\w-]{8,64}$")
 KEEPALIVE_S = 15.0
+CLOSE_WAIT_S = 1.0  # how long a closing socket waits for the page's close reply
+
+
+def closes_cleanly(handler):
+    """A websocket route that ends with a close handshake and nothing after it. Under werkzeug's server,
+    flask-sock answers HTTP on the socket once the route returns; a browser reads those bytes as a broken
+    frame ("Invalid frame header" in its console). So the route closes (or answers the page's close),
+    waits for the handshake to finish, and shuts the connection down before werkzeug can write."""
+    @functools.wraps(handler)
+    def route(ws, *args, **kwargs):
+        try:
+            return handler(ws, *args, **kwargs)
+        finally:
+            if ws.mode == "werkzeug":
+                try:
+                    ws.close(1000, "done")
+                except ConnectionClosed:
+                    pass  # the page closed first; its close frame was answered
+                ws.thread.join(timeout=CLOSE_WAIT_S)  # the page's close reply ends the reading thread
+                try:
+                    ws.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already gone
+    return route
 
 
 @sock.route("/ws", bp=bp)
+@closes_cleanly
 def relay(ws):
     session = request.args.get("session", "")
     if not SESSION.match(session):
@@ -60,6 +87,7 @@ def relay(ws):
 
 
 @sock.route("/ws/audio", bp=bp)
+@closes_cleanly
 def audio_stream(ws):
     """One recording: ``start``, PCM frames, ``stop`` in; partials, the final text and the started job out."""
     session = request.args.get("session", "")
@@ -131,9 +159,8 @@ def audio_stream(ws):
 
 
 def close_after_page(ws, code: int, reason: str, grace_s: float = 2.0) -> None:
-    """The page closes once it has the last frame; only then may this handler return. (Under
-    werkzeug's server the HTTP answer that follows a websocket route lands on the socket: a page
-    still reading would take it for a broken frame and drop the frames not yet delivered.)"""
+    """The page closes once it has the last frame; only then may this handler return, so the frames
+    not yet delivered are not cut off (audio still in flight meanwhile is dropped)."""
     deadline = time.monotonic() + grace_s
     try:
         while time.monotonic() < deadline:
