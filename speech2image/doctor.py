@@ -118,24 +118,41 @@ def port_check(s: Settings) -> Check:
             sock.bind((s.host, s.port))
             return Check("port", True, f"port {s.port} is free")
         except OSError as exc:
-            what = _what_answers(s)
-            return Check("port", False, f"port {s.port} on {s.host} cannot be used ({exc.strerror or exc}): {what}",
-                         "stop that program, or set SPEECH2IMAGE_PORT to a free port", fatal=True)
-
-
-def _what_answers(s: Settings) -> str:
-    host = "127.0.0.1" if s.host in ("0.0.0.0", "", "localhost") else s.host
+            held = f"port {s.port} on {s.host} cannot be used ({exc.strerror or exc})"
+    url = f"http://{_loopback(s.host)}:{s.port}"
     try:
-        answer = requests.get(f"http://{host}:{s.port}/api/health", timeout=2)
+        answer = requests.get(f"{url}/api/health", timeout=2)
     except requests.RequestException:
-        return "another program holds it"
-    try:
-        if "whisper" in answer.json():
-            return "speech2image is already running there"
-    except ValueError:
-        pass
+        return Check("port", False, f"{held}: another program holds it",
+                     "stop that program, or set SPEECH2IMAGE_PORT to a free port", fatal=True)
+    health = _json(answer)
+    if answer.status_code == 401 or (isinstance(health, dict) and "whisper" in health):
+        # This app, already serving: the natural moment to run doctor. What it sees is its own health.
+        return Check("port", True, f"speech2image is already running at {url}" +
+                     (f": {_health_line(health)}" if answer.ok else " (its health needs the access token)"))
     server = answer.headers.get("Server")
-    return f"another web server answers there (HTTP {answer.status_code}{f', {server}' if server else ''})"
+    return Check("port", False, f"{held}: another web server answers there "
+                 f"(HTTP {answer.status_code}{f', {server}' if server else ''})",
+                 "stop that program, or set SPEECH2IMAGE_PORT to a free port", fatal=True)
+
+
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else f"[{host}]" if ":" in host else host
+
+
+def _json(answer: requests.Response):
+    try:
+        return answer.json()
+    except ValueError:
+        return None
+
+
+def _health_line(health: dict) -> str:
+    """What a running app's /api/health says, in a line: each part's state, and jobs in flight."""
+    parts = {"Whisper": "whisper", "LLM": "llm", "ComfyUI": "comfyui", "voice": "tts"}
+    line = ", ".join(f"{label} {(health.get(key) or {}).get('state', 'unknown')}" for label, key in parts.items())
+    in_flight = (health.get("jobs") or {}).get("in_flight")
+    return line + (f", {in_flight} job(s) in flight" if in_flight else "")
 
 
 def page_check(s: Settings) -> Check:
