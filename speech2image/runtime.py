@@ -212,11 +212,13 @@ class Runtime:
             return f"{label}: {value} ({where})"
 
         llm = s.llm_url or f"looked for at {', '.join(self.llm.candidates())}"
+        comfyui = s.comfyui_url or (f"looked for at {', '.join(parse_urls(s.comfyui_discover) or DISCOVERY_URLS)}"
+                                    + (f", else started from {s.comfyui_dir}" if s.comfyui_dir else ""))
         voice = f"{s.tts_engine}, {s.tts_voice or 'its default voice'}"
         asr = line("Speech recognition servers", "asr_url", s.asr_url) if s.asr_url else \
             line("Whisper model", "whisper_model", s.whisper_model)
         tts = line("Voice servers", "tts_url", s.tts_url) if s.tts_url else line("Voice", "tts_engine", voice)
-        return [line("ComfyUI", "comfyui_url", s.comfyui_url), line("LLM server", "llm_url", llm), asr, tts]
+        return [line("ComfyUI", "comfyui_url", comfyui), line("LLM server", "llm_url", llm), asr, tts]
 
     # --- changing ---------------------------------------------------------------------
 

@@ -49,3 +49,11 @@ def test_start_up_names_each_service_and_where_its_address_comes_from(make_app, 
     assert any(line.startswith("LLM server: looked for at http://localhost:1234/v1") for line in lines), lines
     assert "Whisper model: bundled (set by SPEECH2IMAGE_WHISPER_MODEL)" in lines
     assert "Voice: off, its default voice (default)" in lines
+
+
+def test_start_up_says_where_it_will_look_for_comfyui(make_app, caplog, tmp_path):
+    with caplog.at_level(logging.INFO, logger="speech2image"):
+        make_app(comfyui_url="", comfyui_dir=str(tmp_path / "ComfyUI"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "speech2image"]
+    assert (f"ComfyUI: looked for at http://127.0.0.1:8188, http://127.0.0.1:8000, else started from "
+            f"{tmp_path / 'ComfyUI'} (default)") in lines, lines
