@@ -40,6 +40,20 @@ def venv_python(folder: Path) -> Path:
     return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def install_command(python: Path) -> None:
+    """The project itself, editable: the speech2image command (doctor, render, transcribe) in the environment.
+    Not fatal: without it, `python scripts/bootstrap.py COMMAND` runs the same commands."""
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(ROOT)])
+    if done.returncode != 0:
+        say("the speech2image command could not be installed (see pip's message above); "
+            "`python scripts/bootstrap.py doctor` and the other commands work without it")
+
+
+def command_path(python: Path) -> Path:
+    """The speech2image command installed beside the environment's Python."""
+    return python.parent / ("speech2image.exe" if os.name == "nt" else "speech2image")
+
+
 def digest(files: tuple[str, ...]) -> str:
     sha = hashlib.sha256()
     for name in files:
@@ -69,7 +83,8 @@ def setup(kind: str) -> Path:
         venv.EnvBuilder(with_pip=True).create(folder)
     files = REQUIREMENTS[kind]
     stamp = folder / f".installed-{kind}"
-    wanted = digest(files)
+    project = ROOT / "pyproject.toml"
+    wanted = digest(files + (("pyproject.toml",) if project.is_file() else ()))
     if not stamp.is_file() or stamp.read_text().strip() != wanted:
         say(f"installing {', '.join(files)} into {folder} (the first time takes a few minutes)")
         env = portable_build_env()
@@ -84,6 +99,8 @@ def setup(kind: str) -> Path:
         for name in files:
             command += ["-r", str(ROOT / name)]
         subprocess.run(command, check=True, env=env)
+        if project.is_file():
+            install_command(python)
         stamp.write_text(wanted + "\n")
     return python
 
@@ -135,6 +152,10 @@ def main(argv: list[str]) -> int:
         return 1
     # Any other command is the app's own (serve, doctor, transcribe, render, --help), run from wherever
     # the person is, so that their file names mean what they say.
+    if command == "serve":
+        activate = r".venv\Scripts\activate" if os.name == "nt" else "source .venv/bin/activate"
+        say(f"the speech2image command (doctor, render, transcribe): {command_path(python)} --help, "
+            f"or run {activate} and then speech2image --help")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return run([str(python), "-m", "speech2image", command, *args], env=env)
