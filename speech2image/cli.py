@@ -214,7 +214,10 @@ def render(args) -> int:
             print(f"speech2image render: {exc.message}", file=sys.stderr)
             return 1
         terminal = Terminal()
-        snapshot = follow(pipeline, job.id, events, terminal)
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():  # a log line above the bar, never through it
+            snapshot = follow(pipeline, job.id, events, terminal)
         return finish(runtime, snapshot, args, terminal)
     finally:
         pipeline.shutdown()
@@ -222,13 +225,15 @@ def render(args) -> int:
 
 class Terminal:
     """A job's events as a terminal shows them: one line per stage or note (each said once), and a
-    progress bar for the sampler with the server's estimate of the time left."""
+    progress bar for the sampler with the server's estimate of the time left. When stderr is not a
+    terminal (piped, captured, a log file), plain lines instead of the bar: one per sampler step."""
 
-    def __init__(self):
+    def __init__(self, live: bool | None = None):
         from tqdm import tqdm
 
         from .jobs import STAGES
 
+        self.live = sys.stderr.isatty() if live is None else live
         self.tqdm = tqdm
         # The stages the page times, in the page's words ("transcribing…", "sending to ComfyUI…").
         self.stage_words = {s.name: s.label[0].lower() + s.label[1:] for s in STAGES if s.timed}
@@ -253,6 +258,9 @@ class Terminal:
         elif kind in ("render", "image"):
             for note in event.get("notes", []):
                 self.say(f"note: {note}")
+        elif kind == "progress" and event.get("max") and not self.live:
+            left = f" (about {event['eta_s']:.0f} s left)" if event.get("eta_s") is not None else ""
+            self.say(f"rendering: step {event['value']}/{event['max']}{left}")
         elif kind == "progress" and event.get("max"):
             if self.bar is None or self.bar.total != event["max"]:
                 self.close()

@@ -1,11 +1,15 @@
 """The speech2image command: render, transcribe and doctor from a terminal, through the app itself."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import wave
 
 import pytest
@@ -30,7 +34,7 @@ def env(tmp_path):
             "SPEECH2IMAGE_COMFYUI_URL": dead_url(""), "SPEECH2IMAGE_PORT": dead_url("").rsplit(":", 1)[1]}
 
 
-def test_render_draws_a_progress_bar_and_saves_the_picture_with_its_metadata(env, tmp_path):
+def test_render_prints_its_progress_and_saves_the_picture_with_its_metadata(env, tmp_path):
     out = tmp_path / "kite.png"
     with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
         result = speech2image("render", "a red kite over the sea", "--out", str(out), "--steps", "6", "--width", "64",
@@ -38,7 +42,10 @@ def test_render_draws_a_progress_bar_and_saves_the_picture_with_its_metadata(env
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out)
     assert "prompt (offline): a red kite over the sea" in result.stderr
-    assert "rendering: 100%" in result.stderr and "6/6" in result.stderr  # tqdm's bar
+    # captured, not a terminal: whole lines, one per step, no bar redrawn with carriage returns
+    assert "rendering: step 6/6" in result.stderr and "\r" not in result.stderr
+    assert all(line.startswith(("rendering: step", "transcript:", "prompt (", "note:", "writing", "sending",
+                                "rendering", "saving")) for line in result.stderr.splitlines()), result.stderr
     image = Image.open(out)
     assert image.size == (64, 64)
     assert image.text["speech2image:transcript"] == "a red kite over the sea"
@@ -46,6 +53,30 @@ def test_render_draws_a_progress_bar_and_saves_the_picture_with_its_metadata(env
     assert json.loads(image.text["speech2image:seed"]) == 42
     assert json.loads(image.text["prompt"])["3"]["inputs"]["steps"] == 6  # the graph, for ComfyUI to load
     assert comfy.posted[-1]["prompt"]["3"]["inputs"]["seed"] == 42
+
+
+def test_render_in_a_terminal_draws_a_progress_bar(env, tmp_path):
+    """stderr a terminal: tqdm's bar, redrawn in place."""
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a size
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
+        process = subprocess.Popen([sys.executable, "-m", "speech2image", "render", "a kite", "--steps", "6",
+                                    "--out", str(tmp_path / "kite.png")], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=secondary, env={**os.environ, **env, "SPEECH2IMAGE_COMFYUI_URL": comfy.url})
+        os.close(secondary)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert process.wait(timeout=60) == 0
+    os.close(primary)
+    text = shown.decode(errors="replace")
+    assert "rendering: 100%" in text and "6/6" in text and "\r" in text, text
 
 
 def test_render_speaks_the_caption_into_a_wav(env, tmp_path):
