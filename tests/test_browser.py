@@ -660,14 +660,23 @@ def test_missing_comfyui_is_said_at_load_with_how_to_start_it(playwright, make_a
             commands = page.locator("#comfy-banner code").all_inner_texts()
             assert commands[0] == "python main.py --listen 127.0.0.1 --port 8188 --preview-method auto"
             page.screenshot(path=str(artifacts_dir / "browser-comfyui-banner.png"))
-            # a job still writes the prompt; its note shows the command as code
+            # a job still writes the prompt: it waits for ComfyUI, said once, in the strip, with how to start it
             type_request(page, "a snowy owl")
-            wait_for_stage(page, "Prompt ready")
-            assert "python main.py" in page.inner_text("#notes li code")
-            # once ComfyUI answers the banner goes; dismissed, it stays away
+            wait_for_stage(page, "Waiting for ComfyUI")
+            assert "python main.py" in page.inner_text("#failure-message code")
+            assert "Prompt ready" not in page.inner_text("#notes") and page.inner_text("#message") == ""
+            assert page.is_hidden("#comfy-banner") and "waiting" in page.get_attribute("#progress", "class")
+            page.screenshot(path=str(artifacts_dir / "browser-waiting-for-comfyui.png"))
+            # one click: it renders by itself once ComfyUI answers
+            assert page.inner_text("#run-again") == "Render when ComfyUI is back"
+            page.click("#run-again")
+            assert page.is_disabled("#run-again")
             set_comfy = {"comfyui_url": comfy.url}
             assert requests.post(server.url + "/api/settings", json=set_comfy, timeout=10).status_code == 200
+            wait_for_stage(page, "Done", timeout=30_000)
+            assert "a snowy owl" in comfy.posted[-1]["prompt"]["6"]["inputs"]["text"]
             page.wait_for_selector("#comfy-banner", state="hidden", timeout=15_000)
+            # once ComfyUI answers the banner goes; dismissed, it stays away
             set_comfy = {"comfyui_url": "http://127.0.0.1:9"}
             assert requests.post(server.url + "/api/settings", json=set_comfy, timeout=10).status_code == 200
             page.wait_for_selector("#comfy-banner:not([hidden])", timeout=15_000)

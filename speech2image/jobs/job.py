@@ -47,7 +47,7 @@ STAGES = (
     Stage("rendering", "Rendering…", "Rendering", (30, 95)),
     Stage("saving", "Saving…", "Saving", (95, 100)),
     Stage("done", "Done", span=(100, 100), end=True),
-    Stage("prompt_ready", "Prompt ready", end=True),
+    Stage("prompt_ready", "Waiting for ComfyUI", end=True),
     Stage("error", "Failed", end=True),
     Stage("cancelled", "Cancelled", end=True),
 )

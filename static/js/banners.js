@@ -32,6 +32,12 @@ export function showComfyBanner(comfyui) {
   if (ui.comfyBannerText.textContent !== text.replace(/`/g, "")) ui.comfyBannerText.replaceChildren(...withCode(text));
 }
 
+// A job in view says it is waiting for ComfyUI, with what to do: the banner would say it twice.
+export function quietComfyBanner() {
+  comfyDismissed = true;
+  ui.comfyBanner.hidden = true;
+}
+
 export function initBanners() {
   ui.comfyBannerClose.addEventListener("click", () => {
     comfyDismissed = true;

@@ -6,6 +6,7 @@ import { sentence, ui, withCode } from "./dom.js";
 import { showComfyBanner, showServerAway } from "./banners.js";
 
 const LIGHTS = ["whisper", "llm", "comfyui", "tts"];
+const comfyWaiters = [];  // what runs once ComfyUI answers (a job asked to render when it is back)
 const explained = {};  // light -> { title, text, fix } as the last check left it
 let openLight = null;
 
@@ -109,6 +110,12 @@ export async function refreshHealth() {
   noteDevice(health.comfyui);
   setLight("tts", ...voiceLight(health.tts));
   showComfyBanner(health.comfyui);
+  if (health.comfyui.state === "ready") comfyWaiters.splice(0).forEach((run) => run());
+}
+
+// run() once the health check next finds ComfyUI answering.
+export function whenComfyReady(run) {
+  comfyWaiters.push(run);
 }
 
 function lightOf(name) {

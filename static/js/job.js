@@ -8,8 +8,11 @@ import { addNotes } from "./notes.js";
 import { PromptStream, showPlan } from "./plan.js";
 import { FINISHED, drawStages, fillBar, setProgress, setStage, timingsThatRan } from "./progress.js";
 import { resetResult, showImage, showNoPicture, showRender } from "./result.js";
-import { clearStep, hideStrip, showFailure, showProgressStep, showStep, showStrip } from "./strip.js";
-import { voiceKnown, voiceReady } from "./voice.js";
+import { quietComfyBanner } from "./banners.js";
+import { whenComfyReady } from "./health.js";
+import { clearStep, hideFailure, hideStrip, showFailure, showProgressStep, showStep, showStrip, showWaiting,
+  waitingToRender } from "./strip.js";
+import { resultShown, voiceKnown, voiceReady } from "./voice.js";
 
 // phase: "idle", "starting" (POST /api/jobs sent, no id yet) or "running" (id known).
 // earlyEvents: the relay's events that beat the answer to POST /api/jobs, replayed once it comes.
@@ -178,9 +181,18 @@ function finish(snapshot) {
     clearStep();
     showNoPicture();
   }
+  let notes = snapshot.notes;
   if (stage === "prompt_ready") {
-    // No ComfyUI to render: the prompt and the caption are the result; the note says how to start it.
-    showMessage("Prompt ready — there is no ComfyUI to render it. Start ComfyUI and press Generate.", "busy");
+    // No ComfyUI to render: the prompt and the caption are the result. Said once, in the strip (its note says
+    // why and how to start ComfyUI), with one click to render it by itself when ComfyUI answers again.
+    const waiting = notes.find((note) => note.startsWith("Prompt ready;")) || "Prompt ready; there is no ComfyUI.";
+    notes = notes.filter((note) => note !== waiting);
+    ui.progress.className = "progress waiting";
+    showMessage("");
+    quietComfyBanner();
+    const again = againRequest(snapshot);
+    showWaiting(waiting, again && (() => renderWhenBack(again)));
+    resultShown();  // the caption plays: it is part of the result
     onDone();
   } else if (stage === "error") {
     ui.progress.className = "progress failed";
@@ -191,7 +203,15 @@ function finish(snapshot) {
     ui.progress.className = "progress stopped";
     showMessage("Cancelled.", "");
   }
-  addNotes(snapshot.notes);
+  addNotes(notes);
+}
+
+function renderWhenBack(again) {
+  waitingToRender();
+  whenComfyReady(() => {
+    hideFailure();
+    startJob(jsonPost({ ...jobOptions(), ...again }));
+  });
 }
 
 // The job as it stands, from the answer to POST /api/jobs or the relay's "resume" after a reconnect.

@@ -5,7 +5,7 @@ import { resetDecision } from "./edit.js";
 import { addNotes, resetNotes } from "./notes.js";
 import { resetProgress } from "./progress.js";
 import { hideFailure } from "./strip.js";
-import { pictureShown, resetVoice } from "./voice.js";
+import { resetVoice, resultShown } from "./voice.js";
 
 export function resetResult() {
   resetProgress();
@@ -46,7 +46,7 @@ export function showImage(url, render, prompt) {
   fitCanvas(render);
   ui.image.onload = () => {
     ui.preview.hidden = true;
-    pictureShown();
+    resultShown();
   };
   ui.image.src = url;
   ui.image.alt = ui.caption.value || "The generated picture";

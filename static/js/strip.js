@@ -61,8 +61,24 @@ export function showFailure(message, onRunAgain = null) {
   ui.failure.hidden = false;
 }
 
+// No ComfyUI to render a finished prompt: said once, here, with one click to render it when ComfyUI is back.
+export function showWaiting(message, onRenderWhenBack = null) {
+  showFailure(message, onRenderWhenBack);
+  ui.failure.classList.add("waiting");
+  ui.runAgain.textContent = "Render when ComfyUI is back";
+}
+
+// After that click: the button says what will happen until it happens.
+export function waitingToRender() {
+  ui.runAgain.disabled = true;
+  ui.runAgain.textContent = "Will render when ComfyUI is back…";
+}
+
 export function hideFailure() {
   ui.failure.hidden = true;
+  ui.failure.classList.remove("waiting");
+  ui.runAgain.textContent = "Run again";
+  ui.runAgain.disabled = false;
   ui.failureMessage.replaceChildren();
   runAgain = null;
 }

@@ -1,17 +1,18 @@
-// The spoken caption: it plays when the picture appears, whichever of the two arrives last starts it.
+// The spoken caption: it plays when the result is shown (the picture, or the prompt when there is no
+// ComfyUI to render it), whichever of the two arrives last starts it.
 
 import { api, jsonPost } from "./api.js";
 import { showError, showMessage, ui } from "./dom.js";
 import { addNotes } from "./notes.js";
 
-const voice = { url: null, pictureShown: false };
+const voice = { url: null, resultShown: false };
 
 export function resetVoice() {
   ui.voice.hidden = true;
   ui.voice.removeAttribute("src");
   ui.spokenCaption.textContent = "";
   voice.url = null;
-  voice.pictureShown = false;
+  voice.resultShown = false;
 }
 
 export function playVoice(url) {
@@ -26,16 +27,16 @@ export function playVoice(url) {
 
 export function voiceReady(url) {
   voice.url = url;
-  if (voice.pictureShown) playVoice(url);
+  if (voice.resultShown) playVoice(url);
 }
 
 export function voiceKnown() {
   return voice.url !== null;
 }
 
-export function pictureShown() {
-  if (voice.pictureShown) return;
-  voice.pictureShown = true;
+export function resultShown() {
+  if (voice.resultShown) return;
+  voice.resultShown = true;
   if (voice.url) playVoice(voice.url);
 }
 
