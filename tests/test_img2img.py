@@ -69,6 +69,29 @@ def test_follow_up_changes_the_picture_itself(tmp_path, serve, comfy):
     assert (tmp_path / "instance" / "outputs" / f"{first['job_id']}.png").read_bytes() == parent_png
 
 
+def test_a_change_keeps_its_pictures_model_and_sampler_and_automatic_stays_put(serve, comfy):
+    """A model added to ComfyUI (first in its list) changes neither an edit nor the automatic choice."""
+    with serve(comfy.url) as server:
+        relay = Relay(server)
+        first, _ = run(server, relay, transcript="a red barn in a field", sampler="dpmpp_2m")
+        assert first["render"]["checkpoint"] == "tiny-sd15-random.safetensors"
+        comfy.knobs.checkpoints = ["aaa-new-model.safetensors", *comfy.knobs.checkpoints]
+        edit, events = run(server, relay, transcript="now make it at night")
+        render_event = next(e for e in events if e["type"] == "render" and e["job_id"] == edit["job_id"])
+        new, _ = run(server, relay, transcript="a lighthouse", mode="new")
+        chosen, _ = run(server, relay, transcript="make it foggy", checkpoint="aaa-new-model.safetensors")
+        relay.close()
+    assert edit["decision"]["mode"] == "edit", edit["error"]
+    assert edit["render"]["checkpoint"] == "tiny-sd15-random.safetensors" and edit["render"]["sampler"] == "dpmpp_2m"
+    # the render line has the picture's size while it renders, not only once it is saved
+    assert (render_event["render"]["width"], render_event["render"]["height"]) == (96, 64)
+    # automatic: the model used last, said so, not the alphabetically first file
+    assert new["render"]["checkpoint"] == "tiny-sd15-random.safetensors"
+    assert any("the model used last" in note for note in new["notes"]), new["notes"]
+    # the person's own choice for a change wins
+    assert chosen["decision"]["mode"] == "edit" and chosen["render"]["checkpoint"] == "aaa-new-model.safetensors"
+
+
 def test_edit_of_names_any_picture_with_its_size_strength_and_chain(tmp_path, serve, comfy):
     with serve(comfy.url) as server:
         relay = Relay(server)

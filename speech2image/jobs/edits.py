@@ -11,11 +11,14 @@ from typing import Callable
 
 from ..config import Settings
 from ..errors import BadInput, UserFacingError
+from ..picture import Edit
 from ..prompt import DEFAULT_STRENGTH, PromptPlan, Turn, subject_of
 from .job import JobRequest
 from .store import JOB_ID, JobHistory, OutputStore
 
 MODES = ("auto", "new", "edit")
+# What a change keeps of its picture unless the person chose otherwise for the job (the size and seed too).
+KEPT_BY_A_CHANGE = ("checkpoint", "sampler")
 
 
 class PictureMissing(UserFacingError):
@@ -66,9 +69,26 @@ class Pictures:
         return Turn(transcript=entry.get("transcript") or "", subject=subject_of(entry["prompt"]),
                     prompt=entry["prompt"])
 
-    def seed(self, job_id: str) -> int | None:
+    def rendered(self, job_id: str) -> dict:
+        """What the picture was rendered with (seed, size, checkpoint...), as its history entry keeps it."""
         entry = self.history.get(job_id) if self.history is not None else None
-        seed = ((entry or {}).get("render") or {}).get("seed")
+        return dict((entry or {}).get("render") or {})
+
+    def edit(self, job_id: str, strength: float) -> Edit:
+        """The picture a job changes, with the seed and size it was rendered with; 410 when its file is gone."""
+        rendered = self.rendered(job_id)
+        size = (rendered["width"], rendered["height"]) if isinstance(rendered.get("width"), int) else None
+        keeps = {name: rendered.get(name) for name in KEPT_BY_A_CHANGE}
+        return Edit(job_id, self.png(job_id), self.seed(job_id), strength, size, keeps)
+
+    def last_model(self) -> str | None:
+        """The model of the newest picture: the automatic choice stays on it when models are added."""
+        newest = self.history.list(limit=1, only_images=True) if self.history is not None else []
+        model = ((newest[0].get("render") or {}) if newest else {}).get("checkpoint")
+        return model if isinstance(model, str) else None
+
+    def seed(self, job_id: str) -> int | None:
+        seed = self.rendered(job_id).get("seed")
         return seed if isinstance(seed, int) else None
 
     def resolve(self, request: JobRequest) -> None:

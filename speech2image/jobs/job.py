@@ -163,6 +163,16 @@ class Job:
             "edit_of": self.decision["parent"] if self.decision and self.decision["mode"] == "edit" else None,
         }
 
+    def summary(self) -> dict:
+        """One structured line per job for log tools: ids, outcome, timings; never audio or transcript."""
+        return {
+            "job_id": self.id, "outcome": self.stage, "source": "audio" if self.timings.get("asr") is not None else "text",
+            "prompt_source": self.plan.source if self.plan else None, "workflow": self.render.get("workflow"),
+            "server": self.render.get("server"), "checkpoint": self.render.get("checkpoint"),
+            "error": self.error["code"] if self.error else None,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
     def write_ahead(self) -> dict:
         """What its durable row starts with: the request and the settings frozen at acceptance."""
         request = self.request

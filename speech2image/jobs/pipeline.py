@@ -31,7 +31,6 @@ from ..picture import (
     ComfyError,
     ComfyPool,
     ComfyUnavailable,
-    Edit,
     RenderCancelled,
     RenderParams,
     ServerLoad,
@@ -254,14 +253,7 @@ class Pipeline:
         self.journal.keep(job)
         self.metrics.job_ended(outcome, job.timings)
         self._set_stage(job, outcome, **extra)
-        # One structured line per job for log tools: ids, outcome, timings; never audio or transcript.
-        log.info("job_finished %s", json.dumps({
-            "job_id": job.id, "outcome": job.stage, "source": "audio" if job.timings.get("asr") is not None else "text",
-            "prompt_source": job.plan.source if job.plan else None, "workflow": job.render.get("workflow"),
-            "server": job.render.get("server"), "checkpoint": job.render.get("checkpoint"),
-            "error": job.error["code"] if job.error else None,
-            "timings": {k: round(v, 4) for k, v in job.timings.items()},
-        }))
+        log.info("job_finished %s", json.dumps(job.summary()))
 
     def _stages(self, job: Job) -> tuple[str, dict]:
         """The job's stages in order; the outcome (done, cancelled, prompt_ready, error) and its details."""
@@ -386,10 +378,10 @@ class Pipeline:
         job.decision = decide(job.request, plan, settings)
         self._emit(job, {"type": "decision", "decision": job.decision})
         parent = job.decision["parent"]
-        edit = (Edit(parent, self.pictures.png(parent), self.pictures.seed(parent), job.decision["strength"])
-                if job.decision["mode"] == "edit" else None)
+        edit = self.pictures.edit(parent, job.decision["strength"]) if job.decision["mode"] == "edit" else None
         params = RenderParams.from_settings(plan.prompt, plan.negative_prompt, settings)
-        render = render_job(self.workflows.load(settings.workflow), params, edit)
+        render = render_job(self.workflows.load(settings.workflow), params, edit,
+                            chosen=frozenset(job.request.overrides), last_model=self.pictures.last_model())
         job.notes.extend(note for note in render.notes if note not in job.notes)
         on_event = lambda event: self._render_event(job, event)  # noqa: E731
         with timed(job.timings, "render"):
