@@ -85,15 +85,24 @@ def test_record_then_make_it_at_night_changes_that_picture(playwright, live_serv
 def test_gallery_change_this_picture_then_type_what_to_change(playwright, live_server, artifacts_dir):
     browser = launch(playwright)
     try:
-        page = browser.new_page(viewport={"width": 1100, "height": 900}, bypass_csp=True)
+        page = browser.new_page(viewport={"width": 390, "height": 844}, bypass_csp=True)  # a phone: little room
         page.goto(live_server.url)
         page.fill("#typed", "a yellow kite over the sea")
         page.press("#typed", "Enter")
         wait_done(page)
+        assert page.input_value("#typed") == ""  # sent: the box is empty for the next request...
+        page.press("#typed", "ArrowUp")
+        assert page.input_value("#typed") == "a yellow kite over the sea"  # ...which stays in its history
+        page.press("#typed", "ArrowDown")
+        assert page.input_value("#typed") == ""
         parent_url = page.get_attribute("#image", "src")
         page.click(f"#gallery button[data-job-id='{parent_url.rsplit('/', 1)[1].removesuffix('.png')}']")
         page.click("#change-picture")
         assert page.is_visible("#edit-target")
+        # the field to type the change in shows below the sticky job strip, not under it
+        page.wait_for_function("(() => { const strip = document.querySelector('#job-strip'); const top = "
+                               "document.querySelector('#typed').getBoundingClientRect().top; return top >= "
+                               "(strip.hidden ? 0 : strip.getBoundingClientRect().bottom); })()", timeout=5_000)
         page.fill("#typed", "with a thunderstorm")  # no follow-up words: the chosen picture is changed anyway
         page.press("#typed", "Enter")
         page.wait_for_selector("#decision:not([hidden])", timeout=30_000)

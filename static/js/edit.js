@@ -24,8 +24,16 @@ export function chooseTarget(entry) {
   ui.editTargetThumb.src = entry.thumb_url || thumbOf(entry.job_id);
   ui.editTarget.hidden = false;
   ui.typed.placeholder = "…or type what to change, e.g. make it at night";
-  ui.editTarget.scrollIntoView({ behavior: "smooth", block: "center" });
   ui.typed.focus({ preventScroll: true });
+  belowTheStrip(ui.typedForm);
+}
+
+// Scroll so that the field just focused shows below the sticky job strip, not under it.
+function belowTheStrip(element) {
+  const strip = ui.jobStrip.hidden ? 0 : ui.jobStrip.getBoundingClientRect().bottom;
+  const box = element.getBoundingClientRect();
+  if (box.top >= strip + 8 && box.bottom <= window.innerHeight) return;
+  window.scrollBy({ top: box.top - strip - 16, behavior: "smooth" });
 }
 
 export function clearTarget() {

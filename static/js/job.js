@@ -12,6 +12,7 @@ import { quietComfyBanner } from "./banners.js";
 import { whenComfyReady } from "./health.js";
 import { clearStep, hideFailure, hideStrip, showFailure, showProgressStep, showStep, showStrip, showWaiting,
   waitingToRender } from "./strip.js";
+import { typedSent } from "./typed.js";
 import { resultShown, voiceKnown, voiceReady } from "./voice.js";
 
 // phase: "idle", "starting" (POST /api/jobs sent, no id yet) or "running" (id known).
@@ -125,6 +126,7 @@ function sendTyped(event) {
   ui.transcript.value = text;
   ui.transcriptMeta.textContent = "";  // it spoke of the last recording
   ui.prompt.value = "";
+  typedSent(text);
   startJob(jsonPost({ ...jobOptions(), transcript: text }));
 }
 

@@ -14,6 +14,7 @@ import { initRecorder } from "./recorder.js";
 import { connectRelay } from "./relay.js";
 import { initSettings, loadSettings } from "./settings.js";
 import { initStrip } from "./strip.js";
+import { initTyped } from "./typed.js";
 import { initSpeak } from "./voice.js";
 
 const HEALTH_EVERY_MS = 5000;
@@ -27,6 +28,7 @@ try {
   initRecorder({ busy, onRecorded: sendRecording, jobOptions });
   initJobs({ onJobDone: loadGallery });
   initStrip();
+  initTyped();
   initRewrite(busy);
   initSpeak();
   initOverrides();
