@@ -96,6 +96,10 @@ def test_streamed_recording_shows_partials_and_starts_the_job(live_server, make_
     assert end["snapshot"]["stage"] == "done", end
     assert end["snapshot"]["transcript"] == final["text"]
     assert end["snapshot"]["render"]["steps"] == 4  # the start frame's job options apply
+    # the total is what the person waited for, from Stop: the live transcript's part is inside it
+    timings = end["snapshot"]["timings"]
+    parts = timings["asr"] + timings["prompt"] + timings["render"]
+    assert timings["total"] >= parts - 0.002, timings  # (each is rounded to the millisecond)
     stream.close()
     relay.close()
 

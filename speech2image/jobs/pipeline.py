@@ -248,6 +248,8 @@ class Pipeline:
     def _run(self, job: Job) -> None:
         with timed(job.timings, "total"):
             outcome, extra = self._stages(job)
+        # What the person waited for: a live recording's transcript, ready at Stop, came before the job.
+        job.timings["total"] += sum(job.request.timings.values())
         # Recorded before it is announced: a page told "done" finds it in the gallery and the metrics.
         job.stage = outcome
         self.journal.keep(job)

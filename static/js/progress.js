@@ -12,8 +12,12 @@ const stageSpan = (stage) => (STAGES.get(stage) || {}).span;
 // The stages whose time the page shows while the job runs.
 const timedName = (stage) => (STAGES.get(stage) || {}).timed;
 
-const TIMING_NAMES = { asr: "Speech recognition", prompt: "Prompt", render: "Render", speech: "Voice", save: "Saving",
-  total: "Total" };
+// What the person waited for first (from Stop, or from sending the request, to the result), then the
+// stages inside it; the voice is made beside the render, so it is inside the render's time.
+const TIMING_NAMES = { total: "Waited", asr: "speech recognition", prompt: "prompt", render: "render",
+  speech: "voice (beside the render)", save: "saving" };
+
+const seconds = (value) => (value < 0.01 ? "<0.01 s" : `${value.toFixed(2)} s`);
 
 // When each stage began (as the page saw it), the clock redrawing their times, and the bar's parts.
 const progress = { stageStarts: [], timer: null, renderPercent: 0, overall: 0 };
@@ -105,7 +109,7 @@ export function drawStages(final = null) {
   if (final) {
     ui.stages.replaceChildren(...Object.entries(TIMING_NAMES)
       .filter(([key]) => final[key] !== undefined)
-      .map(([key, label]) => item(`${label} ${final[key].toFixed(2)} s`)));
+      .map(([key, label]) => item(`${label} ${seconds(final[key])}${key === "total" ? ":" : ""}`)));
     return;
   }
   const now = performance.now();
