@@ -106,14 +106,14 @@ class Runtime:
                         self.path.parent)
 
     def recover(self) -> None:
-        """The jobs a previous run left in flight carry on; prompts of ours in ComfyUI with no job are reported."""
+        """The jobs a previous run left in flight carry on; prompts of ours in ComfyUI with no job are removed."""
         try:
             jobs = self.pipeline.recover()
             if jobs:
                 log.info("recovering %d job(s) left in flight by the previous run", len(jobs))
-            for url, prompts in self.pipeline.orphans().items():
-                log.warning("ComfyUI at %s has %d prompt(s) of ours that no job follows: %s", url, len(prompts),
-                            ", ".join(prompts))
+            for url, prompts in self.pipeline.remove_orphans().items():
+                log.warning("ComfyUI at %s had %d prompt(s) of ours that no job follows; removed them: %s", url,
+                            len(prompts), ", ".join(f"{prompt} ({outcome})" for prompt, outcome in prompts.items()))
         except Exception:
             log.exception("recovering the jobs left in flight failed")
 

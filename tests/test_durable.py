@@ -13,6 +13,7 @@ import requests
 from PIL import Image
 
 from speech2image.jobs.store import SCHEMA_VERSION, JobHistory
+from speech2image.picture import CLIENT_PREFIX
 
 from .support.app_process import AppProcess
 from .support.fake_comfy import FakeComfyUI, Knobs
@@ -354,6 +355,27 @@ def test_prompts_of_ours_that_no_job_follows_are_reported(make_app, comfy):
         assert jobs["orphans"] == {comfy.url: [orphan]} and "fix" in jobs
         relay.until(finished)
         relay.close()
+
+
+def test_at_start_prompts_of_ours_that_no_job_follows_are_removed_from_comfyui(make_app, comfy, tmp_path):
+    """Only ours (this data folder's client id), by their ids: another app's prompt stays queued."""
+    comfy.knobs.step_delay_s = 0.2
+    prefix = f"{CLIENT_PREFIX}{JobHistory(tmp_path / 'instance' / 'speech2image.db').instance_id}-"
+    running = occupy(comfy, client_id=f"{prefix}left-behind-1")
+    queued = occupy(comfy, client_id=f"{prefix}left-behind-2")
+    others = occupy(comfy, client_id="s2i-another-instance-x")
+    with LiveServer(make_app(comfyui_url=comfy.url)) as server:
+        deadline = time.monotonic() + 20
+        while queued not in comfy.deletes or not comfy.interrupts:
+            assert time.monotonic() < deadline, (comfy.deletes, comfy.interrupts)
+            time.sleep(0.1)
+        assert comfy.interrupts[0]["prompt_id"] == running and others not in comfy.deletes
+        queue = requests.get(comfy.url + "/queue", timeout=5).json()
+        assert others in [item[1] for item in queue["queue_running"] + queue["queue_pending"]]
+        # the interrupted one leaves ComfyUI's queue at its sampler's next step: then none is left
+        while requests.get(server.url + "/api/health", timeout=10).json()["jobs"]["orphans"] != {}:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
 
 
 def test_a_tab_that_reconnects_gets_its_job_as_it_stands_also_finished_meanwhile(make_app, comfy):

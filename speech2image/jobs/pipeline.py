@@ -194,6 +194,11 @@ class Pipeline:
         return self.comfy.orphans(lambda: self.journal.known_prompts() | {
             j.submitted["prompt_id"] for j in self.unfinished() if j.submitted})
 
+    def remove_orphans(self) -> dict[str, dict[str, str]]:
+        """Our prompts that no job follows (left by a run that stopped between posting and recording,
+        or resubmitted after a restart), taken out of ComfyUI by their ids; per server, what became of each."""
+        return self.comfy.remove(self.orphans())
+
     def stop_accepting(self) -> None:
         self.accepting = False
 

@@ -216,6 +216,19 @@ class ComfyPool:
         orphans = {url: [p for p in ids if p not in known] for url, ids in found.items()}
         return {url: ids for url, ids in orphans.items() if ids}
 
+    def remove(self, prompts: dict[str, list[str]]) -> dict[str, dict[str, str]]:
+        """Take these prompts (per server: our ids) out of ComfyUI: deleted while queued, interrupted while
+        running (only that prompt); per server, each id's outcome or what went wrong."""
+        outcomes: dict[str, dict[str, str]] = {}
+        for url, ids in prompts.items():
+            client = self.client_for(url)
+            for prompt_id in ids:
+                try:
+                    outcomes.setdefault(url, {})[prompt_id] = client.cancel(prompt_id)
+                except ComfyError as exc:
+                    outcomes.setdefault(url, {})[prompt_id] = f"not removed: {exc.message}"
+        return outcomes
+
     def _server_status(self, client: ComfyClient) -> dict:
         url = client.base_url
         try:
