@@ -156,6 +156,23 @@ def test_a_parent_whose_picture_is_gone_is_named(tmp_path, serve, comfy):
     assert parent["job_id"] in response.json()["error"]["message"]
 
 
+def test_a_damaged_parent_picture_is_named_before_anything_is_queued(tmp_path, serve, comfy):
+    with serve(comfy.url) as server:
+        relay = Relay(server)
+        parent, _ = run(server, relay, prompt="a green hill")
+        png = tmp_path / "instance" / "outputs" / f"{parent['job_id']}.png"
+        png.write_bytes(png.read_bytes()[:200])  # cut short, as a disk that filled up would leave it
+        posted = len(comfy.posted)
+        named = requests.post(server.url + "/api/jobs", json={"prompt": "x", "edit_of": parent["job_id"]}, timeout=5)
+        follow_up, _ = run(server, relay, transcript="now make it at night")  # the tab's last picture
+        relay.close()
+    assert named.status_code == 410
+    assert named.json()["error"]["message"].startswith(f"the picture of job {parent['job_id']} cannot be read")
+    assert follow_up["stage"] == "error" and follow_up["error"]["code"] == "edit_image_missing"
+    assert parent["job_id"] in follow_up["error"]["message"] and "damaged" in follow_up["error"]["message"]
+    assert len(comfy.posted) == posted and comfy.uploads == []  # nothing reached ComfyUI
+
+
 @pytest.mark.parametrize("knobs, words", [
     (Knobs(missing_classes=("LoadImage",)), "lacks LoadImage, which changing a picture needs"),
     (Knobs(missing_classes=("LoadImage", "VAEEncode")), "lacks LoadImage and VAEEncode"),

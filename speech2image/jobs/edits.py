@@ -7,7 +7,11 @@ picture. The decision travels with the job (its snapshot, the history, the PNG's
 """
 from __future__ import annotations
 
+import io
+import logging
 from typing import Callable
+
+from PIL import Image
 
 from ..config import Settings
 from ..errors import BadInput, UserFacingError
@@ -15,6 +19,8 @@ from ..picture import Edit
 from ..prompt import DEFAULT_STRENGTH, PromptPlan, Turn, subject_of
 from .job import JobRequest
 from .store import JOB_ID, JobHistory, OutputStore
+
+log = logging.getLogger(__name__)
 
 MODES = ("auto", "new", "edit")
 # What a change keeps of its picture unless the person chose otherwise for the job (the size and seed too).
@@ -26,9 +32,25 @@ class PictureMissing(UserFacingError):
     code = "edit_image_missing"
 
 
-def missing(job_id: str) -> PictureMissing:
-    return PictureMissing(f"the picture of job {job_id} is no longer on disk (outputs/{job_id}.png), so it cannot "
-                          "be changed; pick another picture or make a new one")
+def missing(job_id: str, why: str = "is no longer on disk") -> PictureMissing:
+    return PictureMissing(f"the picture of job {job_id} {why} (outputs/{job_id}.png), so it cannot be changed; "
+                          "pick another picture or make a new one")
+
+
+def readable_png(job_id: str, data: bytes | None) -> bytes:
+    """The picture's bytes when they are a whole PNG; else the error naming it (checked here, before
+    ComfyUI's LoadImage would fail on it in the middle of a render)."""
+    if data is None:
+        raise missing(job_id)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "PNG":
+                raise ValueError(f"it is {image.format}, not a PNG")
+            image.load()
+    except Exception as exc:  # PIL raises many kinds for a damaged file
+        log.warning("job %s: its picture cannot be read: %s", job_id, exc)
+        raise missing(job_id, "cannot be read: the file is damaged") from exc
+    return data
 
 
 class Pictures:
@@ -45,8 +67,7 @@ class Pictures:
         if entry is None or not entry.get("image_url"):
             raise UserFacingError(f"there is no picture with the job id '{job_id}' in this data folder to change",
                                   code="unknown_edit_of", status=404)
-        if not self.store.path(job_id, "png").is_file():
-            raise missing(job_id)
+        readable_png(job_id, self.store.image(job_id))
         return entry
 
     def last(self, session: str) -> str | None:
@@ -56,10 +77,7 @@ class Pictures:
         return max(done, key=lambda j: j.created).id if done else None
 
     def png(self, job_id: str) -> bytes:
-        data = self.store.image(job_id)
-        if data is None:
-            raise missing(job_id)
-        return data
+        return readable_png(job_id, self.store.image(job_id))
 
     def base(self, job_id: str) -> Turn | None:
         """The prompt a change starts from: the parent's own."""
