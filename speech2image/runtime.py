@@ -28,6 +28,7 @@ from .picture import (
     ComfyLauncher,
     WorkflowLibrary,
     parse_urls,
+    probe,
 )
 from .prompt import PRESETS, LlmClient, PromptWriter
 from .speech import (
@@ -44,6 +45,26 @@ log = logging.getLogger(__name__)
 
 # Choices a knob names that our own stages know (the others come from servers at run time).
 STAGE_CHOICES = {"presets": tuple(PRESETS), "engines": ENGINES}
+
+
+def _offered_by_speech_servers(pool, key: str) -> list[str] | None:
+    """What the speech servers list (models or voices); None when none of them answers."""
+    servers = [srv for srv in pool.servers() if srv["protocol"] != "local"] if pool is not None else []
+    answering = [srv for srv in servers if srv.get("state") in ("ready", "loading")]
+    return sorted({name for srv in answering for name in srv.get(key) or []}) if answering else None
+
+
+# Knob choices that come from a server: where they come from (for the message) and what it offers now
+# (None: it does not answer). A value is checked against them when it is saved or sent with a job.
+SERVER_CHOICES = {
+    "checkpoints": lambda rt: ("ComfyUI", rt.comfy.offered("checkpoints")),
+    "samplers": lambda rt: ("ComfyUI", rt.comfy.offered("samplers")),
+    "models": lambda rt: ("the LLM server", (lambda found: found[1] if found[0] else None)(rt.llm.discover())),
+    "asr_models": lambda rt: ("the speech recognition servers",
+                              _offered_by_speech_servers(getattr(rt.transcriber, "pool", None), "models")),
+    "server_voices": lambda rt: ("the voice servers", _offered_by_speech_servers(
+        rt.voices.servers.pool if rt.voices.servers is not None else None, "voices")),
+}
 
 
 def claim_data_dir(folder: Path):
@@ -170,17 +191,45 @@ class Runtime:
         """A fixed list, our stages' list, or the name of the server list the page fills in."""
         return STAGE_CHOICES.get(knob.choices, knob.choices) if isinstance(knob.choices, str) else knob.choices
 
-    def check(self, knob: Knob, value, scope: str):
-        """One knob's value for a saved default (scope 'saved') or one job ('job'), or BadInput."""
+    def check(self, knob: Knob, value, scope: str, warnings: list[str] | None = None, live: bool = True):
+        """One knob's value for a saved default (scope 'saved') or one job ('job'), or BadInput. With ``live``,
+        a value whose choices come from a server is checked against what that server offers now; when it does
+        not answer, the value is taken as it is and ``warnings`` says so."""
         choices = STAGE_CHOICES.get(knob.choices) if isinstance(knob.choices, str) else None
         try:
             value = knob.parse(value, scope, choices)
         except ValueError as exc:
-            code = "bad_setting" if scope == "saved" else f"bad_{knob.job}"
-            raise BadInput(str(exc), code=code) from exc
+            raise BadInput(str(exc), code=self._bad(knob, scope)) from exc
         if knob.name == "workflow" and value and scope == "saved":
             self.workflows.path(value)  # raises with the available names; a job's fails with the same words
+        if live and value and knob.name == "comfyui_url":
+            self._check_comfyui(value, scope, warnings)
+        if live and value and knob.choices in SERVER_CHOICES:
+            where, offered = SERVER_CHOICES[knob.choices](self)
+            if offered is None and warnings is not None:
+                warnings.append(f"'{knob.name}' was taken as '{value}' without a check: {where} did not answer")
+            elif offered is not None and value not in offered:
+                listed = ", ".join(offered[:40]) + (f" (and {len(offered) - 40} more)" if len(offered) > 40 else "")
+                raise BadInput(f"'{knob.name}': {where} has no '{value}'; it offers {listed or 'none'}",
+                               code=self._bad(knob, scope))
         return value
+
+    @staticmethod
+    def _check_comfyui(value: str, scope: str, warnings: list[str] | None) -> None:
+        """A ComfyUI address that answers must be ComfyUI: another server there is refused with what it is
+        (a job would fail later in words of the wrong protocol); one that does not answer yet is taken."""
+        for url in parse_urls(value):
+            found = probe(url, timeout_s=2.0)
+            if found.version is None and found.answer.startswith("something that is not ComfyUI"):
+                raise BadInput(f"'comfyui_url': {url} is not ComfyUI: {found.answer}. Check the address and port "
+                               "(ComfyUI listens on 8188, ComfyUI Desktop on 8000)",
+                               code="bad_setting" if scope == "saved" else "bad_comfyui_url")
+            if found.version is None and warnings is not None:
+                warnings.append(f"nothing answers as ComfyUI at {url} yet ({found.answer}); it was saved anyway")
+
+    @staticmethod
+    def _bad(knob: Knob, scope: str) -> str:
+        return "bad_setting" if scope == "saved" else f"bad_{knob.job}"
 
     def job_overrides(self, values: dict) -> dict:
         """The settings one job overrides, keyed by setting name; form values arrive as text."""
@@ -188,7 +237,7 @@ class Runtime:
         for field_name, knob in JOB_KNOBS.items():
             value = values.get(field_name)
             if value is not None and value != "":
-                overrides[knob.name] = self.check(knob, value, "job")
+                overrides[knob.name] = self.check(knob, value, "job", live=False)  # ComfyUI validates a job
         return overrides
 
     def source(self, name: str) -> str:
@@ -236,7 +285,7 @@ class Runtime:
             return {}
         return {name: value for name, value in saved.items() if value is not None}
 
-    def _clean(self, changes) -> dict:
+    def _clean(self, changes, warnings: list[str] | None = None) -> dict:
         """Each change checked against its knob; None (JSON null) stands for 'back to the default'."""
         if not isinstance(changes, dict):
             raise BadInput("send the settings to change as a JSON object", code="bad_json")
@@ -245,22 +294,24 @@ class Runtime:
             if name not in KNOBS:
                 raise BadInput(f"'{name}' is not a setting that can be changed here; settings: "
                                f"{', '.join(KNOBS)}", code="unknown_setting")
-            clean[name] = None if value is None else self.check(KNOBS[name], value, "saved")
+            clean[name] = None if value is None else self.check(KNOBS[name], value, "saved", warnings,
+                                                                live=warnings is not None)
         if clean.get("whisper_model") == "":
             clean["whisper_model"] = "bundled"
         return clean
 
-    def validate(self, changes) -> dict:
-        clean = self._clean(changes)
+    def validate(self, changes, warnings: list[str] | None = None) -> dict:
+        clean = self._clean(changes, warnings)
         for name in clean:
             if name in self.from_environment:
                 raise BadInput(f"'{name}' is set by {env_variable(name)} for this run; change or unset it there "
                                "(a choice saved here is used on runs without it)", code="set_by_environment")
         return clean
 
-    def update(self, changes: dict) -> Settings:
-        """Validate, persist and apply; only the components a change touches are rebuilt."""
-        clean = self.validate(changes)
+    def update(self, changes: dict, warnings: list[str] | None = None) -> Settings:
+        """Validate, persist and apply; only the components a change touches are rebuilt. ``warnings`` gets
+        what was taken unchecked (its server did not answer)."""
+        clean = self.validate(changes, warnings)
         with self._lock:
             saved = dict(self.saved)
             for name, value in clean.items():

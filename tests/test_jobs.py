@@ -42,6 +42,10 @@ def test_transcript_job_end_to_end(tmp_path, serve, comfy, fake_llm):
     kinds = [e["type"] for e in events]
     assert kinds.index("prompt") < kinds.index("render") < kinds.index("image") < len(kinds) - 1
     assert "token" in kinds  # the LLM's writing streams too
+    # what ComfyUI is doing, in a person's words: never a node's own title such as "Negative Prompt"
+    phases = [e["phase"] for e in events if e["type"] == "node"]
+    assert {"loading the model", "encoding the prompt", "drawing", "decoding the picture"} <= set(phases), phases
+    assert not any("title" in e for e in events if e["type"] == "node")
     steps = [(e["value"], e["max"]) for e in events if e["type"] == "progress" and "value" in e]
     assert steps == [(i, 6) for i in range(1, 7)]
     percents = [e["percent"] for e in events if "percent" in e]

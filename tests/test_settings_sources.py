@@ -57,3 +57,34 @@ def test_start_up_says_where_it_will_look_for_comfyui(make_app, caplog, tmp_path
     lines = [r.getMessage() for r in caplog.records if r.name == "speech2image"]
     assert (f"ComfyUI: looked for at http://127.0.0.1:8188, http://127.0.0.1:8000, else started from "
             f"{tmp_path / 'ComfyUI'} (default)") in lines, lines
+
+
+def test_a_choice_a_server_offers_is_checked_against_its_list_when_it_answers(make_app, comfy, fake_llm):
+    client = make_app(comfyui_url=comfy.url, llm_url=fake_llm.url).test_client()
+    refused = client.post("/api/settings", json={"sampler": "no_such_sampler"})
+    assert refused.status_code == 400
+    message = refused.get_json()["error"]["message"]
+    assert message.startswith("'sampler': ComfyUI has no 'no_such_sampler'; it offers euler") and "dpmpp_2m" in message
+    assert client.post("/api/settings", json={"checkpoint": "nope.safetensors"}).status_code == 400
+    assert client.post("/api/settings", json={"llm_model": "no-such-model"}).status_code == 400
+    answer = client.post("/api/settings", json={"sampler": "dpmpp_2m", "llm_model": "fake-model-1b"})
+    assert answer.status_code == 200 and answer.get_json()["warnings"] == [], answer.get_json()
+
+
+def test_a_choice_is_taken_with_a_warning_while_its_server_is_down(make_app):
+    client = make_app().test_client()  # ComfyUI at :9, where nothing listens
+    answer = client.post("/api/settings", json={"sampler": "my_custom_sampler"})
+    assert answer.status_code == 200 and answer.get_json()["settings"]["sampler"] == "my_custom_sampler"
+    assert answer.get_json()["warnings"] == ["'sampler' was taken as 'my_custom_sampler' without a check: ComfyUI "
+                                             "did not answer"]
+
+
+def test_a_comfyui_address_where_another_server_answers_is_refused(make_app, fake_llm):
+    client = make_app().test_client()
+    refused = client.post("/api/settings", json={"comfyui_url": fake_llm.url.removesuffix("/v1")})
+    assert refused.status_code == 400
+    message = refused.get_json()["error"]["message"]
+    assert message.startswith(f"'comfyui_url': {fake_llm.url.removesuffix('/v1')} is not ComfyUI: something that "
+                              "is not ComfyUI answered"), message
+    taken = client.post("/api/settings", json={"comfyui_url": "http://127.0.0.1:9"})
+    assert taken.status_code == 200 and "nothing answers as ComfyUI at http://127.0.0.1:9" in taken.get_json()["warnings"][0]

@@ -71,9 +71,9 @@ def comfyui_status() -> dict:
                              "(SPEECH2IMAGE_COMFYUI_DIR, SPEECH2IMAGE_COMFYUI_PYTHON)")
         elif "discovery" in hows:
             status["fix"] = MISS_HINT
-        else:
-            status["fix"] = ("start ComfyUI with --preview-method auto, or set SPEECH2IMAGE_COMFYUI_URL "
-                             "(several servers: comma-separated)")
+        else:  # an address the person set: check that one
+            status["fix"] = ("check that ComfyUI runs at the address set in Settings or SPEECH2IMAGE_COMFYUI_URL "
+                             "and listens on that port (started with --preview-method auto), or change the address")
     return status
 
 
@@ -329,8 +329,9 @@ def get_settings():
 def change_settings():
     """Partial update: only the fields sent change; they apply at once and persist."""
     runtime = current_runtime()
-    runtime.update(json_body())
-    return jsonify(runtime.settings_view())
+    warnings: list[str] = []
+    runtime.update(json_body(), warnings)
+    return jsonify({**runtime.settings_view(), "warnings": warnings})
 
 
 @bp.get("/gallery")

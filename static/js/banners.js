@@ -27,8 +27,12 @@ export function showComfyBanner(comfyui) {
   if (!missing) comfyDismissed = false;
   ui.comfyBanner.hidden = !missing || comfyDismissed;
   if (ui.comfyBanner.hidden) return;
+  // An address the person set: the fix is about that address, not the usual ports.
+  const configured = (comfyui.servers || []).some((srv) => srv.how === "configured");
+  const fix = configured ? "check that ComfyUI runs at that address (set in Settings or "
+    + "`SPEECH2IMAGE_COMFYUI_URL`) and listens on that port, or change the address" : START_COMFYUI;
   const text = `ComfyUI is not answering at ${addressesTried(comfyui)}: prompts and captions work, pictures `
-    + `need ComfyUI. To render, ${START_COMFYUI}.`;
+    + `need ComfyUI. To render, ${fix}.`;
   if (ui.comfyBannerText.textContent !== text.replace(/`/g, "")) ui.comfyBannerText.replaceChildren(...withCode(text));
 }
 

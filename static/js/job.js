@@ -262,7 +262,7 @@ const HANDLERS = new Map(Object.entries({
     ui.image.hidden = true;
   },
   node(event) {
-    showStep(event.title || event.class_type || `node ${event.node}`);
+    showStep(event.phase);  // "loading the model", "encoding the prompt"… (then the sampler's step n/N)
     setProgress(event.percent);
   },
   cached: (event) => setProgress(event.percent),

@@ -2,7 +2,7 @@
 // (set in the environment for this run, saved here, or the built-in default), with Reset.
 
 import { api, jsonPost } from "./api.js";
-import { capitalize, ui } from "./dom.js";
+import { capitalize, sentence, ui } from "./dom.js";
 
 let sources = {};
 
@@ -58,8 +58,9 @@ export function initSettings({ afterSave }) {
   async function save(changes, done) {
     ui.settingsStatus.textContent = "Saving…";
     try {
-      await api("/api/settings", jsonPost(changes));
-      ui.settingsStatus.textContent = done;
+      const answer = await api("/api/settings", jsonPost(changes));
+      // taken without a check (its server did not answer): said beside "saved"
+      ui.settingsStatus.textContent = [done, ...(answer.warnings || []).map(sentence)].join(" ");
       await Promise.all([loadSettings(), afterSave()]);
     } catch (err) {
       ui.settingsStatus.textContent = capitalize(err.message) + ".";

@@ -1,4 +1,4 @@
-"""ComfyUI's progress in the page's terms: node titles, throttled previews as data URLs, the time left."""
+"""ComfyUI's progress in the page's terms: what it is doing, throttled previews as data URLs, the time left."""
 from __future__ import annotations
 
 import base64
@@ -9,6 +9,26 @@ from ..workflows import Workflow
 
 PREVIEW_INTERVAL_S = 0.15
 ETA_AFTER_STEPS = 3  # sampler steps seen before the time left is estimated
+
+# What a running node is doing, in a person's words, by the start of its class name (first match wins);
+# a node's own title ("Negative Prompt", "Load Checkpoint") speaks the workflow's language, not theirs.
+PHASES = (
+    (("LoadImage", "VAEEncode"), "reading the picture to change"),
+    (("CheckpointLoader", "UNETLoader", "DualCLIPLoader", "TripleCLIPLoader", "CLIPLoader", "VAELoader",
+      "LoraLoader", "ModelSampling"), "loading the model"),
+    (("CLIPTextEncode", "FluxGuidance", "ConditioningSet", "ConditioningCombine", "ConditioningZeroOut"),
+     "encoding the prompt"),
+    (("Empty", "LatentUpscale"), "preparing the canvas"),
+    (("KSampler", "SamplerCustom", "BasicGuider", "CFGGuider", "RandomNoise", "KSamplerSelect", "BasicScheduler"),
+     "drawing"),
+    (("VAEDecode",), "decoding the picture"),
+    (("SaveImage", "PreviewImage"), "saving the picture"),
+)
+
+
+def phase(class_type: str | None) -> str:
+    """What a node of this class is doing, in a person's words."""
+    return next((words for starts, words in PHASES if (class_type or "").startswith(starts)), "working")
 
 
 class StepClock:
@@ -38,7 +58,7 @@ class StepClock:
 
 
 class RenderEvents:
-    """ComfyUI's progress in the page's terms: node titles instead of ids, previews as data URLs
+    """ComfyUI's progress in the page's terms: what a node is doing instead of its id, previews as data URLs
     at most every PREVIEW_INTERVAL_S (a fast sampler sends more than a browser wants to draw), and
     the time left (``eta_s``) once a few sampler steps have been timed."""
 
@@ -59,8 +79,7 @@ class RenderEvents:
             event = {"type": "preview", "url": f"data:{event['mime']};base64,{encoded}"}
         elif kind == "node":
             node = self.workflow.graph.get(event["node"], {})
-            event = {**event, "class_type": node.get("class_type"),
-                     "title": (node.get("_meta") or {}).get("title") or node.get("class_type")}
+            event = {**event, "class_type": node.get("class_type"), "phase": phase(node.get("class_type"))}
         elif kind == "progress" and event.get("max"):
             eta = self.steps.step(event["node"], event["value"], event["max"])
             if eta is not None:

@@ -195,6 +195,14 @@ class ComfyPool:
                     self.discovery.forget()  # it went away: look again next time
         return servers
 
+    def offered(self, source: str) -> list[str] | None:
+        """What the first server offers for a setting whose choices come from ComfyUI (checkpoints, samplers);
+        None when it does not answer or cannot say (asked with a short timeout)."""
+        try:
+            return self._probe(self.first).choices(source)
+        except ComfyError:
+            return None
+
     def ours_in_queues(self) -> dict[str, list[str]]:
         """Per reachable server, the prompt ids in its queue that carry our client id prefix."""
         def ask(client):
