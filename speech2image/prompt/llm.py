@@ -127,9 +127,12 @@ def parse_prompt_fields(text: str) -> dict:
 
 
 def _iter_sse_data(response: requests.Response, deadline: float) -> Iterable[str]:
-    for raw in response.iter_lines(decode_unicode=True):
+    # An event stream is UTF-8 (the SSE standard); requests would read a bare text/event-stream, as
+    # llama.cpp's server sends it, as Latin-1, and one without a Content-Type as bytes.
+    for line in response.iter_lines():
         if time.monotonic() > deadline:
             raise requests.Timeout("the answer took longer than the time limit")
+        raw = line.decode("utf-8", "replace")
         if raw and raw.startswith("data:"):
             payload = raw[5:].strip()
             if payload == "[DONE]":
