@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import requests
 
@@ -105,7 +105,7 @@ def parse_prompt_fields(text: str) -> dict:
     data = find_json_object(text) or salvage_fields(text)
     if data is None:
         raise LlmError("the answer held no JSON object")
-    fields = {}
+    fields: dict[str, Any] = {}
     for name in ("prompt", "negative_prompt", "caption"):
         value = data.get(name)
         if value is None:
@@ -218,7 +218,7 @@ class LlmClient:
                 ttl = self.cache_ttl_s if self._found[1] else self.miss_ttl_s
                 if time.monotonic() - self._found[0] < ttl:
                     return self._found[1], self._found[2]
-        found = next(self._answering(), (None, []))
+        found: tuple[str | None, list[str]] = next(self._answering(), (None, []))
         with self._lock:
             self._found = (time.monotonic(), *found)
         if found[0]:
