@@ -61,9 +61,9 @@ def parser() -> argparse.ArgumentParser:
                                help="TEXT is the Stable Diffusion prompt itself (no prompt writer)")
     render_parser.add_argument("--out", metavar="FILE.png", help="also save the picture (with its metadata) here")
     render_parser.add_argument("--speak", metavar="FILE.wav", help="speak the caption into this WAV file")
-    for knob in JOB_KNOBS.values():  # the same per-job settings as the page's, checked the same way
-        render_parser.add_argument(f"--{knob.job.replace('_', '-')}", dest=knob.job, metavar=knob.kind.__name__.upper(),
-                                   help=knob.label)
+    for field_name, knob in JOB_KNOBS.items():  # the same per-job settings as the page's, checked the same way
+        render_parser.add_argument(f"--{field_name.replace('_', '-')}", dest=field_name,
+                                   metavar=knob.kind.__name__.upper(), help=knob.label)
     render_parser.set_defaults(run=render)
     return top
 

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,16 +150,17 @@ class Knob:
                 raise ValueError(f"{label} must be one of {', '.join(allowed)}")
             verdict = CHECKS[self.check][0](value) if self.check and value else True
             if verdict is not True:  # False, or the check's own words
+                assert self.check is not None  # only a check gives another verdict than True
                 raise ValueError(f"{label} {verdict if isinstance(verdict, str) else CHECKS[self.check][1]}")
             return value
         number = self._number(value)
         keep_allowed = scope == "saved" or self.keep_in_job
         if number is None or not (self.low <= number <= self.high or (keep_allowed and number == self.keep)):
-            allowed = self.range_text(keep_allowed)
+            span = self.range_text(keep_allowed)
             if number is not None:
-                raise ValueError(f"{label} must be {allowed}")
+                raise ValueError(f"{label} must be {span}")
             what = "a whole number" if self.kind is int else "a number"
-            raise ValueError(f"{label} must be {what}{' ' if allowed.startswith('from') else ': '}{allowed}")
+            raise ValueError(f"{label} must be {what}{' ' if span.startswith('from') else ': '}{span}")
         return self.kind(number)
 
     def _number(self, value):
@@ -178,7 +180,7 @@ class Knob:
         low, high = _plain(self.low), _plain(self.high)
         if not keep_allowed or self.keep is None:
             return f"from {low} to {high}"
-        if self.kind is int and self.keep == self.low - 1:
+        if self.kind is int and self.low is not None and self.keep == self.low - 1:
             return f"from {_plain(self.keep)} to {high} ({_plain(self.keep)} {self.keep_means})"
         return f"{_plain(self.keep)} ({self.keep_means}) or from {low} to {high}"
 
@@ -211,7 +213,7 @@ CHECKS = {
 
 def setting(default, doc: str, knob: Knob | None = None, **kwargs):
     """A settings field with its documentation and, for what the page may change, its knob."""
-    metadata = {"doc": doc}
+    metadata: dict[str, Any] = {"doc": doc}
     if knob is not None:
         metadata["knob"] = knob
     if callable(default):
@@ -395,12 +397,12 @@ def env_variable(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def environment_values(environ: dict[str, str] | None = None) -> dict:
+def environment_values(environ: Mapping[str, str] | None = None) -> dict:
     """The settings the environment sets, typed; an empty variable counts as unset."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     values = {}
     for f in dataclasses.fields(Settings):
-        raw = environ.get(env_variable(f.name))
+        raw = env.get(env_variable(f.name))
         if raw is not None and raw.strip() != "":
             values[f.name] = _coerce(f, raw.strip())
     return values

@@ -141,7 +141,7 @@ class Runtime:
     # --- the components in use --------------------------------------------------------
 
     @property
-    def transcriber(self) -> Transcriber:
+    def transcriber(self) -> Transcriber | AsrPool:
         return self.pipeline.transcriber
 
     @property

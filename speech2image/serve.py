@@ -50,13 +50,13 @@ def serve(app: Flask, settings: Settings, server: str) -> None:
     where = "this computer only" if is_loopback(settings.host) else "the network"
     log.info("speech2image is serving %s for %s (Flask's built-in server: right for one person on this computer)",
              address(settings), where)
-    server = make_server(settings.host, settings.port, app, threaded=True)  # no development-server banner
+    httpd = make_server(settings.host, settings.port, app, threaded=True)  # no development-server banner
     try:
-        server.serve_forever()
+        httpd.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        httpd.server_close()
 
 
 def _gunicorn(app: Flask, settings: Settings) -> None:

@@ -206,6 +206,18 @@ def test_streaming_relays_tokens(fake):
     assert json.loads("".join(tokens))["caption"] == plan.caption
 
 
+def test_streaming_reads_a_bare_event_stream_as_utf8(fake):
+    # llama.cpp's server: "text/event-stream" without a charset and raw UTF-8, which requests alone reads as Latin-1
+    fake.behaviour.reply = json.dumps({"prompt": "un café à Paris — 東京", "negative_prompt": "flou",
+                                       "caption": "Un café à Paris."}, ensure_ascii=False)
+    fake.behaviour.bare_event_stream = True
+    tokens = []
+    plan = writer_for(fake.url).write("a cafe in Paris", on_token=tokens.append)
+    assert plan.prompt.startswith("un café à Paris — 東京")
+    assert plan.caption == "Un café à Paris."
+    assert "".join(tokens) == fake.behaviour.reply
+
+
 def test_follow_up_edits_the_previous_prompt_of_the_same_session_only(fake):
     writer = writer_for(fake.url)
     writer.write("a cat wearing a red hat", session="alice")

@@ -39,7 +39,7 @@ from ..picture import (
     render_job,
 )
 from ..prompt import PromptPlan, PromptWriter, caption_for
-from ..speech import NothingToSay, Transcriber, Voices
+from ..speech import AsrPool, NothingToSay, Transcriber, Voices
 from .edits import Pictures, decide
 from .job import ACTIVE_STAGES, EventHub, Job, JobCancelled, JobRequest
 from .journal import Journal
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 class Pipeline:
     def __init__(
         self,
-        transcriber: Transcriber,
+        transcriber: Transcriber | AsrPool,
         prompt_writer: PromptWriter,
         workflows: WorkflowLibrary,
         store: OutputStore,
@@ -94,7 +94,7 @@ class Pipeline:
 
     # --- public interface -------------------------------------------------------
 
-    def configure(self, settings: Settings | None = None, transcriber: Transcriber | None = None,
+    def configure(self, settings: Settings | None = None, transcriber: Transcriber | AsrPool | None = None,
                   voices: Voices | None = None) -> None:
         """New settings or components for the jobs accepted from now on; jobs under way keep theirs.
         The ComfyUI pool is rebuilt only when its servers change."""
@@ -115,6 +115,7 @@ class Pipeline:
 
     @property
     def comfy(self) -> ComfyPool:
+        assert self._comfy is not None  # configure(), called from __init__, made it
         return self._comfy
 
     def submit(self, request: JobRequest) -> Job:
@@ -327,8 +328,8 @@ class Pipeline:
         if job.plan is not None:
             return  # written before a restart
         request = job.request
-        if (request.prompt or "").strip():
-            prompt = request.prompt.strip()
+        prompt = (request.prompt or "").strip()
+        if prompt:
             job.plan = PromptPlan(prompt=prompt, negative_prompt=(request.negative_prompt or "").strip(),
                                   caption=(request.caption or "").strip() or caption_for(job.transcript or prompt),
                                   source="user")
@@ -349,6 +350,7 @@ class Pipeline:
     def _speak(self, job: Job) -> None:
         """Never raises: a voice that fails leaves the picture alone and says so."""
         try:
+            assert job.plan is not None  # _write_prompt ran first
             with timed(job.timings, "speech"):
                 spoken = self.voices.get(job.settings.tts_engine).speak(job.plan.caption)
                 if spoken is None:
@@ -382,6 +384,7 @@ class Pipeline:
         self._check_cancel(job)
         self._set_stage(job, "submitting")
         settings, plan = job.settings, job.plan
+        assert plan is not None  # _write_prompt ran first
         job.decision = decide(job.request, plan, settings)
         self._emit(job, {"type": "decision", "decision": job.decision})
         parent = job.decision["parent"]
@@ -422,6 +425,7 @@ class Pipeline:
     def _cancel_in_comfy(self, job: Job) -> None:
         """A cancel asked for before a restart, carried out on the prompt ComfyUI still has."""
         submitted = job.submitted
+        assert submitted is not None  # called only for a job ComfyUI had
         try:
             outcome = self.comfy.client_for(submitted["server"]).cancel(submitted["prompt_id"], wait_s=10.0)
             log.info("job %s: cancelled in ComfyUI after the restart (%s)", job.id, outcome)

@@ -7,6 +7,7 @@ is never reported as done. A full disk says so in those words.
 """
 from __future__ import annotations
 
+import builtins
 import errno
 import io
 import json
@@ -320,10 +321,11 @@ class JobHistory:
                              "ORDER BY finished DESC LIMIT 1", (session,)).fetchone()
         return row[0] if row else None
 
-    def chain(self, job_id: str, limit: int = 50) -> list[dict]:
+    def chain(self, job_id: str, limit: int = 50) -> builtins.list[dict]:  # here, list is the method above
         """The pictures a picture was changed from, its parent first; a deleted one ends the chain there
         (its id is kept, with ``missing``)."""
-        chain, seen = [], {job_id}
+        chain: builtins.list[dict] = []
+        seen = {job_id}
         entry = self.get(job_id)
         while entry and entry["edit_of"] and len(chain) < limit:
             parent_id = entry["edit_of"]

@@ -15,6 +15,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..config import KNOBS, MAX_SEED, Settings
 from ..errors import UserFacingError
@@ -173,6 +174,7 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
         inputs = node["inputs"]
         return (is_link(inputs.get("positive")) and is_link(inputs.get("negative"))) or is_link(inputs.get("guider"))
 
+    sampler: str | None
     if "sampler" in mapping:
         sampler = str(mapping["sampler"])
     else:
@@ -185,6 +187,7 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
     conditioning = ("conditioning", "conditioning_to", "conditioning_1", "positive", "negative")
 
     def encoder_for(role: str) -> tuple[str, str]:
+        node_id: str | None
         if role in mapping:
             node_id = str(mapping[role])
         else:
@@ -201,7 +204,9 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
     if positive[0] == negative[0]:
         titled = _by_title(graph)
         if titled:
-            positive, negative = (titled[0], _text_input(graph[titled[0]])), (titled[1], _text_input(graph[titled[1]]))
+            positive_text, negative_text = _text_input(graph[titled[0]]), _text_input(graph[titled[1]])
+            assert positive_text is not None and negative_text is not None  # _by_title keeps text encoders only
+            positive, negative = (titled[0], positive_text), (titled[1], negative_text)
         else:
             raise g.missing("negative prompt", f"positive and negative both lead to node {positive[0]}; "
                             f"add a {name.rsplit('.', 1)[0]}.roles.json mapping or title the nodes 'Positive'/'Negative'")
@@ -232,6 +237,7 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
     latent = g.follow(latent_start, lambda node: "width" in node["inputs"] and "height" in node["inputs"],
                       LATENT_LINKS)
     # img2img and inpaint graphs: LoadImage -> VAEEncode (or VAEEncodeForInpaint...) -> the sampler's latent.
+    image_node: str | None
     if "image" in mapping:
         image_node = str(mapping["image"])
     else:
@@ -240,6 +246,7 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
     image = (image_node, "image") if image_node and isinstance(graph[image_node]["inputs"].get("image"), str) else None
     denoise = value_on([mapping.get("denoise") and str(mapping["denoise"]), sampler, scheduler], ("denoise",))
 
+    checkpoint_node: str | None
     if "checkpoint" in mapping:
         checkpoint_node = str(mapping["checkpoint"])
     else:
@@ -254,7 +261,7 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
 
 def _by_title(graph: dict) -> tuple[str, str] | None:
     """Text encoders titled 'positive…' and 'negative…' in the UI, when links cannot tell."""
-    found = {}
+    found: dict[str, str] = {}
     for node_id, node in graph.items():
         title = str(node.get("_meta", {}).get("title", "")).lower()
         if _text_input(node) is None:
@@ -308,7 +315,7 @@ class RenderParams:
     @classmethod
     def from_settings(cls, prompt_text: str, negative_text: str, settings: Settings) -> "RenderParams":
         """Each render setting whose value is its 'keep' value (0, empty, seed -1) stays None."""
-        values = {}
+        values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             knob = KNOBS.get(f.name)
             if knob is not None:
@@ -376,7 +383,7 @@ class WorkflowLibrary:
         self.uploads_dir = Path(uploads_dir)
 
     def names(self) -> list[str]:
-        found = set()
+        found: set[str] = set()
         for folder in (self.shipped_dir, self.uploads_dir):
             if folder.is_dir():
                 found.update(p.name for p in folder.glob("*.json") if not p.name.endswith(".roles.json"))

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import requests
 
@@ -105,7 +105,7 @@ def parse_prompt_fields(text: str) -> dict:
     data = find_json_object(text) or salvage_fields(text)
     if data is None:
         raise LlmError("the answer held no JSON object")
-    fields = {}
+    fields: dict[str, Any] = {}
     for name in ("prompt", "negative_prompt", "caption"):
         value = data.get(name)
         if value is None:
@@ -127,9 +127,12 @@ def parse_prompt_fields(text: str) -> dict:
 
 
 def _iter_sse_data(response: requests.Response, deadline: float) -> Iterable[str]:
-    for raw in response.iter_lines(decode_unicode=True):
+    # An event stream is UTF-8 (the SSE standard); requests would read a bare text/event-stream, as
+    # llama.cpp's server sends it, as Latin-1, and one without a Content-Type as bytes.
+    for line in response.iter_lines():
         if time.monotonic() > deadline:
             raise requests.Timeout("the answer took longer than the time limit")
+        raw = line.decode("utf-8", "replace")
         if raw and raw.startswith("data:"):
             payload = raw[5:].strip()
             if payload == "[DONE]":
@@ -215,7 +218,7 @@ class LlmClient:
                 ttl = self.cache_ttl_s if self._found[1] else self.miss_ttl_s
                 if time.monotonic() - self._found[0] < ttl:
                     return self._found[1], self._found[2]
-        found = next(self._answering(), (None, []))
+        found: tuple[str | None, list[str]] = next(self._answering(), (None, []))
         with self._lock:
             self._found = (time.monotonic(), *found)
         if found[0]:

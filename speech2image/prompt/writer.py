@@ -90,7 +90,7 @@ class PromptWriter:
 
     def write(
         self,
-        transcript: str,
+        transcript: str | None,
         preset: str | None = None,
         session: str | None = None,
         model: str | None = None,

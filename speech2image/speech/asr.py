@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -185,7 +186,7 @@ class Transcriber:
         return self._loader.wait(timeout if timeout is not None else self.load_timeout_s)
 
     def status(self) -> dict:
-        info = {
+        info: dict[str, Any] = {
             "model": self.model_setting,
             "device": self.device,
             "compute_type": self.compute_type,

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, Generic, TypeVar
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from .server import PROBE_TIMEOUT_S, ServerFailed
 from .tts import SpokenCaption, check_text, wav_info
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Member)  # the kind of member a pool holds: AsrMember or TtsMember
 DOWN_FOR_S = 10.0  # a server that failed is skipped this long while another can take the request
 STATUS_FOR_S = 3.0  # the servers' Describe answers are reused this long (every open page polls health)
 
@@ -33,8 +34,8 @@ class SpeechServerError(UserFacingError):
     status = 503
 
 
-class SpeechPool:
-    def __init__(self, members: list[Member], what: str, code: str):
+class SpeechPool(Generic[M]):
+    def __init__(self, members: list[M], what: str, code: str):
         self.members = members
         self.what = what  # "speech recognition", "voice"
         self.code = code
@@ -54,7 +55,7 @@ class SpeechPool:
         with self._lock:
             return dict(self._busy)
 
-    def _claim(self, tried: dict[str, str]) -> Member | None:
+    def _claim(self, tried: dict[str, str]) -> M | None:
         """The least busy member not tried yet, preferring those not down; counted busy at once."""
         with self._lock:
             now = time.monotonic()
@@ -78,7 +79,7 @@ class SpeechPool:
             else:
                 self._down[member.url] = (time.monotonic() + DOWN_FOR_S, failed.reason)
 
-    def call(self, work: Callable[[Member], object]):
+    def call(self, work: Callable[[M], object]):
         """``work(member)`` on the least busy member; once more on another if that one fails."""
         tried: dict[str, str] = {}
         for _ in range(2):

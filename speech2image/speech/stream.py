@@ -29,13 +29,16 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..errors import BadInput, NoSpeech, UserFacingError
 from .asr import NO_SPEECH_MESSAGE, SAMPLE_RATE, Transcriber
 from .window import speech_spans
+
+if TYPE_CHECKING:
+    from .pool import AsrPool
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,7 @@ class LiveStream:
         self.state = "open"  # open -> stopping -> done | closed
         self.passes = 0
         self.running = False  # a pass of this stream is under way
-        self.pending = None  # the sequence number of its queued request, None when none
+        self.pending: int | None = None  # the sequence number of its queued request, None when none
         self.last_pass_started = 0.0  # monotonic, for the cadence and fairness among partials
         self._covered = 0  # samples the last finished pass saw
         self._checked = 0  # samples the VAD has looked at since then
@@ -251,7 +254,7 @@ class LiveStream:
 class LiveTranscriber:
     """Schedules every live stream's passes on the current warm Whisper model, one at a time."""
 
-    def __init__(self, transcriber: Callable[[], Transcriber], cadence_s: float = 1.0, min_new_s: float = 0.3,
+    def __init__(self, transcriber: Callable[[], Transcriber | AsrPool], cadence_s: float = 1.0, min_new_s: float = 0.3,
                  first_pass_s: float = 0.8, endpoint_s: float = 0.5):
         self._transcriber = transcriber  # the current one: a settings change may rebuild it
         self.cadence_s = cadence_s  # at most one partial pass per stream this often

@@ -23,6 +23,7 @@ import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -190,13 +191,14 @@ class EspeakEngine(Engine):
         super().__init__(voice or "en-us")
 
     def load(self) -> None:
-        self.binary = shutil.which("espeak-ng") or shutil.which("espeak")
+        self.binary: str | None = shutil.which("espeak-ng") or shutil.which("espeak")
         if not self.binary:
             raise TtsError("espeak-ng is not installed (apt-get install espeak-ng)", code="tts_not_installed")
 
     def synthesize(self, text: str) -> bytes:
         with tempfile.TemporaryDirectory() as folder:
             target = Path(folder) / "out.wav"
+            assert self.binary is not None  # load() found it
             try:
                 subprocess.run([self.binary, "-v", self.voice, "-w", str(target), "--", text], check=True,
                                capture_output=True, timeout=60)
@@ -223,9 +225,10 @@ class Speaker:
             self.engine = EspeakEngine(voice)
         else:
             self.engine = None
-        self._loader = None if self.engine is None else BackgroundLoad(
-            self.engine.load, f"TTS {engine} ({self.engine.describe()})", f"tts-{engine}",
-            failed=lambda exc: TtsError(f"the {engine} voice ({self.engine.describe()}) could not be loaded; "
+        voice_engine = self.engine
+        self._loader = None if voice_engine is None else BackgroundLoad(
+            voice_engine.load, f"TTS {engine} ({voice_engine.describe()})", f"tts-{engine}",
+            failed=lambda exc: TtsError(f"the {engine} voice ({voice_engine.describe()}) could not be loaded; "
                                         "the server log has the details"))
 
     def start_loading(self) -> None:
@@ -235,7 +238,9 @@ class Speaker:
     def status(self) -> dict:
         if self._loader is None:
             return {"engine": "off", "state": "off"}
-        info = {"engine": self.engine_name, "voice": self.engine.describe(), "state": self._loader.state}
+        assert self.engine is not None  # an engine comes with its loader
+        info: dict[str, Any] = {"engine": self.engine_name, "voice": self.engine.describe(),
+                                "state": self._loader.state}
         if self._loader.error:
             info["error"] = self._loader.error.message
         elif self._loader.seconds is not None:
@@ -248,6 +253,7 @@ class Speaker:
         text = check_text(text)
         if self._loader is None:
             return None
+        assert self.engine is not None  # an engine comes with its loader
         if not self._loader.wait(300):
             raise TtsError("the voice is still loading; try again in a moment", code="tts_loading")
         if self._loader.error:

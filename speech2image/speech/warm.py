@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import UserFacingError
 
@@ -25,7 +25,7 @@ class BackgroundLoad:
         self._ready = threading.Event()
         self._start_lock = threading.Lock()
         self._started = False
-        self.result = None
+        self.result: Any = None  # what load returned
         self.error: UserFacingError | None = None
         self.seconds: float | None = None
 

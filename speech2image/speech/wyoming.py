@@ -84,7 +84,7 @@ class Connection:
 
     def send(self, event: Event) -> None:
         try:
-            write_event(event, self.stream)
+            write_event(event, self.stream)  # type: ignore[arg-type]  # typed BinaryIO; any file-like will do
         except OSError:
             # It stopped reading: what it said before closing tells a non-Wyoming server from a dead one.
             self.sock.settimeout(0.5)
@@ -98,7 +98,7 @@ class Connection:
     def receive(self) -> Event:
         seen = len(self.stream.received)
         try:
-            event = read_event(self.stream)
+            event = read_event(self.stream)  # type: ignore[arg-type]  # typed BinaryIO; any file-like will do
         except ServerFailed:
             raise
         except socket.timeout:
@@ -187,6 +187,7 @@ def synthesize(server: SpeechServer, text: str, voice: str | None, timeout_s: fl
                 break
     if audio_format is None or not pcm:
         raise ServerFailed("answered no audio")
+    assert first is not None  # audio came, so the first chunk set it
     return wav_from_pcm(bytes(pcm), *audio_format), first
 
 

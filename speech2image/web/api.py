@@ -7,6 +7,7 @@ import logging
 import queue
 import re
 import threading
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -180,7 +181,7 @@ TEXT_FIELDS = {"transcript": 4000, "prompt": 4000, "negative_prompt": 4000, "cap
 
 def job_request_from(values: dict, session: str, audio: bytes | None) -> JobRequest:
     """Validate the optional job fields; form values arrive as strings, JSON ones typed."""
-    texts = {name: optional_text(values, name, limit) for name, limit in TEXT_FIELDS.items()}
+    texts: dict[str, Any] = {name: optional_text(values, name, limit) for name, limit in TEXT_FIELDS.items()}
     overrides = current_runtime().job_overrides(values)
     # edit_of: the job whose picture to change; mode: new, edit (the tab's last picture) or auto (the wording decides)
     request_id = optional_text(values, "request_id", 64)

@@ -42,6 +42,7 @@ class Behaviour:
     finish_reason: str = "stop"
     token_delay_s: float = 0.0  # between streamed chunks, to watch a page fill live
     models_body: object = None  # answer GET /v1/models with this instead of the OpenAI-style list
+    bare_event_stream: bool = False  # stream like llama.cpp's llama-server: no charset, JSON in raw UTF-8
 
 
 class FakeLlmServer:
@@ -104,7 +105,8 @@ class FakeLlmServer:
 
             def stream(self, body, content):
                 self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                bare = server.behaviour.bare_event_stream
+                self.send_header("Content-Type", "text/event-stream" if bare else "text/event-stream; charset=utf-8")
                 self.send_header("Connection", "close")
                 self.end_headers()
                 cid = f"chatcmpl-{uuid.uuid4()}"
@@ -113,7 +115,7 @@ class FakeLlmServer:
                     data = {"id": cid, "model": body.get("model"), "created": int(time.time()),
                             "object": "chat.completion.chunk",
                             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
-                    self.wfile.write(f"data: {json.dumps(data)}\r\n\r\n".encode())
+                    self.wfile.write(f"data: {json.dumps(data, ensure_ascii=not bare)}\r\n\r\n".encode())
                     self.wfile.flush()
 
                 chunk({"role": "assistant"})

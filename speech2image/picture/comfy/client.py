@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import AbstractSet, Callable
 from urllib.parse import urlencode, urlparse
 
 import requests
@@ -238,7 +238,7 @@ class ComfyClient:
         on_event: Callable[[dict], None],
         on_submit: Callable[[dict], None] | None = None,
         cancel: threading.Event | None = None,
-        heavy_nodes: set[str] = frozenset(),
+        heavy_nodes: AbstractSet[str] = frozenset(),
         output_nodes: set[str] | None = None,
         submitted: dict | None = None,
     ) -> RenderResult:

@@ -126,9 +126,9 @@ class ComfyDiscovery:
             return Found(launcher.url, "started")
         with self._lock:
             if not refresh and self._found is not None:
-                at, found = self._found
-                if time.monotonic() - at < (self.cache_ttl_s if found.url else self.miss_ttl_s):
-                    return found
+                at, cached = self._found
+                if time.monotonic() - at < (self.cache_ttl_s if cached.url else self.miss_ttl_s):
+                    return cached
         tried = []
         found = None
         for url in self.candidates:

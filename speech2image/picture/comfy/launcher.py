@@ -247,8 +247,9 @@ class ComfyLauncher:
                                f"{' '.join(command)}\n".encode())
                 log_file.flush()
                 offset = log_file.tell()
-                group = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
-                         else {"start_new_session": True})
+                # CREATE_NEW_PROCESS_GROUP exists on Windows only; mypy checks as on this platform
+                group = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
+                         if os.name == "nt" else {"start_new_session": True})
                 proc = subprocess.Popen(command, cwd=Path(self.folder).expanduser(), stdin=subprocess.DEVNULL,
                                         stdout=log_file, stderr=subprocess.STDOUT,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"}, **group)

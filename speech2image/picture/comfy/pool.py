@@ -12,7 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import AbstractSet, Callable
 
 from ..prepare import RenderJob, ServerFacts, graph_for
 from ..workflows import RenderParams, Workflow
@@ -107,6 +107,7 @@ class ComfyPool:
         """The configured servers, or the one found on this computer (none when nothing is found)."""
         if self.urls:
             return [self._clients[u] for u in self.urls]
+        assert self.discovery is not None  # there is one whenever no servers are configured
         found = self.discovery.find()
         return [self._client(found.url)] if found.url else []
 
@@ -114,6 +115,7 @@ class ComfyPool:
         """How the address was found: configured, discovered (it answered on a probed port) or started (ours)."""
         if url in self.urls:
             return "configured"
+        assert self.discovery is not None  # not a configured server: discovery found it
         found = self.discovery.find()
         return found.how if found.url == url else "discovered"
 
@@ -122,7 +124,10 @@ class ComfyPool:
         """The first server, for choices such as checkpoints and samplers; with none found, the first
         address looked at, whose errors then say that nothing answers there."""
         clients = self.clients
-        return clients[0] if clients else self._client(self.discovery.candidates[0])
+        if clients:
+            return clients[0]
+        assert self.discovery is not None  # configured servers are never none
+        return self._client(self.discovery.candidates[0])
 
     def _probe(self, client: ComfyClient) -> ComfyClient:
         """The same server asked with a short timeout: a dead one must not hold up the others."""
@@ -148,7 +153,7 @@ class ComfyPool:
         except ComfyError:
             return None
 
-    def claim(self, exclude: set[str] = frozenset()) -> ComfyClient:
+    def claim(self, exclude: AbstractSet[str] = frozenset()) -> ComfyClient:
         """The reachable server with the shortest queue, counted as busy until `release`."""
         candidates = [c for c in self.clients if c.base_url not in exclude]
         if not candidates and self.discovery is not None and not exclude:
@@ -157,7 +162,7 @@ class ComfyPool:
             lengths = [0]  # one server: its own errors say what is wrong
         else:
             lengths = self._ask_each(self._queue_length, candidates)
-        reachable = {}
+        reachable: dict[str, int] = {}
         for client, length in zip(candidates, lengths):
             if length is None:
                 log.info("ComfyUI at %s is not answering; skipped", client.base_url)
@@ -188,7 +193,9 @@ class ComfyPool:
         if self.discovery is not None:
             for server in servers:
                 if server["how"] == "started":
-                    server.update({**self.discovery.launch_status(), "state": server["state"]})
+                    launch = self.discovery.launch_status()
+                    assert launch is not None  # a server we started: the launcher has a folder
+                    server.update({**launch, "state": server["state"]})
                     if server["state"] != "ready" and self.discovery.starting(server["url"]):
                         server["state"] = "starting"
                 elif server["state"] != "ready":
@@ -343,6 +350,7 @@ class ComfyPool:
         if missing:
             raise ComfyError(f"ComfyUI at {client.base_url} lacks {' and '.join(missing)}, which changing a picture "
                              "needs", code="comfyui_missing_nodes")
+        assert params.image_data is not None and params.image_name is not None  # set together; the caller checks
         return client.upload_image(params.image_data, params.image_name)
 
     def _render_on(self, client: ComfyClient, job: RenderJob, events: RenderEvents, on_submit, cancel) -> Rendered:

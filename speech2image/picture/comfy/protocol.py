@@ -29,6 +29,7 @@ class ComfyError(UserFacingError):
 class ComfyUnavailable(ComfyError):
     status = 503
     code = "comfyui_unreachable"
+    after_submit: bool  # set (no default) once the server had our prompt; readers use getattr(..., False)
 
 
 class PromptLost(ComfyError):
@@ -75,7 +76,7 @@ def parse_binary_frame(data: bytes) -> dict | None:
 
 def describe_validation_error(body: dict) -> str:
     """A 400 from POST /prompt, in words a person can act on."""
-    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    error = body["error"] if isinstance(body.get("error"), dict) else {}
     parts = []
     for node_id, node_error in (body.get("node_errors") or {}).items():
         class_type = node_error.get("class_type", "node")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Protocol
+from typing import AbstractSet, Protocol
 
 from .protocol import ComfyError, ComfyUnavailable, parse_binary_frame
 
@@ -21,7 +21,7 @@ class ProgressTracker:
 
     HEAVY = 8.0
 
-    def __init__(self, graph: dict, heavy_nodes: set[str] = frozenset()):
+    def __init__(self, graph: dict, heavy_nodes: AbstractSet[str] = frozenset()):
         self.weights = {node_id: (self.HEAVY if node_id in heavy_nodes else 1.0) for node_id in graph}
         self.total = sum(self.weights.values()) or 1.0
         self.done: set[str] = set()
