@@ -14,6 +14,7 @@ import queue
 import shutil
 import sys
 import uuid
+from typing import Any
 from pathlib import Path
 
 from .config import JOB_KNOBS, Settings
@@ -237,7 +238,7 @@ class Terminal:
         self.tqdm = tqdm
         # The stages the page times, in the page's words ("transcribing…", "sending to ComfyUI…").
         self.stage_words = {s.name: s.label[0].lower() + s.label[1:] for s in STAGES if s.timed}
-        self.bar = None
+        self.bar: Any = None  # the tqdm bar while one is shown
         self.said: set[str] = set()
 
     def say(self, text: str) -> None:
