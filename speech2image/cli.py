@@ -14,8 +14,8 @@ import queue
 import shutil
 import sys
 import uuid
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from .config import JOB_KNOBS, Settings
 
