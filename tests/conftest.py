@@ -2,6 +2,7 @@
 
 - ``make_app(**overrides)``: a fresh app with fast defaults (below), on this test's data folder
 - ``client``: a Flask test client of ``make_app()``
+- ``serve(**config)``: ``make_app(**config)`` served on a loopback port (a ``LiveServer``), stopped at the test's end
 - ``comfy``: a fresh fake ComfyUI for this test; ``fake_llm``: a fresh fake LLM server
 - ``live_server``: one warm app for the whole session (Whisper loads once), on ``fake_comfy``
 - ``make_clip``, ``clips_dir``: spoken clips, cached per session; ``artifacts_dir``: screenshots
@@ -46,6 +47,24 @@ def make_app(tmp_path):
 @pytest.fixture
 def client(make_app):
     return make_app().test_client()
+
+
+@pytest.fixture
+def serve(make_app):
+    """serve(**config) -> LiveServer: ``make_app(**config)`` served on a free loopback port, started now
+    and stopped at the test's end (``server.stop()`` stops it sooner: a restart serves again on the same
+    data folder). With ``port`` set, the server listens there, as the app does: a page that pointed at a
+    stopped server finds the new one."""
+    servers: list[LiveServer] = []
+
+    def serve(**config):
+        server = LiveServer(make_app(**config), port=config.get("port", 0))
+        servers.append(server)
+        return server.start()
+
+    yield serve
+    for server in reversed(servers):
+        server.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from .support.browser import launch, speaking_page
 from .support.data import SHIPPED
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import FakeLlmServer
-from .support.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -191,36 +190,35 @@ def test_denied_microphone_says_so(playwright, live_server, artifacts_dir):
         browser.close()
 
 
-def test_rewrite_streams_the_llm_prompt_live(playwright, make_app, artifacts_dir):
+def test_rewrite_streams_the_llm_prompt_live(playwright, serve, artifacts_dir):
     with FakeLlmServer() as llm:
         llm.behaviour.token_delay_s = 0.05
-        app = make_app(llm_url=llm.url)
-        with LiveServer(app) as server:
-            browser = launch(playwright)
-            try:
-                page = browser.new_page(viewport={"width": 390, "height": 844}, bypass_csp=True)  # a phone
-                page.goto(server.url)
-                page.wait_for_selector("#health-llm.ok", timeout=10_000)
-                page.wait_for_function("document.querySelectorAll('#model option').length === 3")
-                page.select_option("#model", "fake-model-1b")
-                page.select_option("#preset", "creative")
-                page.fill("#transcript", "um a cat wearing a red hat")
-                page.click("#rewrite")
-                # part of the prompt shows while the badge (set by the final result) is still hidden
-                page.wait_for_function(
-                    "document.querySelector('#prompt').value.length > 0 && document.querySelector('#prompt-source').hidden"
-                )
-                page.wait_for_selector("#prompt-source:not([hidden])", timeout=10_000)
-                page.screenshot(path=str(artifacts_dir / "browser-prompt-llm.png"), full_page=True)
-                assert page.inner_text("#prompt-source") == "written by fake-model-1b"
-                assert page.input_value("#prompt") == "a cat wearing a red hat, soft lighting, highly detailed"
-                assert page.input_value("#negative") == "blurry"
-                assert page.input_value("#caption") == "Here is a cat in a red hat."
-                request = llm.requests[-1]
-                assert request["model"] == "fake-model-1b" and request["temperature"] == 0.9
-                assert request["stream"] is True
-            finally:
-                browser.close()
+        server = serve(llm_url=llm.url)
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, bypass_csp=True)  # a phone
+            page.goto(server.url)
+            page.wait_for_selector("#health-llm.ok", timeout=10_000)
+            page.wait_for_function("document.querySelectorAll('#model option').length === 3")
+            page.select_option("#model", "fake-model-1b")
+            page.select_option("#preset", "creative")
+            page.fill("#transcript", "um a cat wearing a red hat")
+            page.click("#rewrite")
+            # part of the prompt shows while the badge (set by the final result) is still hidden
+            page.wait_for_function(
+                "document.querySelector('#prompt').value.length > 0 && document.querySelector('#prompt-source').hidden"
+            )
+            page.wait_for_selector("#prompt-source:not([hidden])", timeout=10_000)
+            page.screenshot(path=str(artifacts_dir / "browser-prompt-llm.png"), full_page=True)
+            assert page.inner_text("#prompt-source") == "written by fake-model-1b"
+            assert page.input_value("#prompt") == "a cat wearing a red hat, soft lighting, highly detailed"
+            assert page.input_value("#negative") == "blurry"
+            assert page.input_value("#caption") == "Here is a cat in a red hat."
+            request = llm.requests[-1]
+            assert request["model"] == "fake-model-1b" and request["temperature"] == 0.9
+            assert request["stream"] is True
+        finally:
+            browser.close()
 
 
 def open_page(browser, server, viewport=None, page=None):
@@ -229,16 +227,6 @@ def open_page(browser, server, viewport=None, page=None):
     page.add_init_script(WATCH_STAGES)
     page.goto(server.url)
     return page
-
-
-@pytest.fixture
-def serve(make_app):
-    """serve(comfy, **config) -> LiveServer: 6 steps a job, the caption spoken by espeak-ng."""
-
-    def serve(comfy, **config):
-        return LiveServer(make_app(**{"comfyui_url": comfy.url, "tts_engine": "espeak", "steps": 6, **config}))
-
-    return serve
 
 
 def type_request(page, text):
@@ -275,7 +263,8 @@ def test_typed_request_to_image(playwright, live_server, artifacts_dir):
 
 def test_job_options_are_the_data_job_controls(playwright, serve):
     """The page runs as ES modules, and a job gets every [data-job] control, a new one included."""
-    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=6)
         browser = launch(playwright)
         try:
             problems, bodies = [], []
@@ -313,7 +302,8 @@ def test_job_options_are_the_data_job_controls(playwright, serve):
 
 
 def test_cancel_mid_render(playwright, serve, artifacts_dir):
-    with FakeComfyUI(Knobs(step_delay_s=0.4)) as comfy, serve(comfy, steps=30) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.4)) as comfy:
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=30)
         browser = launch(playwright)
         try:
             page = open_page(browser, server)
@@ -333,35 +323,37 @@ def test_cancel_mid_render(playwright, serve, artifacts_dir):
 
 def test_gallery_after_restart_and_run_again(playwright, serve, artifacts_dir):
     with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
-        with serve(comfy) as server:
-            browser = launch(playwright)
-            try:
-                page = open_page(browser, server)
-                type_request(page, "a lantern in the fog")
-                page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
-            finally:
-                browser.close()
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=6)
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server)
+            type_request(page, "a lantern in the fog")
+            page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
+        finally:
+            browser.close()
+        server.stop()
         first_seed = comfy.posted[-1]["prompt"]["3"]["inputs"]["seed"]
-        with serve(comfy) as server:  # a new server on the same data folder
-            browser = launch(playwright)
-            try:
-                page = open_page(browser, server)
-                page.wait_for_selector("#gallery button")
-                assert page.locator("#gallery button").count() == 1
-                page.click("#gallery button")
-                assert page.input_value("#prompt").startswith("a lantern in the fog")
-                page.wait_for_function("document.querySelector('#image').naturalWidth > 0")
-                page.screenshot(path=str(artifacts_dir / "browser-gallery-entry.png"), full_page=True)
-                page.click("#again-same")
-                page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
-                assert comfy.posted[-1]["prompt"]["3"]["inputs"]["seed"] == first_seed
-                page.wait_for_function("document.querySelectorAll('#gallery button').length === 2")
-            finally:
-                browser.close()
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=6)  # a new server on the same data folder
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server)
+            page.wait_for_selector("#gallery button")
+            assert page.locator("#gallery button").count() == 1
+            page.click("#gallery button")
+            assert page.input_value("#prompt").startswith("a lantern in the fog")
+            page.wait_for_function("document.querySelector('#image').naturalWidth > 0")
+            page.screenshot(path=str(artifacts_dir / "browser-gallery-entry.png"), full_page=True)
+            page.click("#again-same")
+            page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
+            assert comfy.posted[-1]["prompt"]["3"]["inputs"]["seed"] == first_seed
+            page.wait_for_function("document.querySelectorAll('#gallery button').length === 2")
+        finally:
+            browser.close()
 
 
 def test_settings_change_applies_to_next_job(playwright, serve, artifacts_dir):
-    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=6)
         browser = launch(playwright)
         try:
             asked = []
@@ -393,7 +385,8 @@ def test_settings_change_applies_to_next_job(playwright, serve, artifacts_dir):
 
 def test_settings_say_where_values_come_from_and_reset(playwright, serve, monkeypatch, artifacts_dir):
     monkeypatch.setenv("SPEECH2IMAGE_SAMPLER", "dpmpp_2m")
-    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=6)
         browser = launch(playwright)
         try:
             page = open_page(browser, server)
@@ -419,17 +412,17 @@ def test_settings_say_where_values_come_from_and_reset(playwright, serve, monkey
 def test_health_light_turns_red_when_comfyui_stops(playwright, serve, artifacts_dir):
     comfy = FakeComfyUI()
     comfy.__enter__()
-    with serve(comfy) as server:
-        browser = launch(playwright)
-        try:
-            page = open_page(browser, server)
-            page.wait_for_selector("#health-comfyui.ok", timeout=10_000)
-            comfy.stop()
-            page.wait_for_selector("#health-comfyui.bad", timeout=15_000)
-            assert "unreachable" in page.get_attribute("#health-comfyui", "title")
-            page.screenshot(path=str(artifacts_dir / "browser-comfyui-down.png"))
-        finally:
-            browser.close()
+    server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=6)
+    browser = launch(playwright)
+    try:
+        page = open_page(browser, server)
+        page.wait_for_selector("#health-comfyui.ok", timeout=10_000)
+        comfy.stop()
+        page.wait_for_selector("#health-comfyui.bad", timeout=15_000)
+        assert "unreachable" in page.get_attribute("#health-comfyui", "title")
+        page.screenshot(path=str(artifacts_dir / "browser-comfyui-down.png"))
+    finally:
+        browser.close()
 
 
 def test_page_under_csp_renders_hostile_text_as_text(playwright, live_server, artifacts_dir):
@@ -475,7 +468,8 @@ def wait_for_stage(page, label, timeout=30_000):
                          ids=["desktop", "phone"])
 def test_job_strip_keeps_stage_step_eta_and_cancel_in_view(playwright, serve, artifacts_dir, viewport):
     name = "desktop" if viewport["width"] > 500 else "phone"
-    with FakeComfyUI(Knobs(step_delay_s=0.3)) as comfy, serve(comfy, steps=30) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.3)) as comfy:
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=30)
         browser = launch(playwright)
         try:
             page = open_page(browser, server, viewport)
@@ -509,7 +503,8 @@ def test_job_strip_keeps_stage_step_eta_and_cancel_in_view(playwright, serve, ar
 def test_overrides_are_for_one_job_and_show_what_empty_means(playwright, serve, artifacts_dir):
     long = copy.deepcopy(SHIPPED)
     long["3"]["inputs"]["steps"] = 30
-    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy) as server:  # saved: 6 steps, 64x64
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=6)  # saved: 6 steps, 64x64
         browser = launch(playwright)
         try:
             page = open_page(browser, server, {"width": 1280, "height": 900})
@@ -549,7 +544,8 @@ def test_overrides_are_for_one_job_and_show_what_empty_means(playwright, serve, 
 
 def test_failed_job_shows_what_ran_and_keeps_error_and_run_again_in_view(playwright, serve, artifacts_dir):
     # ComfyUI refuses the job before it runs: the checkpoint is not there
-    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy, checkpoint="nope.safetensors") as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=6, checkpoint="nope.safetensors")
         browser = launch(playwright)
         try:
             page = open_page(browser, server, {"width": 390, "height": 844})  # a phone
@@ -577,7 +573,8 @@ def test_failed_job_shows_what_ran_and_keeps_error_and_run_again_in_view(playwri
 
 def test_notes_are_sentences_shown_once_per_session(playwright, serve, artifacts_dir):
     # no previews, and the workflow's checkpoint is missing: two notes on every job
-    with FakeComfyUI(Knobs(step_delay_s=0.02, previews=False)) as comfy, serve(comfy) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.02, previews=False)) as comfy:
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=6)
         browser = launch(playwright)
         try:
             page = open_page(browser, server)
@@ -600,14 +597,14 @@ def test_notes_are_sentences_shown_once_per_session(playwright, serve, artifacts
             browser.close()
 
 
-def test_server_away_is_said_plainly_and_checked_again(playwright, make_app, artifacts_dir):
-    server = LiveServer(make_app()).__enter__()
+def test_server_away_is_said_plainly_and_checked_again(playwright, serve, artifacts_dir):
+    server = serve()
     port = server.server.server_port
     browser = launch(playwright)
     try:
         page = open_page(browser, server)
         page.wait_for_selector("#health-comfyui.bad")  # the first check answered
-        server.__exit__(None, None, None)
+        server.stop()
         page.wait_for_selector("#server-banner:not([hidden])", timeout=15_000)
         away = "The speech2image server is not answering — is it still running?"
         assert page.inner_text("#server-banner").startswith(away)
@@ -615,41 +612,42 @@ def test_server_away_is_said_plainly_and_checked_again(playwright, make_app, art
         page.wait_for_selector("#message.error")
         assert page.inner_text("#message") == away
         page.screenshot(path=str(artifacts_dir / "browser-server-away.png"))
-        with LiveServer(make_app(), port=port):  # started again where it was
-            page.wait_for_selector("#server-banner", state="hidden", timeout=15_000)
+        serve(port=port)  # started again where it was
+        page.wait_for_selector("#server-banner", state="hidden", timeout=15_000)
     finally:
         browser.close()
 
 
-def test_health_lights_explain_themselves_on_a_tap(playwright, make_app, artifacts_dir):
-    with LiveServer(make_app()) as server:  # the LLM switched off, no ComfyUI
-        browser = launch(playwright)
-        try:
-            context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
-                                          bypass_csp=True)
-            page = context.new_page()
-            page.goto(server.url)
-            page.wait_for_selector("#health-llm.offline")  # writing offline is a normal state, not an error
-            page.tap("#health-llm")
-            assert page.get_attribute("#health-llm", "aria-expanded") == "true"
-            detail = page.inner_text("#health-detail")
-            assert "offline rewriter" in detail and "SPEECH2IMAGE_LLM_URL" in detail
-            assert in_view(page, "#health-detail")
-            page.screenshot(path=str(artifacts_dir / "browser-health-tap.png"))
-            page.tap("#health-comfyui")
-            assert page.get_attribute("#health-llm", "aria-expanded") == "false"
-            detail = page.inner_text("#health-detail")
-            assert "ComfyUI at http://127.0.0.1:9 is not answering" in detail and "To fix:" in detail
-            page.keyboard.press("Escape")
-            assert page.is_hidden("#health-detail")
-            assert page.get_attribute("#health-comfyui", "aria-expanded") == "false"
-            assert page.evaluate("document.activeElement.id") == "health-comfyui"
-        finally:
-            browser.close()
+def test_health_lights_explain_themselves_on_a_tap(playwright, serve, artifacts_dir):
+    server = serve()  # the LLM switched off, no ComfyUI
+    browser = launch(playwright)
+    try:
+        context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
+                                      bypass_csp=True)
+        page = context.new_page()
+        page.goto(server.url)
+        page.wait_for_selector("#health-llm.offline")  # writing offline is a normal state, not an error
+        page.tap("#health-llm")
+        assert page.get_attribute("#health-llm", "aria-expanded") == "true"
+        detail = page.inner_text("#health-detail")
+        assert "offline rewriter" in detail and "SPEECH2IMAGE_LLM_URL" in detail
+        assert in_view(page, "#health-detail")
+        page.screenshot(path=str(artifacts_dir / "browser-health-tap.png"))
+        page.tap("#health-comfyui")
+        assert page.get_attribute("#health-llm", "aria-expanded") == "false"
+        detail = page.inner_text("#health-detail")
+        assert "ComfyUI at http://127.0.0.1:9 is not answering" in detail and "To fix:" in detail
+        page.keyboard.press("Escape")
+        assert page.is_hidden("#health-detail")
+        assert page.get_attribute("#health-comfyui", "aria-expanded") == "false"
+        assert page.evaluate("document.activeElement.id") == "health-comfyui"
+    finally:
+        browser.close()
 
 
-def test_missing_comfyui_is_said_at_load_with_how_to_start_it(playwright, make_app, artifacts_dir):
-    with FakeComfyUI() as comfy, LiveServer(make_app()) as server:  # set up with ComfyUI at :9, where none listens
+def test_missing_comfyui_is_said_at_load_with_how_to_start_it(playwright, serve, artifacts_dir):
+    with FakeComfyUI() as comfy:
+        server = serve()  # set up with ComfyUI at :9, where none listens
         browser = launch(playwright)
         try:
             page = open_page(browser, server, {"width": 1280, "height": 900})
@@ -689,7 +687,8 @@ def test_missing_comfyui_is_said_at_load_with_how_to_start_it(playwright, make_a
 
 
 def test_gallery_shows_failures_when_asked_deletes_cleanly_and_names_downloads(playwright, serve, artifacts_dir):
-    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy, serve(comfy) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=6)
         browser = launch(playwright)
         try:
             page = open_page(browser, server)
@@ -725,7 +724,8 @@ def test_gallery_shows_failures_when_asked_deletes_cleanly_and_names_downloads(p
 def test_time_left_and_the_cpu_note_on_the_page(playwright, serve, artifacts_dir):
     """The step line says how long the sampler has left; a CPU-only ComfyUI is said once, with a
     warning on a job that would take minutes there."""
-    with FakeComfyUI(Knobs(step_delay_s=0.15)) as comfy, serve(comfy, steps=20, width=1024, height=1024) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.15)) as comfy:
+        server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=20, width=1024, height=1024)
         browser = launch(playwright)
         try:
             page = open_page(browser, server)

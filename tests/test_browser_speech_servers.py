@@ -7,48 +7,46 @@ import pytest
 
 from .support import speech
 from .support.browser import launch
-from .support.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
 
-def test_record_to_image_and_caption_with_both_stages_remote(playwright, make_app, comfy, wyoming_whisper,
+def test_record_to_image_and_caption_with_both_stages_remote(playwright, serve, comfy, wyoming_whisper,
                                                             wyoming_piper, clips_dir, artifacts_dir):
     said = "a red kite flying over a green hill"
     wav = speech.piper_wav(said, clips_dir / "remote-said.wav")
     padded = speech.pad_wav(wav, clips_dir / "remote-mic.wav", lead_s=0.3, tail_s=6.0)
-    app = make_app(comfyui_url=comfy.url, asr_url=wyoming_whisper.url, tts_url=wyoming_piper.url,
+    server = serve(comfyui_url=comfy.url, asr_url=wyoming_whisper.url, tts_url=wyoming_piper.url,
                    tts_engine="piper", steps=6, width=128, height=96)
     browser = launch(playwright, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-audio-capture={padded}")
     try:
-        with LiveServer(app) as server:
-            page = browser.new_page(viewport={"width": 1100, "height": 800}, bypass_csp=True)
-            errors = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(server.url)
-            page.wait_for_selector("#health-whisper.ok", timeout=30_000)
-            page.wait_for_selector("#health-tts.ok", timeout=30_000)
-            assert wyoming_whisper.url in page.get_attribute("#health-whisper", "title")
-            assert wyoming_piper.url in page.get_attribute("#health-tts", "title")
-            page.click("#record")
-            page.wait_for_selector("#record.recording")
-            page.wait_for_timeout(int((speech.wav_seconds(wav) + 0.7) * 1000))
-            page.click("#record")
-            page.wait_for_function("document.querySelector('#transcript').value.length > 0", timeout=60_000)
-            squashed = page.input_value("#transcript").lower().replace(" ", "")
-            for word in ("red", "kite", "green", "hill"):
-                assert word in squashed, squashed
-            page.wait_for_selector("#image:not([hidden])", timeout=60_000)
-            page.wait_for_function("document.querySelector('#image').naturalWidth === 128")
-            page.wait_for_function("document.querySelector('#voice').src.endsWith('.wav') && "
-                                   "document.querySelector('#voice').readyState >= 1", timeout=60_000)
-            assert page.evaluate("document.querySelector('#voice').duration") > 1.0
-            assert page.inner_text("#spoken-caption").startswith("Here is")
-            page.screenshot(path=str(artifacts_dir / "browser-speech-servers.png"), full_page=True)
-            # the settings panel offers the servers' voices and shows their lists
-            page.click("#settings-panel summary")
-            assert page.input_value("input[name=asr_url]") == wyoming_whisper.url
-            page.wait_for_function("document.querySelectorAll('[data-choices=tts_server_voice] option').length > 1")
-            assert errors == []
+        page = browser.new_page(viewport={"width": 1100, "height": 800}, bypass_csp=True)
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url)
+        page.wait_for_selector("#health-whisper.ok", timeout=30_000)
+        page.wait_for_selector("#health-tts.ok", timeout=30_000)
+        assert wyoming_whisper.url in page.get_attribute("#health-whisper", "title")
+        assert wyoming_piper.url in page.get_attribute("#health-tts", "title")
+        page.click("#record")
+        page.wait_for_selector("#record.recording")
+        page.wait_for_timeout(int((speech.wav_seconds(wav) + 0.7) * 1000))
+        page.click("#record")
+        page.wait_for_function("document.querySelector('#transcript').value.length > 0", timeout=60_000)
+        squashed = page.input_value("#transcript").lower().replace(" ", "")
+        for word in ("red", "kite", "green", "hill"):
+            assert word in squashed, squashed
+        page.wait_for_selector("#image:not([hidden])", timeout=60_000)
+        page.wait_for_function("document.querySelector('#image').naturalWidth === 128")
+        page.wait_for_function("document.querySelector('#voice').src.endsWith('.wav') && "
+                               "document.querySelector('#voice').readyState >= 1", timeout=60_000)
+        assert page.evaluate("document.querySelector('#voice').duration") > 1.0
+        assert page.inner_text("#spoken-caption").startswith("Here is")
+        page.screenshot(path=str(artifacts_dir / "browser-speech-servers.png"), full_page=True)
+        # the settings panel offers the servers' voices and shows their lists
+        page.click("#settings-panel summary")
+        assert page.input_value("input[name=asr_url]") == wyoming_whisper.url
+        page.wait_for_function("document.querySelectorAll('[data-choices=tts_server_voice] option').length > 1")
+        assert errors == []
     finally:
         browser.close()

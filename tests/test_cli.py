@@ -18,7 +18,6 @@ from PIL import Image
 from .support.data import ROOT, SHIPPED
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import dead_url
-from .support.live import LiveServer
 
 
 def speech2image(*args, env=None, timeout=180):
@@ -182,12 +181,11 @@ def test_doctor_says_what_to_fix(env, tmp_path):
     assert lines[-1].startswith("not ready")
 
 
-def test_doctor_while_the_app_runs_says_it_is_up(env, make_app):
+def test_doctor_while_the_app_runs_says_it_is_up(env, serve):
     """The natural moment to run doctor is with the app serving: its port is then this app, not a fault."""
     port = int(env["SPEECH2IMAGE_PORT"])
-    app = make_app(data_dir=env["SPEECH2IMAGE_DATA_DIR"], llm_url="off", comfyui_url=env["SPEECH2IMAGE_COMFYUI_URL"])
-    with LiveServer(app, port=port):
-        result = speech2image("doctor", "--json", env=env)
+    serve(data_dir=env["SPEECH2IMAGE_DATA_DIR"], comfyui_url=env["SPEECH2IMAGE_COMFYUI_URL"], port=port)
+    result = speech2image("doctor", "--json", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     port_check = checks_of(result)["port"]
     assert port_check["ok"], port_check

@@ -5,7 +5,6 @@ ports), never 8188 or 8000, which may be in use on the machine that runs them.
 """
 from __future__ import annotations
 
-import pytest
 import requests
 
 from speech2image.config import Settings
@@ -19,7 +18,6 @@ from speech2image.picture.comfy import (
 
 from .support.fake_comfy import FakeComfyUI
 from .support.fake_llm import FakeLlmServer, dead_url
-from .support.live import LiveServer
 from .support.relay import run
 
 
@@ -77,18 +75,11 @@ def test_system_stats_shapes():
     assert probe(dead_url("")).version is None
 
 
-@pytest.fixture
-def serve(make_app):
-    def serve(**config):
-        return LiveServer(make_app(**{"comfyui_url": "", "steps": 4, **config}))
-
-    return serve
-
-
 def test_the_app_finds_comfyui_and_says_how(serve, comfy):
-    with FakeLlmServer() as vllm, serve(comfyui_discover=f"{base(vllm)},{comfy.url}") as server:
+    with FakeLlmServer() as vllm:
+        server = serve(comfyui_url="", comfyui_discover=f"{base(vllm)},{comfy.url}")
         health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
-        snapshot = run(server, prompt="a kite")
+        snapshot, _ = run(server, prompt="a kite")
     assert health["state"] == "ready" and health["how"] == "discovered" and health["device"] == "cpu"
     assert health["url"] == comfy.url and health["servers"][0]["version"] == "0.3.64"
     assert snapshot["stage"] == "done" and snapshot["render"]["server"] == comfy.url
@@ -103,9 +94,10 @@ def test_a_configured_address_is_used_as_it_is(make_app, comfy):
 
 def test_without_any_comfyui_the_page_says_where_it_looked(serve):
     down = dead_url("")
-    with FakeLlmServer() as vllm, serve(comfyui_discover=f"{down},{base(vllm)}") as server:
+    with FakeLlmServer() as vllm:
+        server = serve(comfyui_url="", comfyui_discover=f"{down},{base(vllm)}")
         health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
-        snapshot = run(server, prompt="a kite")
+        snapshot, _ = run(server, prompt="a kite")
     assert health["state"] == "unreachable" and "ComfyUI Desktop listens on port 8000" in health["fix"]
     assert [(s["url"], s["how"]) for s in health["servers"]] == [(down, "discovery"), (base(vllm), "discovery")]
     assert "not ComfyUI" in health["servers"][1]["error"]
@@ -114,9 +106,9 @@ def test_without_any_comfyui_the_page_says_where_it_looked(serve):
 
 
 def test_a_discovered_comfyui_that_went_away_is_looked_for_again(serve):
-    with FakeComfyUI() as first, FakeComfyUI() as second, \
-            serve(comfyui_discover=f"{first.url},{second.url}") as server:
-        assert run(server, prompt="a kite")["render"]["server"] == first.url
+    with FakeComfyUI() as first, FakeComfyUI() as second:
+        server = serve(comfyui_url="", comfyui_discover=f"{first.url},{second.url}")
+        assert run(server, prompt="a kite")[0]["render"]["server"] == first.url
         first.stop()  # the remembered one is gone; the other is found on the next job
-        snapshot = run(server, prompt="a kite")
+        snapshot, _ = run(server, prompt="a kite")
     assert snapshot["stage"] == "done" and snapshot["render"]["server"] == second.url

@@ -17,8 +17,7 @@ from speech2image.picture.comfy.launcher import ComfyLauncher, python_for
 from .support.comfy_standin import runs, write_main
 from .support.fake_comfy import FakeComfyUI
 from .support.fake_llm import FakeLlmServer, dead_url
-from .support.live import LiveServer
-from .support.relay import Relay, finished
+from .support.relay import run
 
 
 def alive(pid: int) -> bool:
@@ -185,40 +184,34 @@ def test_the_folders_own_python_is_preferred(tmp_path):
     assert python_for(str(folder), "/opt/my/python") == "/opt/my/python"
 
 
-@pytest.fixture
-def serve(make_app, tmp_path):
-    def serve(**config):
-        return LiveServer(make_app(**{"comfyui_url": "", "comfyui_discover": dead_url(""), "comfyui_python": sys.executable,
-                                      "comfyui_dir": str(tmp_path / "ComfyUI"), **config}))
-
-    return serve
+def launching(tmp_path) -> dict:
+    """No ComfyUI answers; the app may start the one in ``tmp_path / "ComfyUI"``."""
+    return {"comfyui_url": "", "comfyui_discover": dead_url(""), "comfyui_python": sys.executable,
+            "comfyui_dir": str(tmp_path / "ComfyUI")}
 
 
 def test_a_job_waits_for_the_comfyui_the_app_starts(serve, tmp_path):
     write_main(tmp_path / "ComfyUI", delay_s=1.5)
-    with serve() as server:
-        relay = Relay(server)
-        requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
-        events = relay.until(finished, timeout=90)
-        health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
-        (run,) = runs(tmp_path / "ComfyUI")
-        assert alive(run["pid"])
-        server.app.extensions["speech2image"].pipeline.shutdown()  # what the app's exit does
+    server = serve(**launching(tmp_path))
+    _, events = run(server, prompt="a kite", timeout=90)
+    health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
+    (started,) = runs(tmp_path / "ComfyUI")
+    assert alive(started["pid"])
+    server.app.extensions["speech2image"].pipeline.shutdown()  # what the app's exit does
+    server.stop()
     assert {"type": "waiting", "text": "Starting ComfyUI…"}.items() <= next(
         e for e in events if e["type"] == "waiting").items()
     assert events[-1]["stage"] == "done" and events[-1]["snapshot"]["render"]["server"] == health["url"]
     assert health["state"] == "ready" and health["how"] == "started"
     assert health["servers"][0]["folder"] == str(tmp_path / "ComfyUI")
-    assert not alive(run["pid"])
+    assert not alive(started["pid"])
 
 
 def test_a_comfyui_that_cannot_start_is_explained_on_the_page(serve, tmp_path):
     write_main(tmp_path / "ComfyUI", fail_runs=99)
-    with serve() as server:
-        relay = Relay(server)
-        requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
-        snapshot = relay.until(finished, timeout=90)[-1]["snapshot"]
-        health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
+    server = serve(**launching(tmp_path))
+    snapshot, _ = run(server, prompt="a kite", timeout=90)
+    health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
     assert snapshot["stage"] == "prompt_ready"
     assert "ComfyUI exited with status 1 while starting" in snapshot["notes"][-1]
     assert "No module named 'torch'" in snapshot["notes"][-1]

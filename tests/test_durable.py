@@ -17,8 +17,7 @@ from speech2image.picture import CLIENT_PREFIX
 
 from .support.app_process import AppProcess
 from .support.fake_comfy import FakeComfyUI, Knobs
-from .support.live import LiveServer
-from .support.relay import Relay, finished
+from .support.relay import Relay, finished, start_job
 
 SESSION = "durable-test-session"
 REAL_COMFYUI = os.environ.get("SPEECH2IMAGE_TEST_REAL_COMFYUI_URL", "")
@@ -51,16 +50,6 @@ def app_process(tmp_path):
     yield make
     for app in made:
         app.stop()
-
-
-def post_job(app: AppProcess, audio: bytes | None = None, **body) -> str:
-    if audio is not None:
-        response = requests.post(app.url + "/api/jobs", data={"session": SESSION, **body},
-                                 files={"audio": ("clip.wav", audio, "audio/wav")}, timeout=10)
-    else:
-        response = requests.post(app.url + "/api/jobs", json={"session": SESSION, **body}, timeout=10)
-    assert response.status_code == 202, response.text
-    return response.json()["job_id"]
 
 
 def occupy(comfy: FakeComfyUI, client_id="someone-else", steps=12) -> str:
@@ -117,9 +106,8 @@ def stop(app: AppProcess, how: str) -> None:
 @pytest.mark.parametrize("how", ["kill", "term"])
 def test_stopped_while_transcribing_the_kept_recording_is_transcribed_again(how, app_process, slow_comfy,
                                                                              make_clip):
-    audio = make_clip("a red apple on a wooden table").read_bytes()
     first = app_process(slow_comfy.url).start()
-    job_id = post_job(first, audio=audio)
+    job_id = start_job(first, SESSION, audio=make_clip("a red apple on a wooden table"))
     first.wait_for(job_id, lambda s: s["stage"] == "transcribing", poll_s=0.01)
     assert (first.data_dir / "uploads" / f"{job_id}.audio").is_file()  # kept until its transcript is stored
     stop(first, how)
@@ -138,7 +126,7 @@ def test_stopped_while_transcribing_the_kept_recording_is_transcribed_again(how,
 def test_stopped_while_queued_in_comfyui_the_same_prompt_is_followed(how, app_process, slow_comfy):
     first = app_process(slow_comfy.url).start()
     occupy(slow_comfy, steps=25)
-    job_id = post_job(first, prompt="a lighthouse in fog", seed=4242)
+    job_id = start_job(first, SESSION, prompt="a lighthouse in fog", seed=4242)
     first.wait_for(job_id, lambda s: s["stage"] == "queued")
     stop(first, how)
     second = app_process(slow_comfy.url).start()
@@ -152,7 +140,7 @@ def test_stopped_while_queued_in_comfyui_the_same_prompt_is_followed(how, app_pr
 @pytest.mark.parametrize("how", ["kill", "term"])
 def test_stopped_while_rendering_the_tab_sees_progress_again_then_the_picture(how, app_process, slow_comfy):
     first = app_process(slow_comfy.url).start()
-    job_id = post_job(first, prompt="a red fox in snow")
+    job_id = start_job(first, SESSION, prompt="a red fox in snow")
     first.wait_for(job_id, rendering)
     stop(first, how)
     second = app_process(slow_comfy.url).start()
@@ -170,7 +158,7 @@ def test_stopped_while_rendering_the_tab_sees_progress_again_then_the_picture(ho
 @pytest.mark.parametrize("how", ["kill", "term"])
 def test_finished_in_comfyui_while_the_app_was_down_is_collected_from_history(how, app_process, slow_comfy):
     first = app_process(slow_comfy.url).start()
-    job_id = post_job(first, prompt="a blue bicycle", seed=77)
+    job_id = start_job(first, SESSION, prompt="a blue bicycle", seed=77)
     first.wait_for(job_id, rendering)
     stop(first, how)
     deadline = time.monotonic() + 30
@@ -188,7 +176,7 @@ def test_comfyui_restarted_while_the_app_was_down_gets_the_job_again_with_the_sa
     comfy = FakeComfyUI(Knobs(step_delay_s=0.2)).__enter__()
     try:
         first = app_process(comfy.url).start()
-        job_id = post_job(first, prompt="a green teapot", seed=31337)
+        job_id = start_job(first, SESSION, prompt="a green teapot", seed=31337)
         first.wait_for(job_id, rendering)
         first.kill()
         port = comfy.server.server_port
@@ -207,7 +195,7 @@ def test_comfyui_restarted_while_the_app_was_down_gets_the_job_again_with_the_sa
 def test_comfyui_gone_for_good_fails_the_job_with_the_reason(app_process):
     comfy = FakeComfyUI(Knobs(step_delay_s=0.2)).__enter__()
     first = app_process(comfy.url, recover_wait_s=1).start()
-    job_id = post_job(first, prompt="a castle")
+    job_id = start_job(first, SESSION, prompt="a castle")
     first.wait_for(job_id, rendering)
     first.kill()
     comfy.stop()
@@ -220,7 +208,7 @@ def test_comfyui_gone_for_good_fails_the_job_with_the_reason(app_process):
 
 def test_recording_missing_after_a_crash_fails_the_job_with_the_reason(app_process, slow_comfy, make_clip):
     first = app_process(slow_comfy.url).start()
-    job_id = post_job(first, audio=make_clip("a red apple on a wooden table").read_bytes())
+    job_id = start_job(first, SESSION, audio=make_clip("a red apple on a wooden table"))
     first.wait_for(job_id, lambda s: s["stage"] == "transcribing", poll_s=0.01)
     first.kill()
     (first.data_dir / "uploads" / f"{job_id}.audio").unlink()
@@ -232,7 +220,7 @@ def test_recording_missing_after_a_crash_fails_the_job_with_the_reason(app_proce
 
 def test_a_cancel_recorded_before_a_crash_is_carried_out_in_comfyui(app_process, slow_comfy):
     first = app_process(slow_comfy.url).start()
-    job_id = post_job(first, prompt="a slow render nobody wants")
+    job_id = start_job(first, SESSION, prompt="a slow render nobody wants")
     first.wait_for(job_id, rendering)
     first.kill()
     # The state a crash leaves between recording the cancel and telling ComfyUI.
@@ -248,7 +236,7 @@ def test_a_cancel_recorded_before_a_crash_is_carried_out_in_comfyui(app_process,
 
 def test_sigterm_refuses_new_jobs_and_exits_leaving_the_render_in_comfyui(app_process, slow_comfy):
     app = app_process(slow_comfy.url).start()
-    job_id = post_job(app, prompt="a ship in a bottle")
+    job_id = start_job(app, SESSION, prompt="a ship in a bottle")
     app.wait_for(job_id, rendering)
     took = app.terminate()
     assert took < 5.0 and app.process.returncode == 0
@@ -262,7 +250,7 @@ def test_real_comfyui_render_survives_sigterm_and_restart(app_process):
     """The case from the issue, on a real ComfyUI: stopped mid-render, the render is kept and collected."""
     settings = {"steps": 12, "width": 128, "height": 128, "checkpoint": "tiny-sd15-random.safetensors"}
     first = app_process(REAL_COMFYUI, **settings).start()
-    job_id = post_job(first, prompt="a lighthouse, real comfyui durability check", seed=99)
+    job_id = start_job(first, SESSION, prompt="a lighthouse, real comfyui durability check", seed=99)
     first.wait_for(job_id, rendering, timeout=120)
     prompt_id = JobHistory(first.data_dir / "speech2image.db").in_flight()[0]["prompt_id"]
     stop(first, "term")
@@ -321,18 +309,16 @@ def test_database_from_a_newer_version_is_refused_with_the_reason(tmp_path):
         JobHistory(path)
 
 
-def test_disk_full_fails_the_job_in_those_words_and_keeps_the_database_consistent(make_app, comfy, tmp_path):
+def test_disk_full_fails_the_job_in_those_words_and_keeps_the_database_consistent(serve, comfy, tmp_path):
     """/dev/full answers every write with ENOSPC, as a full disk does: the PNG's temporary file is a link to it."""
     comfy.knobs.step_delay_s = 0.2
-    with LiveServer(make_app(comfyui_url=comfy.url, steps=10)) as server:
-        relay = Relay(server)
-        job_id = requests.post(server.url + "/api/jobs", json={"prompt": "a full disk", "session": relay.session},
-                               timeout=10).json()["job_id"]
+    server = serve(comfyui_url=comfy.url, steps=10)
+    with Relay(server) as relay:
+        job_id = start_job(server, relay.session, prompt="a full disk")
         outputs = tmp_path / "instance" / "outputs"
         outputs.mkdir(parents=True, exist_ok=True)
         os.symlink("/dev/full", outputs / f"{job_id}.png.part")
         state = relay.until(finished)[-1]["snapshot"]
-        relay.close()
         history = server.app.extensions["speech2image"].history
         assert state["stage"] == "error" and state["error"]["code"] == "storage_failed"
         assert state["error"]["message"].startswith("disk full")
@@ -340,13 +326,12 @@ def test_disk_full_fails_the_job_in_those_words_and_keeps_the_database_consisten
         assert history.get(job_id)["stage"] == "error" and history.in_flight() == []
 
 
-def test_prompts_of_ours_that_no_job_follows_are_reported(make_app, comfy):
+def test_prompts_of_ours_that_no_job_follows_are_reported(serve, comfy):
     comfy.knobs.step_delay_s = 0.1
-    with LiveServer(make_app(comfyui_url=comfy.url, steps=20)) as server:
-        runtime = server.app.extensions["speech2image"]
-        relay = Relay(server)
-        requests.post(server.url + "/api/jobs", json={"prompt": "a job of ours", "session": relay.session},
-                      timeout=10)
+    server = serve(comfyui_url=comfy.url, steps=20)
+    runtime = server.app.extensions["speech2image"]
+    with Relay(server) as relay:
+        start_job(server, relay.session, prompt="a job of ours")
         relay.until(lambda e: e["type"] == "stage" and e["stage"] == "rendering")
         assert requests.get(server.url + "/api/health", timeout=10).json()["jobs"]["orphans"] == {}
         orphan = occupy(comfy, client_id=f"{runtime.pipeline.client_prefix}left-behind")
@@ -354,55 +339,53 @@ def test_prompts_of_ours_that_no_job_follows_are_reported(make_app, comfy):
         jobs = requests.get(server.url + "/api/health", timeout=10).json()["jobs"]
         assert jobs["orphans"] == {comfy.url: [orphan]} and "fix" in jobs
         relay.until(finished)
-        relay.close()
 
 
-def test_at_start_prompts_of_ours_that_no_job_follows_are_removed_from_comfyui(make_app, comfy, tmp_path):
+def test_at_start_prompts_of_ours_that_no_job_follows_are_removed_from_comfyui(serve, comfy, tmp_path):
     """Only ours (this data folder's client id), by their ids: another app's prompt stays queued."""
     comfy.knobs.step_delay_s = 0.2
     prefix = f"{CLIENT_PREFIX}{JobHistory(tmp_path / 'instance' / 'speech2image.db').instance_id}-"
     running = occupy(comfy, client_id=f"{prefix}left-behind-1")
     queued = occupy(comfy, client_id=f"{prefix}left-behind-2")
     others = occupy(comfy, client_id="s2i-another-instance-x")
-    with LiveServer(make_app(comfyui_url=comfy.url)) as server:
-        deadline = time.monotonic() + 20
-        while queued not in comfy.deletes or not comfy.interrupts:
-            assert time.monotonic() < deadline, (comfy.deletes, comfy.interrupts)
-            time.sleep(0.1)
-        assert comfy.interrupts[0]["prompt_id"] == running and others not in comfy.deletes
-        queue = requests.get(comfy.url + "/queue", timeout=5).json()
-        assert others in [item[1] for item in queue["queue_running"] + queue["queue_pending"]]
-        # the interrupted one leaves ComfyUI's queue at its sampler's next step: then none is left
-        while requests.get(server.url + "/api/health", timeout=10).json()["jobs"]["orphans"] != {}:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    server = serve(comfyui_url=comfy.url)  # its start removes ours
+    deadline = time.monotonic() + 20
+    while queued not in comfy.deletes or not comfy.interrupts:
+        assert time.monotonic() < deadline, (comfy.deletes, comfy.interrupts)
+        time.sleep(0.1)
+    assert comfy.interrupts[0]["prompt_id"] == running and others not in comfy.deletes
+    queue = requests.get(comfy.url + "/queue", timeout=5).json()
+    assert others in [item[1] for item in queue["queue_running"] + queue["queue_pending"]]
+    # the interrupted one leaves ComfyUI's queue at its sampler's next step: then none is left
+    while requests.get(server.url + "/api/health", timeout=10).json()["jobs"]["orphans"] != {}:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
 
 
-def test_a_tab_that_reconnects_gets_its_job_as_it_stands_also_finished_meanwhile(make_app, comfy):
+def test_a_tab_that_reconnects_gets_its_job_as_it_stands_also_finished_meanwhile(serve, comfy):
     import websocket
-    with LiveServer(make_app(comfyui_url=comfy.url)) as server:
-        relay = Relay(server)
-        job_id = requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session},
-                               timeout=10).json()["job_id"]
-        relay.close()  # the tab loses its connection; the job finishes meanwhile
-        deadline = time.monotonic() + 30
-        while requests.get(f"{server.url}/api/jobs/{job_id}", timeout=5).json()["stage"] != "done":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        url = f"{server.url.replace('http', 'ws', 1)}/ws?session={relay.session}&job={job_id}"
-        ws = websocket.create_connection(url, timeout=10)
-        assert json.loads(ws.recv())["type"] == "hello"
-        resume = json.loads(ws.recv())
-        ws.close()
+    server = serve(comfyui_url=comfy.url)
+    with Relay(server) as relay:  # the tab loses its connection; the job finishes meanwhile
+        job_id = start_job(server, relay.session, prompt="a kite")
+    deadline = time.monotonic() + 30
+    while requests.get(f"{server.url}/api/jobs/{job_id}", timeout=5).json()["stage"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    url = f"{server.url.replace('http', 'ws', 1)}/ws?session={relay.session}&job={job_id}"
+    ws = websocket.create_connection(url, timeout=10)
+    assert json.loads(ws.recv())["type"] == "hello"
+    resume = json.loads(ws.recv())
+    ws.close()
     assert resume["type"] == "resume" and resume["job_id"] == job_id
     assert resume["snapshot"]["stage"] == "done" and resume["snapshot"]["image_url"] == f"/outputs/{job_id}.png"
+    server.stop()
     # After a restart the finished job is answered from the history
-    with LiveServer(make_app(comfyui_url=comfy.url)) as server:
-        state = requests.get(f"{server.url}/api/jobs/{job_id}", timeout=5).json()
-        ws = websocket.create_connection(f"{server.url.replace('http', 'ws', 1)}/ws?session=x{relay.session}"
-                                         f"&job={job_id}", timeout=10)
-        ws.recv()
-        resume = json.loads(ws.recv())
-        ws.close()
+    server = serve(comfyui_url=comfy.url)
+    state = requests.get(f"{server.url}/api/jobs/{job_id}", timeout=5).json()
+    ws = websocket.create_connection(f"{server.url.replace('http', 'ws', 1)}/ws?session=x{relay.session}"
+                                     f"&job={job_id}", timeout=10)
+    ws.recv()
+    resume = json.loads(ws.recv())
+    ws.close()
     assert state["stage"] == "done" and state["image_url"] == f"/outputs/{job_id}.png"
     assert resume["snapshot"]["stage"] == "done"

@@ -13,27 +13,10 @@ import requests
 from PIL import Image
 
 from .support.fake_comfy import FakeComfyUI, Knobs
-from .support.live import LiveServer
-from .support.relay import Relay, finished
+from .support.relay import Relay, run
 
 REAL_COMFYUI = os.environ.get("SPEECH2IMAGE_TEST_REAL_COMFYUI_URL")
-
-
-@pytest.fixture
-def serve(make_app):
-    def serve(comfy_url, **config):
-        return LiveServer(make_app(**{"comfyui_url": comfy_url, "steps": 4, "width": 96, "height": 64, **config}))
-
-    return serve
-
-
-def run(server, relay, **body):
-    """Start a job in the relay's tab and wait for its end; its final snapshot."""
-    response = requests.post(server.url + "/api/jobs", json={"session": relay.session, **body}, timeout=10)
-    assert response.status_code == 202, response.text
-    job_id = response.json()["job_id"]
-    events = relay.until(lambda e: finished(e) and e.get("job_id") == job_id)
-    return events[-1]["snapshot"], events
+EDITS = {"steps": 4, "width": 96, "height": 64}
 
 
 def picture(tmp_path, job_id) -> Image.Image:
@@ -41,13 +24,12 @@ def picture(tmp_path, job_id) -> Image.Image:
 
 
 def test_follow_up_changes_the_picture_itself(tmp_path, serve, comfy):
-    with serve(comfy.url) as server:
-        relay = Relay(server)
+    server = serve(comfyui_url=comfy.url, **EDITS)
+    with Relay(server) as relay:
         first, _ = run(server, relay, transcript="a red barn in a field", seed=77)
         assert first["decision"] == {"mode": "new", "by": "no_picture", "parent": None, "strength": None}
         parent_png = (tmp_path / "instance" / "outputs" / f"{first['job_id']}.png").read_bytes()
         edit, events = run(server, relay, transcript="now make it at night")
-        relay.close()
     assert edit["stage"] == "done", edit["error"]
     assert edit["decision"] == {"mode": "edit", "by": "offline", "parent": first["job_id"], "strength": 0.55}
     assert edit["edit_of"] == first["job_id"]
@@ -71,8 +53,8 @@ def test_follow_up_changes_the_picture_itself(tmp_path, serve, comfy):
 
 def test_a_change_keeps_its_pictures_model_and_sampler_and_automatic_stays_put(serve, comfy):
     """A model added to ComfyUI (first in its list) changes neither an edit nor the automatic choice."""
-    with serve(comfy.url) as server:
-        relay = Relay(server)
+    server = serve(comfyui_url=comfy.url, **EDITS)
+    with Relay(server) as relay:
         first, _ = run(server, relay, transcript="a red barn in a field", sampler="dpmpp_2m")
         assert first["render"]["checkpoint"] == "tiny-sd15-random.safetensors"
         comfy.knobs.checkpoints = ["aaa-new-model.safetensors", *comfy.knobs.checkpoints]
@@ -80,7 +62,6 @@ def test_a_change_keeps_its_pictures_model_and_sampler_and_automatic_stays_put(s
         render_event = next(e for e in events if e["type"] == "render" and e["job_id"] == edit["job_id"])
         new, _ = run(server, relay, transcript="a lighthouse", mode="new")
         chosen, _ = run(server, relay, transcript="make it foggy", checkpoint="aaa-new-model.safetensors")
-        relay.close()
     assert edit["decision"]["mode"] == "edit", edit["error"]
     assert edit["render"]["checkpoint"] == "tiny-sd15-random.safetensors" and edit["render"]["sampler"] == "dpmpp_2m"
     # the render line has the picture's size while it renders, not only once it is saved
@@ -93,16 +74,14 @@ def test_a_change_keeps_its_pictures_model_and_sampler_and_automatic_stays_put(s
 
 
 def test_edit_of_names_any_picture_with_its_size_strength_and_chain(tmp_path, serve, comfy):
-    with serve(comfy.url) as server:
-        relay = Relay(server)
+    server = serve(comfyui_url=comfy.url, **EDITS)
+    with Relay(server) as relay:
         parent, _ = run(server, relay, prompt="a blue lake", width=128, height=96, seed=5)
-        other_tab = Relay(server)
-        child, _ = run(server, other_tab, transcript="with snow on the shore", edit_of=parent["job_id"], denoise=0.3)
-        grandchild, _ = run(server, other_tab, transcript="make it a little darker")
+        with Relay(server) as other_tab:
+            child, _ = run(server, other_tab, transcript="with snow on the shore", edit_of=parent["job_id"], denoise=0.3)
+            grandchild, _ = run(server, other_tab, transcript="make it a little darker")
         entry = requests.get(f"{server.url}/api/gallery/{grandchild['job_id']}", timeout=5).json()
         listed = requests.get(server.url + "/api/gallery", timeout=5).json()["entries"]
-        relay.close()
-        other_tab.close()
     assert child["decision"] == {"mode": "edit", "by": "request", "parent": parent["job_id"], "strength": 0.3}
     assert "a blue lake" in child["prompt"] and "snow on the shore" in child["prompt"]
     assert picture(tmp_path, child["job_id"]).size == (128, 96)  # the parent's size, not the settings' 96x64
@@ -115,8 +94,8 @@ def test_edit_of_names_any_picture_with_its_size_strength_and_chain(tmp_path, se
 
 
 def test_the_page_switch_and_run_again_on_an_edit(serve, comfy):
-    with serve(comfy.url) as server:
-        relay = Relay(server)
+    server = serve(comfyui_url=comfy.url, **EDITS)
+    with Relay(server) as relay:
         first, _ = run(server, relay, transcript="a lighthouse on a cliff")
         new, _ = run(server, relay, transcript="now make it at night", mode="new")
         assert new["decision"]["mode"] == "new" and new["decision"]["by"] == "page"
@@ -124,7 +103,6 @@ def test_the_page_switch_and_run_again_on_an_edit(serve, comfy):
         edit, _ = run(server, relay, prompt=new["prompt"], edit_of=new["decision"]["parent"])
         again, _ = run(server, relay, prompt=edit["prompt"], edit_of=edit["edit_of"], denoise=edit["decision"]["strength"],
                        seed=edit["render"]["seed"])
-        relay.close()
     assert edit["decision"]["by"] == "request" and edit["edit_of"] == first["job_id"]
     assert again["stage"] == "done" and again["edit_of"] == first["job_id"] and again["render"]["seed"] == edit["render"]["seed"]
 
@@ -146,26 +124,24 @@ def test_bad_edit_requests_are_refused_with_the_reason(client, body, status, cod
 
 
 def test_a_parent_whose_picture_is_gone_is_named(tmp_path, serve, comfy):
-    with serve(comfy.url) as server:
-        relay = Relay(server)
+    server = serve(comfyui_url=comfy.url, **EDITS)
+    with Relay(server) as relay:
         parent, _ = run(server, relay, prompt="a green hill")
         (tmp_path / "instance" / "outputs" / f"{parent['job_id']}.png").unlink()
         response = requests.post(server.url + "/api/jobs", json={"prompt": "x", "edit_of": parent["job_id"]}, timeout=5)
-        relay.close()
     assert response.status_code == 410
     assert parent["job_id"] in response.json()["error"]["message"]
 
 
 def test_a_damaged_parent_picture_is_named_before_anything_is_queued(tmp_path, serve, comfy):
-    with serve(comfy.url) as server:
-        relay = Relay(server)
+    server = serve(comfyui_url=comfy.url, **EDITS)
+    with Relay(server) as relay:
         parent, _ = run(server, relay, prompt="a green hill")
         png = tmp_path / "instance" / "outputs" / f"{parent['job_id']}.png"
         png.write_bytes(png.read_bytes()[:200])  # cut short, as a disk that filled up would leave it
         posted = len(comfy.posted)
         named = requests.post(server.url + "/api/jobs", json={"prompt": "x", "edit_of": parent["job_id"]}, timeout=5)
         follow_up, _ = run(server, relay, transcript="now make it at night")  # the tab's last picture
-        relay.close()
     assert named.status_code == 410
     assert named.json()["error"]["message"].startswith(f"the picture of job {parent['job_id']} cannot be read")
     assert follow_up["stage"] == "error" and follow_up["error"]["code"] == "edit_image_missing"
@@ -181,19 +157,19 @@ def test_a_damaged_parent_picture_is_named_before_anything_is_queued(tmp_path, s
 ])
 def test_a_comfyui_that_cannot_take_the_picture_says_which(serve, knobs, words):
     knobs.step_delay_s = 0.01
-    with FakeComfyUI(knobs) as comfy, serve(comfy.url) as server:
-        relay = Relay(server)
-        parent, _ = run(server, relay, prompt="a yellow boat")
-        edit, _ = run(server, relay, prompt="a yellow boat at night", edit_of=parent["job_id"])
-        relay.close()
+    with FakeComfyUI(knobs) as comfy:
+        server = serve(comfyui_url=comfy.url, **EDITS)
+        with Relay(server) as relay:
+            parent, _ = run(server, relay, prompt="a yellow boat")
+            edit, _ = run(server, relay, prompt="a yellow boat at night", edit_of=parent["job_id"])
     assert parent["stage"] == "done"
     assert edit["stage"] == "error" and words in edit["error"]["message"], edit["error"]
     assert comfy.url in edit["error"]["message"]
 
 
 def test_comfyuis_validation_and_load_errors_are_relayed_plainly(tmp_path, serve, comfy):
-    with serve(comfy.url) as server:
-        relay = Relay(server)
+    server = serve(comfyui_url=comfy.url, **EDITS)
+    with Relay(server) as relay:
         parent, _ = run(server, relay, prompt="a white cat")
         comfy.inputs.clear()  # someone emptied ComfyUI's input folder between the upload and the run
         original = comfy.upload_image
@@ -214,7 +190,6 @@ def test_comfyuis_validation_and_load_errors_are_relayed_plainly(tmp_path, serve
 
         comfy.app.view_functions["upload_image"] = unreadable_upload
         broken, _ = run(server, relay, prompt="a white cat in the snow", edit_of=parent["job_id"])
-        relay.close()
     assert gone["stage"] == "error" and "cannot find the picture to change" in gone["error"]["message"]
     assert f"speech2image/{parent['job_id']}.png" in gone["error"]["message"]
     assert broken["stage"] == "error" and "LoadImage" in broken["error"]["message"]
@@ -223,11 +198,10 @@ def test_comfyuis_validation_and_load_errors_are_relayed_plainly(tmp_path, serve
 
 @pytest.mark.skipif(not REAL_COMFYUI, reason="set SPEECH2IMAGE_TEST_REAL_COMFYUI_URL to a real ComfyUI to run this")
 def test_real_comfyui_changes_a_picture(tmp_path, serve):
-    with serve(REAL_COMFYUI, steps=2, width=128, height=128) as server:
-        relay = Relay(server)
+    server = serve(comfyui_url=REAL_COMFYUI, steps=2, width=128, height=128)
+    with Relay(server) as relay:
         parent, _ = run(server, relay, prompt="a red barn in a field", seed=3)
         edit, _ = run(server, relay, transcript="now make it at night", denoise=0.3)
-        relay.close()
     assert parent["stage"] == "done" and edit["stage"] == "done", edit["error"]
     assert edit["edit_of"] == parent["job_id"] and edit["render"]["denoise"] == 0.3
     image = picture(tmp_path, edit["job_id"])

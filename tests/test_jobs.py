@@ -12,30 +12,15 @@ from PIL import Image
 
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import dead_url
-from .support.live import LiveServer
-from .support.relay import Relay, finished
+from .support.relay import Relay, finished, run, start_job
 
-
-@pytest.fixture
-def serve(make_app):
-    """serve(comfy_url, llm_url="off", **config) -> LiveServer: 6 steps at 96x64, the caption spoken by Piper."""
-
-    def serve(comfy_url, llm_url="off", **config):
-        return LiveServer(make_app(**{"comfyui_url": comfy_url, "llm_url": llm_url, "tts_engine": "piper", "steps": 6,
-                                      "width": 96, "height": 64, **config}))
-
-    return serve
+JOBS = {"tts_engine": "piper", "steps": 6, "width": 96, "height": 64}  # 6 steps at 96x64, the caption spoken by Piper
 
 
 def test_transcript_job_end_to_end(tmp_path, serve, comfy, fake_llm):
-    with serve(comfy.url, fake_llm.url) as server:
-        relay = Relay(server)
-        response = requests.post(server.url + "/api/jobs", json={"transcript": "a cat wearing a red hat",
-                                                                 "session": relay.session, "seed": 1234}, timeout=10)
-        assert response.status_code == 202
-        job_id = response.json()["job_id"]
-        events = relay.until(finished)
-        relay.close()
+    server = serve(comfyui_url=comfy.url, llm_url=fake_llm.url, **JOBS)
+    done, events = run(server, transcript="a cat wearing a red hat", seed=1234)
+    job_id = done["job_id"]
     assert all(e["job_id"] == job_id for e in events if "job_id" in e)
     stages = [e["stage"] for e in events if e["type"] == "stage"]
     assert stages == ["writing_prompt", "submitting", "rendering", "saving", "done"]
@@ -52,7 +37,6 @@ def test_transcript_job_end_to_end(tmp_path, serve, comfy, fake_llm):
     assert percents == sorted(percents) and percents[-1] == 100.0
     assert any(e["type"] == "preview" and e["url"].startswith("data:image/jpeg;base64,") for e in events)
     assert [e for e in events if e["type"] == "node" and e["class_type"] == "KSampler"]
-    done = events[-1]["snapshot"]
     assert done["stage"] == "done" and done["image_url"] == f"/outputs/{job_id}.png"
     assert done["render"]["seed"] == 1234 and done["render"]["checkpoint"] == "tiny-sd15-random.safetensors"
     assert "v1-5-pruned-emaonly.safetensors" in done["notes"][0]  # said which checkpoint replaced the missing one
@@ -70,57 +54,47 @@ def test_transcript_job_end_to_end(tmp_path, serve, comfy, fake_llm):
 
 
 def test_image_and_thumbnail_are_served_by_id(serve, comfy):
-    with serve(comfy.url) as server:
-        relay = Relay(server)
-        job_id = requests.post(server.url + "/api/jobs", json={"prompt": "a red square", "session": relay.session},
-                               timeout=10).json()["job_id"]
-        relay.until(finished)
-        state = requests.get(f"{server.url}/api/jobs/{job_id}", timeout=5).json()
-        assert state["stage"] == "done" and state["prompt_source"] == "user"
-        png = requests.get(server.url + state["image_url"], timeout=5)
-        assert png.headers["Content-Type"] == "image/png"
-        assert Image.open(io.BytesIO(png.content)).format == "PNG"
-        thumb = requests.get(server.url + state["thumb_url"], timeout=5)
-        assert Image.open(io.BytesIO(thumb.content)).format == "JPEG"
-        for bad in ("/outputs/../../etc/passwd.png", f"/outputs/{job_id}.txt", "/outputs/xyz.png",
-                    f"/outputs/{uuid.uuid4().hex}.png"):
-            assert requests.get(server.url + bad, timeout=5).status_code == 404
+    server = serve(comfyui_url=comfy.url, **JOBS)
+    job_id = run(server, prompt="a red square")[0]["job_id"]
+    state = requests.get(f"{server.url}/api/jobs/{job_id}", timeout=5).json()
+    assert state["stage"] == "done" and state["prompt_source"] == "user"
+    png = requests.get(server.url + state["image_url"], timeout=5)
+    assert png.headers["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(png.content)).format == "PNG"
+    thumb = requests.get(server.url + state["thumb_url"], timeout=5)
+    assert Image.open(io.BytesIO(thumb.content)).format == "JPEG"
+    for bad in ("/outputs/../../etc/passwd.png", f"/outputs/{job_id}.txt", "/outputs/xyz.png",
+                f"/outputs/{uuid.uuid4().hex}.png"):
+        assert requests.get(server.url + bad, timeout=5).status_code == 404
 
 
 def test_spoken_job_from_one_upload(serve, comfy, make_clip):
-    with serve(comfy.url, preload=True) as server:
-        server.wait_for_whisper()
-        relay = Relay(server)
-        with open(make_clip("a lighthouse on a rocky coast", "piper", "webm"), "rb") as f:
-            response = requests.post(server.url + "/api/jobs", files={"audio": ("rec.webm", f, "audio/webm")},
-                                     data={"session": relay.session}, timeout=10)
-        assert response.status_code == 202
-        events = relay.until(finished, timeout=60)
+    server = serve(comfyui_url=comfy.url, preload=True, **JOBS)
+    server.wait_for_whisper()
+    snapshot, events = run(server, audio=make_clip("a lighthouse on a rocky coast", "piper", "webm"), timeout=60)
     stages = [e["stage"] for e in events if e["type"] == "stage"]
     assert stages == ["transcribing", "writing_prompt", "submitting", "rendering", "saving", "done"]
     transcript = next(e for e in events if e["type"] == "transcript")["text"].lower()
     assert "lighthouse" in transcript
-    snapshot = events[-1]["snapshot"]
     assert snapshot["prompt_source"] == "offline" and "lighthouse" in snapshot["prompt"]
     assert set(snapshot["timings"]) >= {"asr", "prompt", "render", "save", "total"}
 
 
 def test_each_session_sees_only_its_jobs(serve, comfy):
-    with serve(comfy.url) as server:
-        alice, bob = Relay(server), Relay(server)
-        a = requests.post(server.url + "/api/jobs", json={"prompt": "a", "session": alice.session}, timeout=10).json()
-        b = requests.post(server.url + "/api/jobs", json={"prompt": "b", "session": bob.session}, timeout=10).json()
+    server = serve(comfyui_url=comfy.url, **JOBS)
+    with Relay(server) as alice, Relay(server) as bob:
+        a, b = start_job(server, alice.session, prompt="a"), start_job(server, bob.session, prompt="b")
         alice.until(finished)
         bob.until(finished)
-    assert {e["job_id"] for e in alice.events if "job_id" in e} == {a["job_id"]}
-    assert {e["job_id"] for e in bob.events if "job_id" in e} == {b["job_id"]}
+    assert {e["job_id"] for e in alice.events if "job_id" in e} == {a}
+    assert {e["job_id"] for e in bob.events if "job_id" in e} == {b}
 
 
 def test_cancel_mid_render(serve):
-    with FakeComfyUI(Knobs(step_delay_s=0.3)) as comfy, serve(comfy.url, steps=20) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.3)) as comfy:
+        server = serve(**JOBS | {"comfyui_url": comfy.url, "steps": 20})
         relay = Relay(server)
-        job_id = requests.post(server.url + "/api/jobs", json={"prompt": "slow", "session": relay.session},
-                               timeout=10).json()["job_id"]
+        job_id = start_job(server, relay.session, prompt="slow")
         relay.until(lambda e: e["type"] == "progress" and e.get("value") == 2)
         assert requests.post(f"{server.url}/api/jobs/{job_id}/cancel", timeout=10).status_code == 200
         events = relay.until(finished)
@@ -130,10 +104,11 @@ def test_cancel_mid_render(serve):
 
 
 def test_queued_position_is_relayed(serve):
-    with FakeComfyUI(Knobs(step_delay_s=0.1)) as comfy, serve(comfy.url) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.1)) as comfy:
+        server = serve(comfyui_url=comfy.url, **JOBS)
         relay = Relay(server)
         for name in ("first", "second"):
-            requests.post(server.url + "/api/jobs", json={"prompt": name, "session": relay.session}, timeout=10)
+            start_job(server, relay.session, prompt=name)
             time.sleep(0.2)
         done = []
         relay.until(lambda e: finished(e) and done.append(e) is None and len(done) == 2, timeout=30)
@@ -146,10 +121,7 @@ def test_queued_position_is_relayed(serve):
     ({"checkpoint": "broken.safetensors"}, "comfyui_execution_error", "CheckpointLoaderSimple (node 4): Error while deserializing"),
 ])
 def test_comfyui_errors_reach_the_page(serve, comfy, config, code, words):
-    with serve(comfy.url, **config) as server:
-        relay = Relay(server)
-        requests.post(server.url + "/api/jobs", json={"prompt": "x", "session": relay.session}, timeout=10)
-        events = relay.until(finished)
+    _, events = run(serve(comfyui_url=comfy.url, **JOBS, **config), prompt="x")
     error = events[-1]["error"]
     assert events[-1]["stage"] == "error" and error["code"] == code and words in error["message"]
     assert error["stage"] in ("submitting", "rendering")
@@ -158,13 +130,10 @@ def test_comfyui_errors_reach_the_page(serve, comfy, config, code, words):
 def test_without_comfyui_the_job_ends_with_its_prompt_ready(serve):
     """No ComfyUI at all is no failure: the prompt and the spoken caption are the result."""
     url = dead_url("")
-    with serve(url) as server:
-        relay = Relay(server)
-        requests.post(server.url + "/api/jobs", json={"transcript": "a red fox", "session": relay.session}, timeout=10)
-        events = relay.until(finished)
-        health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
-        gallery = requests.get(server.url + "/api/gallery?all=1", timeout=10).json()["entries"]
-    snapshot = events[-1]["snapshot"]
+    server = serve(comfyui_url=url, **JOBS)
+    snapshot, events = run(server, transcript="a red fox")
+    health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
+    gallery = requests.get(server.url + "/api/gallery?all=1", timeout=10).json()["entries"]
     assert events[-1]["stage"] == "prompt_ready" and snapshot["error"] is None
     note = snapshot["notes"][-1]
     assert note.startswith("Prompt ready; there is no ComfyUI to render it.") and "--preview-method auto" in note
@@ -176,11 +145,11 @@ def test_without_comfyui_the_job_ends_with_its_prompt_ready(serve):
 
 
 def test_queue_cleared_in_comfyui_fails_the_job_within_seconds(serve):
-    with FakeComfyUI(Knobs(step_delay_s=0.1)) as comfy, serve(comfy.url) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.1)) as comfy:
+        server = serve(comfyui_url=comfy.url, **JOBS)
         relay = Relay(server)
         for text in ("a lighthouse at dusk", "a tram in the snow"):
-            requests.post(server.url + "/api/jobs", json={"prompt": text, "steps": 40, "session": relay.session},
-                          timeout=10)
+            start_job(server, relay.session, prompt=text, steps=40)
         relay.until(lambda e: e["type"] == "stage" and e["stage"] == "queued")
         requests.post(comfy.url + "/queue", json={"clear": True}, timeout=5)
         cleared = time.monotonic()
@@ -192,12 +161,11 @@ def test_queue_cleared_in_comfyui_fails_the_job_within_seconds(serve):
 
 
 def test_reconnecting_page_resumes_its_job(serve):
-    with FakeComfyUI(Knobs(step_delay_s=0.15)) as comfy, serve(comfy.url) as server:
-        first = Relay(server)
-        job_id = requests.post(server.url + "/api/jobs", json={"prompt": "x", "session": first.session},
-                               timeout=10).json()["job_id"]
-        first.until(lambda e: e["type"] == "progress" and e.get("value") == 1)
-        first.close()  # the tab reloads
+    with FakeComfyUI(Knobs(step_delay_s=0.15)) as comfy:
+        server = serve(comfyui_url=comfy.url, **JOBS)
+        with Relay(server) as first:  # the tab reloads at the first step
+            job_id = start_job(server, first.session, prompt="x")
+            first.until(lambda e: e["type"] == "progress" and e.get("value") == 1)
         second = Relay(server, session=first.session)
         events = second.until(finished)
     assert events[0]["type"] == "resume" and events[0]["job_id"] == job_id
@@ -226,10 +194,6 @@ def test_unknown_job_is_404(client):
 
 
 def test_unknown_workflow_is_a_clear_job_error(serve, comfy):
-    with serve(comfy.url) as server:
-        relay = Relay(server)
-        requests.post(server.url + "/api/jobs", json={"prompt": "x", "workflow": "missing.json",
-                                                      "session": relay.session}, timeout=10)
-        events = relay.until(finished)
+    _, events = run(serve(comfyui_url=comfy.url, **JOBS), prompt="x", workflow="missing.json")
     assert events[-1]["error"]["code"] == "unknown_workflow"
     assert "txt2img.json" in events[-1]["error"]["message"]

@@ -10,7 +10,6 @@ from PIL import Image
 
 from speech2image.config import JOB_KNOBS, KNOBS, Settings
 
-from .support.live import LiveServer
 from .support.relay import run
 
 
@@ -73,10 +72,11 @@ def test_settings_answer_and_page_inputs_are_drawn_from_the_table(client):
         assert f'<option value="{engine}">' in page
 
 
-def test_sampler_end_to_end(make_app, comfy):
+def test_sampler_end_to_end(serve, comfy):
     """The sampler was added through the table: chosen from ComfyUI's list, checked, saved, shown on the
     page, sent in the graph and recorded in the PNG."""
-    app = make_app(comfyui_url=comfy.url)
+    server = serve(comfyui_url=comfy.url)
+    app = server.app
     client = app.test_client()
     offered = client.get("/api/comfyui").get_json()["choices"]["sampler"]
     assert "dpmpp_2m" in offered and "euler_ancestral" in offered  # ComfyUI 0.3.64's /object_info/KSampler
@@ -85,10 +85,9 @@ def test_sampler_end_to_end(make_app, comfy):
     assert refused["code"] == "bad_setting" and "'sampler'" in refused["message"]
     assert client.post("/api/settings", json={"sampler": "euler_ancestral"}).get_json()["settings"]["sampler"] \
         == "euler_ancestral"
-    with LiveServer(app) as server:
-        saved = run(server, prompt="a heron at dawn")
-        chosen = run(server, prompt="a heron at dusk", sampler="dpmpp_2m")
-        png = Image.open(io.BytesIO(app.test_client().get(chosen["image_url"]).data))
+    saved, _ = run(server, prompt="a heron at dawn")
+    chosen, _ = run(server, prompt="a heron at dusk", sampler="dpmpp_2m")
+    png = Image.open(io.BytesIO(app.test_client().get(chosen["image_url"]).data))
     sent = [body["prompt"]["3"]["inputs"]["sampler_name"] for body in comfy.posted]
     assert sent == ["euler_ancestral", "dpmpp_2m"]  # the saved default, then one job's own choice
     assert saved["render"]["sampler"] == "euler_ancestral" and chosen["render"]["sampler"] == "dpmpp_2m"

@@ -5,13 +5,12 @@ import time
 import uuid
 
 import pytest
-import requests
 
 from speech2image.speech.stream import Agreement
 
 from .support import speech
 from .support.audio_stream import AudioStream, pcm16k
-from .support.relay import Relay, finished
+from .support.relay import Relay, finished, start_job
 from .support.speech import NORMALIZE
 
 
@@ -129,15 +128,10 @@ def test_the_upload_of_a_recording_the_stream_already_started_answers_the_same_j
     stream.send({"type": "stop"})
     started = stream.until("job")["snapshot"]
     stream.close()
-    with open(wav, "rb") as f:
-        again = requests.post(live_server.url + "/api/jobs", files={"audio": ("recording.wav", f, "audio/wav")},
-                              data={"session": tab, "request_id": request_id}, timeout=60)
-    assert again.status_code == 202, again.text
-    assert again.json()["job_id"] == started["job_id"]
-    with open(wav, "rb") as f:  # another recording (another id) is another job
-        other = requests.post(live_server.url + "/api/jobs", files={"audio": ("recording.wav", f, "audio/wav")},
-                              data={"session": tab, "request_id": uuid.uuid4().hex}, timeout=60)
-    assert other.status_code == 202 and other.json()["job_id"] != started["job_id"]
+    again = start_job(live_server, tab, audio=wav, request_id=request_id)  # accepted: 202
+    assert again == started["job_id"]
+    other = start_job(live_server, tab, audio=wav, request_id=uuid.uuid4().hex)  # another recording (another id)
+    assert other != started["job_id"]  # is another job
 
 
 def errored(stream, timeout=30.0) -> dict:
@@ -197,31 +191,26 @@ def test_audio_before_start_is_a_malformed_frame(live_server):
     assert "got audio" in error["message"]
 
 
-def test_a_stream_past_the_limit_is_cut_with_a_note(make_app, make_clip):
-    from .support.live import LiveServer
-
-    with LiveServer(make_app(max_audio_s=2.0)) as server:
-        stream = AudioStream(server.url, session())
-        stream.until("ready")
-        stream.play(pcm16k(make_clip(SAID)), pace=3)
-        stream.send({"type": "stop"})
-        final = stream.until("final")
-        assert final["type"] == "final", final
-        assert final["duration_s"] == 2.0
-        note, = stream.of("note")
-        assert "limit of 2 seconds" in note["message"]
-        assert "lighthouse" in final["text"].lower()
-        assert "waves" not in final["text"].lower()
+def test_a_stream_past_the_limit_is_cut_with_a_note(serve, make_clip):
+    server = serve(max_audio_s=2.0)
+    stream = AudioStream(server.url, session())
+    stream.until("ready")
+    stream.play(pcm16k(make_clip(SAID)), pace=3)
+    stream.send({"type": "stop"})
+    final = stream.until("final")
+    assert final["type"] == "final", final
+    assert final["duration_s"] == 2.0
+    note, = stream.of("note")
+    assert "limit of 2 seconds" in note["message"]
+    assert "lighthouse" in final["text"].lower()
+    assert "waves" not in final["text"].lower()
 
 
-def test_an_idle_stream_is_closed(make_app):
-    from .support.live import LiveServer
-
-    app = make_app(stream_idle_s=0.5)
-    with LiveServer(app) as server:
-        stream = AudioStream(server.url, session())
-        stream.until("ready")
-        stream.ws.send_binary(b"\x00\x00" * 1600)
-        error = errored(stream, timeout=10)
-        assert error["code"] == "stream_idle"
-        assert "sent nothing for 0.5 s" in error["message"]
+def test_an_idle_stream_is_closed(serve):
+    server = serve(stream_idle_s=0.5)
+    stream = AudioStream(server.url, session())
+    stream.until("ready")
+    stream.ws.send_binary(b"\x00\x00" * 1600)
+    error = errored(stream, timeout=10)
+    assert error["code"] == "stream_idle"
+    assert "sent nothing for 0.5 s" in error["message"]

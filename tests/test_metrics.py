@@ -8,7 +8,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import dead_url
-from .support.live import LiveServer
 from .support.relay import run
 
 
@@ -20,13 +19,13 @@ def samples(text: str) -> dict:
     return found
 
 
-def test_metrics_count_jobs_stages_and_comfyui(make_app, caplog):
+def test_metrics_count_jobs_stages_and_comfyui(serve, caplog):
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
-        app = make_app(comfyui_url=comfy.url)
-        with LiveServer(app) as server, caplog.at_level(logging.INFO, logger="speech2image.jobs.pipeline"):
+        server = serve(comfyui_url=comfy.url)
+        with caplog.at_level(logging.INFO, logger="speech2image.jobs.pipeline"):
             run(server, prompt="a red kite")
             run(server, prompt="x", checkpoint="nope.safetensors")
-            text = app.test_client().get("/metrics").get_data(as_text=True)
+            text = server.app.test_client().get("/metrics").get_data(as_text=True)
         lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("job_finished ")]
     values = samples(text)
     assert values[("speech2image_jobs_total", (("outcome", "done"),))] == 1

@@ -6,7 +6,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import requests
 
 from speech2image.picture.comfy import ComfyPool
@@ -14,18 +13,7 @@ from speech2image.picture.comfy import ComfyPool
 from .support.data import SHIPPED
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import dead_url
-from .support.live import LiveServer
-from .support.relay import Relay, finished
-
-
-@pytest.fixture
-def serve(make_app):
-    """serve(urls, **extra) -> LiveServer on these ComfyUI servers, 6 steps a job."""
-
-    def serve(urls, **extra):
-        return LiveServer(make_app(**{"comfyui_url": ",".join(urls), "steps": 6, **extra}))
-
-    return serve
+from .support.relay import Relay, finished, run, start_job
 
 
 def occupy(comfy: FakeComfyUI, steps=30):
@@ -40,20 +28,16 @@ def test_job_goes_to_the_shortest_queue(serve):
     with FakeComfyUI(Knobs(step_delay_s=0.1)) as busy, FakeComfyUI(Knobs(step_delay_s=0.01)) as idle:
         occupy(busy)
         occupy(busy)
-        with serve([busy.url, idle.url]) as server:
-            relay = Relay(server)
-            requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
-            snapshot = relay.until(finished)[-1]["snapshot"]
+        snapshot, _ = run(serve(comfyui_url=f"{busy.url},{idle.url}", steps=6), prompt="a kite")
     assert snapshot["stage"] == "done" and snapshot["render"]["server"] == idle.url
     assert len(idle.posted) == 1 and len(busy.posted) == 2
 
 
 def test_unreachable_server_is_skipped_and_shown(serve):
     down = dead_url("")
-    with FakeComfyUI(Knobs(step_delay_s=0.01)) as up, serve([down, up.url]) as server:
-        relay = Relay(server)
-        requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
-        snapshot = relay.until(finished)[-1]["snapshot"]
+    with FakeComfyUI(Knobs(step_delay_s=0.01)) as up:
+        server = serve(comfyui_url=f"{down},{up.url}", steps=6)
+        snapshot, _ = run(server, prompt="a kite")
         health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
     assert snapshot["stage"] == "done" and snapshot["render"]["server"] == up.url
     assert health["state"] == "ready"
@@ -63,9 +47,9 @@ def test_unreachable_server_is_skipped_and_shown(serve):
 
 def test_server_killed_mid_render_resubmits_elsewhere(serve):
     with FakeComfyUI(Knobs(step_delay_s=0.2)) as first, FakeComfyUI(Knobs(step_delay_s=0.01)) as second:
-        with serve([first.url, second.url], seed=77) as server:
-            relay = Relay(server)
-            requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
+        server = serve(comfyui_url=f"{first.url},{second.url}", steps=6, seed=77)
+        with Relay(server) as relay:
+            start_job(server, relay.session, prompt="a kite")
             relay.until(lambda e: e["type"] == "progress" and e.get("value") == 2)
             first.stop()  # ComfyUI killed mid-render
             snapshot = relay.until(finished, timeout=60)[-1]["snapshot"]
@@ -76,13 +60,13 @@ def test_server_killed_mid_render_resubmits_elsewhere(serve):
 
 
 def test_only_server_killed_mid_render_fails_clearly(serve):
-    with FakeComfyUI(Knobs(step_delay_s=0.2)) as only, serve([only.url]) as server:
-        relay = Relay(server)
-        requests.post(server.url + "/api/jobs", json={"transcript": "a kite over a beach", "session": relay.session},
-                      timeout=10)
-        relay.until(lambda e: e["type"] == "progress" and e.get("value") == 2)
-        only.stop()
-        event = relay.until(finished, timeout=60)[-1]
+    with FakeComfyUI(Knobs(step_delay_s=0.2)) as only:
+        server = serve(comfyui_url=only.url, steps=6)
+        with Relay(server) as relay:
+            start_job(server, relay.session, transcript="a kite over a beach")
+            relay.until(lambda e: e["type"] == "progress" and e.get("value") == 2)
+            only.stop()
+            event = relay.until(finished, timeout=60)[-1]
     assert event["stage"] == "error" and event["error"]["code"] == "comfyui_unreachable"
     assert f"ComfyUI at {only.url} stopped answering during the job" in event["error"]["message"]
     assert event["snapshot"]["prompt"].startswith("a kite over a beach")  # the finished prompt is kept
@@ -90,10 +74,8 @@ def test_only_server_killed_mid_render_fails_clearly(serve):
 
 def test_websocket_gone_for_good_job_finishes_by_polling_history(serve):
     knobs = Knobs(step_delay_s=0.1, drop_sockets_at_step=2, refuse_sockets_after_drop=True)
-    with FakeComfyUI(knobs) as comfy, serve([comfy.url]) as server:
-        relay = Relay(server)
-        requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session}, timeout=10)
-        snapshot = relay.until(finished, timeout=60)[-1]["snapshot"]
+    with FakeComfyUI(knobs) as comfy:
+        snapshot, _ = run(serve(comfyui_url=comfy.url, steps=6), prompt="a kite", timeout=60)
     assert comfy.dropped
     assert snapshot["stage"] == "done" and snapshot["image_url"]
     assert snapshot["percent"] == 100.0
@@ -128,43 +110,40 @@ def test_stress_ten_sessions_three_jobs_each(tmp_path, serve):
     """Random delays, injected failures and cancels: every job ends, nothing leaks across sessions."""
     rng = random.Random(1122)
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as a, FakeComfyUI(Knobs(step_delay_s=0.02)) as b:
-        with serve([a.url, b.url], max_jobs_per_session=3) as server:
-            relays = [Relay(server) for _ in range(10)]
-            planned: dict[str, dict] = {}
-            lock = threading.Lock()
+        server = serve(comfyui_url=f"{a.url},{b.url}", steps=6, max_jobs_per_session=3)
+        relays = [Relay(server) for _ in range(10)]
+        planned: dict[str, dict] = {}
+        lock = threading.Lock()
 
-            def browser(relay: Relay, seed: int):
-                local = random.Random(seed)
-                for n in range(3):
-                    kind = local.choice(["ok", "ok", "ok", "bad_checkpoint", "cancel"])
-                    body = {"prompt": f"{relay.session} job {n}", "session": relay.session,
-                            "steps": local.randint(2, 8)}
-                    if kind == "bad_checkpoint":
-                        body["checkpoint"] = "nope.safetensors"
-                    time.sleep(local.uniform(0, 0.2))
-                    answer = requests.post(server.url + "/api/jobs", json=body, timeout=30)
-                    assert answer.status_code == 202, answer.text
-                    job_id = answer.json()["job_id"]
-                    with lock:
-                        planned[job_id] = {"session": relay.session, "kind": kind}
-                    if kind == "cancel":
-                        requests.post(f"{server.url}/api/jobs/{job_id}/cancel", timeout=30)
+        def browser(relay: Relay, seed: int):
+            local = random.Random(seed)
+            for n in range(3):
+                kind = local.choice(["ok", "ok", "ok", "bad_checkpoint", "cancel"])
+                body = {"prompt": f"{relay.session} job {n}", "steps": local.randint(2, 8)}
+                if kind == "bad_checkpoint":
+                    body["checkpoint"] = "nope.safetensors"
+                time.sleep(local.uniform(0, 0.2))
+                job_id = start_job(server, relay.session, **body)
+                with lock:
+                    planned[job_id] = {"session": relay.session, "kind": kind}
+                if kind == "cancel":
+                    requests.post(f"{server.url}/api/jobs/{job_id}/cancel", timeout=30)
 
-            threads = [threading.Thread(target=browser, args=(r, rng.random())) for r in relays]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=120)
-            ends: dict[str, dict] = {}
-            for relay in relays:
-                mine = [j for j, p in planned.items() if p["session"] == relay.session]
-                relay.until(lambda e: finished(e) and ends.setdefault(e["job_id"], e) is not None
-                            and all(j in ends for j in mine), timeout=120)
-                seen = {e["job_id"] for e in relay.events if "job_id" in e}
-                assert seen <= set(mine), "a session saw another session's job"
-                relay.close()
-            states = {j: requests.get(f"{server.url}/api/jobs/{j}", timeout=10).json() for j in planned}
-            gallery = requests.get(server.url + "/api/gallery?all=1&limit=200", timeout=10).json()["entries"]
+        threads = [threading.Thread(target=browser, args=(r, rng.random())) for r in relays]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        ends: dict[str, dict] = {}
+        for relay in relays:
+            mine = [j for j, p in planned.items() if p["session"] == relay.session]
+            relay.until(lambda e: finished(e) and ends.setdefault(e["job_id"], e) is not None
+                        and all(j in ends for j in mine), timeout=120)
+            seen = {e["job_id"] for e in relay.events if "job_id" in e}
+            assert seen <= set(mine), "a session saw another session's job"
+            relay.close()
+        states = {j: requests.get(f"{server.url}/api/jobs/{j}", timeout=10).json() for j in planned}
+        gallery = requests.get(server.url + "/api/gallery?all=1&limit=200", timeout=10).json()["entries"]
     assert len(planned) == 30 and set(ends) == set(planned)
     outputs = Path(tmp_path / "instance" / "outputs")
     for job_id, plan in planned.items():

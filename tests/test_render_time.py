@@ -9,8 +9,7 @@ from speech2image.picture.comfy.events import StepClock
 from speech2image.picture.comfy.pool import CPU_S_PER_STEP_PER_MEGAPIXEL, CPU_WARN_S
 
 from .support.fake_comfy import FakeComfyUI, Knobs
-from .support.live import LiveServer
-from .support.relay import Relay, finished
+from .support.relay import run
 
 
 class Clock:
@@ -37,12 +36,9 @@ def test_time_left_comes_after_a_few_timed_steps():
     assert steps.seconds_per_step == pytest.approx(1.8)  # the last measure stays known
 
 
-def test_the_progress_line_gets_the_time_left(make_app):
-    with FakeComfyUI(Knobs(step_delay_s=0.05)) as comfy, \
-            LiveServer(make_app(comfyui_url=comfy.url, steps=12)) as server:
-        relay = Relay(server)
-        server_post(server, relay)
-        events = relay.until(finished)
+def test_the_progress_line_gets_the_time_left(serve):
+    with FakeComfyUI(Knobs(step_delay_s=0.05)) as comfy:
+        _, events = run(serve(comfyui_url=comfy.url, steps=12), prompt="a kite")
     progress = [e for e in events if e["type"] == "progress" and "value" in e]
     assert [e["value"] for e in progress] == list(range(1, 13))
     assert all("eta_s" not in e for e in progress[:2])
@@ -50,23 +46,20 @@ def test_the_progress_line_gets_the_time_left(make_app):
     assert progress[2]["eta_s"] > progress[-2]["eta_s"]
 
 
-def server_post(server, relay, **body):
-    requests.post(server.url + "/api/jobs", json={"prompt": "a kite", "session": relay.session, **body}, timeout=10)
-
-
 def notes_of(server, **body) -> list[str]:
-    relay = Relay(server)
-    server_post(server, relay, **body)
-    snapshot = relay.until(finished, timeout=60)[-1]["snapshot"]
+    snapshot, _ = run(server, timeout=60, **{"prompt": "a kite", **body})
     assert snapshot["stage"] == "done"
     return [n for n in snapshot["notes"] if "runs on the CPU" in n]
 
 
-def test_a_long_job_on_a_cpu_is_warned_about_until_the_cpu_is_timed(make_app):
+def test_a_long_job_on_a_cpu_is_warned_about_until_the_cpu_is_timed(serve):
     assert 512 * 512 / 1e6 * 20 * CPU_S_PER_STEP_PER_MEGAPIXEL < CPU_WARN_S  # the usual job: no warning
-    with FakeComfyUI(Knobs(step_delay_s=0.002)) as comfy, LiveServer(make_app(comfyui_url=comfy.url)) as server:
+    with FakeComfyUI(Knobs(step_delay_s=0.002)) as comfy:
+        server = serve(comfyui_url=comfy.url)
         assert notes_of(server, width=512, height=512, steps=20) == []
-    with FakeComfyUI(Knobs(step_delay_s=0.002)) as comfy, LiveServer(make_app(comfyui_url=comfy.url)) as server:
+        server.stop()
+    with FakeComfyUI(Knobs(step_delay_s=0.002)) as comfy:
+        server = serve(comfyui_url=comfy.url)
         # Before any job was timed there: 1024x1024 at 20 steps is minutes on a typical CPU.
         (warning,) = notes_of(server, width=1024, height=1024, steps=20)
         assert warning == ("ComfyUI runs on the CPU here: 1024×1024 at 20 steps will take about 7 min. "
@@ -74,9 +67,9 @@ def test_a_long_job_on_a_cpu_is_warned_about_until_the_cpu_is_timed(make_app):
         assert notes_of(server, width=1024, height=1024, steps=20) == []  # this CPU was timed since: it is fast
 
 
-def test_no_warning_on_a_gpu(make_app):
-    with FakeComfyUI(Knobs(step_delay_s=0.002, device_type="cuda")) as comfy, \
-            LiveServer(make_app(comfyui_url=comfy.url, width=1024, height=1024, steps=20)) as server:
+def test_no_warning_on_a_gpu(serve):
+    with FakeComfyUI(Knobs(step_delay_s=0.002, device_type="cuda")) as comfy:
+        server = serve(comfyui_url=comfy.url, width=1024, height=1024, steps=20)
         assert notes_of(server) == []
         health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
     assert health["device"] == "gpu"

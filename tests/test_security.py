@@ -15,8 +15,7 @@ import websocket
 from speech2image.web.security import UnsafeBind
 
 from .support.fake_comfy import FakeComfyUI, Knobs
-from .support.live import LiveServer
-from .support.relay import Relay, finished
+from .support.relay import Relay, run
 
 TOKEN = "correct-horse-battery-staple-42"
 
@@ -69,35 +68,35 @@ def test_cross_site_requests_are_refused(client):
     assert client.get("/api/health", headers={"Origin": "http://evil.example"}).status_code == 200  # reads are fine
 
 
-def test_websocket_checks_origin(make_app):
-    with LiveServer(make_app()) as server:
-        url = f"ws://127.0.0.1:{server.server.server_port}/ws?session=abcdefgh12"
-        with pytest.raises(websocket.WebSocketBadStatusException) as info:
-            websocket.create_connection(url, origin="http://evil.example", timeout=5)
-        assert info.value.status_code == 403
-        ws = websocket.create_connection(url, origin=server.url, timeout=5)
-        assert json.loads(ws.recv())["type"] == "hello"
-        ws.close()
-        audio = url.replace("/ws?", "/ws/audio?")  # the live recording's socket, likewise
-        with pytest.raises(websocket.WebSocketBadStatusException) as info:
-            websocket.create_connection(audio, origin="http://evil.example", timeout=5)
-        assert info.value.status_code == 403
-        ws = websocket.create_connection(audio, origin=server.url, timeout=5)
-        ws.send(json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"}))
-        assert json.loads(ws.recv())["type"] == "ready"
-        ws.close()
+def test_websocket_checks_origin(serve):
+    server = serve()
+    url = f"ws://127.0.0.1:{server.server.server_port}/ws?session=abcdefgh12"
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        websocket.create_connection(url, origin="http://evil.example", timeout=5)
+    assert info.value.status_code == 403
+    ws = websocket.create_connection(url, origin=server.url, timeout=5)
+    assert json.loads(ws.recv())["type"] == "hello"
+    ws.close()
+    audio = url.replace("/ws?", "/ws/audio?")  # the live recording's socket, likewise
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        websocket.create_connection(audio, origin="http://evil.example", timeout=5)
+    assert info.value.status_code == 403
+    ws = websocket.create_connection(audio, origin=server.url, timeout=5)
+    ws.send(json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"}))
+    assert json.loads(ws.recv())["type"] == "ready"
+    ws.close()
 
 
-def test_audio_socket_needs_the_token(make_app):
-    with LiveServer(make_app(token=TOKEN)) as server:
-        url = f"ws://127.0.0.1:{server.server.server_port}/ws/audio?session=abcdefgh12"
-        with pytest.raises(websocket.WebSocketBadStatusException) as info:
-            websocket.create_connection(url, timeout=5)
-        assert info.value.status_code == 401
-        ws = websocket.create_connection(url, header=[f"Authorization: Bearer {TOKEN}"], timeout=5)
-        ws.send(json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"}))
-        assert json.loads(ws.recv())["type"] == "ready"
-        ws.close()
+def test_audio_socket_needs_the_token(serve):
+    server = serve(token=TOKEN)
+    url = f"ws://127.0.0.1:{server.server.server_port}/ws/audio?session=abcdefgh12"
+    with pytest.raises(websocket.WebSocketBadStatusException) as info:
+        websocket.create_connection(url, timeout=5)
+    assert info.value.status_code == 401
+    ws = websocket.create_connection(url, header=[f"Authorization: Bearer {TOKEN}"], timeout=5)
+    ws.send(json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"}))
+    assert json.loads(ws.recv())["type"] == "ready"
+    ws.close()
 
 
 def test_security_headers(client):
@@ -108,11 +107,10 @@ def test_security_headers(client):
         assert headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_per_session_job_limit(make_app):
+def test_per_session_job_limit(serve):
     with FakeComfyUI(Knobs(step_delay_s=0.2)) as comfy:
-        app = make_app(comfyui_url=comfy.url, steps=20, max_jobs_per_session=2)
-        with LiveServer(app) as server:
-            relay = Relay(server)
+        server = serve(comfyui_url=comfy.url, steps=20, max_jobs_per_session=2)
+        with Relay(server) as relay:
             answers = [requests.post(server.url + "/api/jobs", json={"prompt": f"p{i}", "session": relay.session},
                                      timeout=10) for i in range(3)]
             assert [a.status_code for a in answers] == [202, 202, 429]
@@ -123,15 +121,13 @@ def test_per_session_job_limit(make_app):
                 requests.post(f"{server.url}/api/jobs/{answer.json()['job_id']}/cancel", timeout=10)
 
 
-def test_unwritable_outputs_fail_clearly_and_report_nothing_done(tmp_path, make_app):
+def test_unwritable_outputs_fail_clearly_and_report_nothing_done(tmp_path, serve):
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
-        app = make_app(comfyui_url=comfy.url, steps=3)
+        server = serve(comfyui_url=comfy.url, steps=3)
         outputs = tmp_path / "instance" / "outputs"
         outputs.write_text("a file where the folder should be")  # like a full or read-only disk
-        with LiveServer(app) as server:
-            relay = Relay(server)
-            requests.post(server.url + "/api/jobs", json={"prompt": "x", "session": relay.session}, timeout=10)
-            event = relay.until(finished)[-1]
+        _, events = run(server, prompt="x")
+        event = events[-1]
     assert event["stage"] == "error" and event["error"]["code"] == "storage_failed"
     assert "could not save the result" in event["error"]["message"]
     assert event["snapshot"]["image_url"] is None

@@ -7,20 +7,19 @@ import uuid
 import pytest
 
 from .support.fake_llm import FakeLlmServer
-from .support.live import LiveServer
 from .support.relay import run
 
 
-def test_settings_read_change_persist_and_apply(tmp_path, make_app, comfy):
-    app = make_app(comfyui_url=comfy.url, steps=4)
-    client = app.test_client()
+def test_settings_read_change_persist_and_apply(tmp_path, make_app, serve, comfy):
+    server = serve(comfyui_url=comfy.url, steps=4)
+    client = server.app.test_client()
     current = client.get("/api/settings").get_json()
     assert current["settings"]["steps"] == 4 and current["defaults"]["steps"] == 4
     assert "comfyui_url" in current["editable"]
     changed = client.post("/api/settings", json={"steps": 9, "llm_preset": "precise", "seed": 5}).get_json()
     assert changed["settings"]["steps"] == 9 and changed["settings"]["llm_preset"] == "precise"
-    with LiveServer(app) as server:
-        snapshot = run(server, prompt="a red kite")
+    snapshot, _ = run(server, prompt="a red kite")
+    server.stop()
     assert snapshot["render"]["steps"] == 9 and snapshot["render"]["seed"] == 5
     assert comfy.posted[-1]["prompt"]["3"]["inputs"]["steps"] == 9
     saved = json.loads((tmp_path / "instance" / "settings.json").read_text())
@@ -58,11 +57,12 @@ def test_bad_settings_are_refused_clearly(make_app, change, words):
     assert client.get("/api/settings").get_json()["settings"]["steps"] == 4  # nothing half-applied
 
 
-def test_gallery_survives_a_restart_and_deletes(make_app, comfy):
-    with LiveServer(make_app(comfyui_url=comfy.url)) as server:
-        first = run(server, prompt="a blue boat", caption="Here is a blue boat.", seed=11)
-        second = run(server, prompt="a green hill", seed=12)
-        failed = run(server, prompt="x", checkpoint="nope.safetensors")
+def test_gallery_survives_a_restart_and_deletes(make_app, serve, comfy):
+    server = serve(comfyui_url=comfy.url)
+    first, _ = run(server, prompt="a blue boat", caption="Here is a blue boat.", seed=11)
+    second, _ = run(server, prompt="a green hill", seed=12)
+    failed, _ = run(server, prompt="x", checkpoint="nope.safetensors")
+    server.stop()
     assert failed["stage"] == "error"
     client = make_app(comfyui_url=comfy.url).test_client()  # a new server process, same data folder
     entries = client.get("/api/gallery").get_json()["entries"]

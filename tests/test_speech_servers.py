@@ -18,6 +18,7 @@ from speech2image.speech.asr import Transcriber
 from speech2image.speech.tts import Speaker
 
 from .support.app_process import AppProcess, free_port
+from .support.relay import start_job
 from .support.speech import NORMALIZE
 from .support.speech_servers import WyomingServer
 
@@ -217,10 +218,7 @@ def held_libraries(pid: int) -> str:
 
 
 def spoken_job(app: AppProcess, clip) -> dict:
-    answer = requests.post(app.url + "/api/jobs", data={"session": "speech-servers"},
-                           files={"audio": ("clip.wav", clip.read_bytes(), "audio/wav")}, timeout=10)
-    assert answer.status_code == 202, answer.text
-    return app.wait_finished(answer.json()["job_id"], timeout=120)
+    return app.wait_finished(start_job(app, "speech-servers", audio=clip), timeout=120)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/<pid>/maps (Linux)")

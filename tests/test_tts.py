@@ -13,8 +13,7 @@ from speech2image.speech.tts import NothingToSay, Speaker, TtsError, Voices, wav
 
 from .support.coqui import tiny_vits
 from .support.fake_comfy import FakeComfyUI, Knobs
-from .support.live import LiveServer
-from .support.relay import Relay, finished
+from .support.relay import run
 from .support.speech import NORMALIZE
 
 CAPTIONS = [
@@ -143,26 +142,27 @@ def test_speak_api_says_when_there_is_nothing_to_say(make_app):
 LONG_CAPTION = "Here is a small wooden cabin by a quiet lake with tall mountains behind it and a clear starry sky above."
 
 
-def run_job(make_app, comfy, caption=LONG_CAPTION, **config):
-    app = make_app(**{"comfyui_url": comfy.url, "preload": True, "tts_engine": "piper", "steps": 10, **config})
-    with LiveServer(app) as server:
-        deadline = time.monotonic() + 60
-        while app.extensions["speech2image"].voices.get().status()["state"] in ("loading", "idle"):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        relay = Relay(server)
-        requests.post(server.url + "/api/jobs", json={"prompt": "a cabin", "caption": caption,
-                                                      "session": relay.session}, timeout=10)
-        events = relay.until(finished, timeout=60)
-        relay.close()
-        snapshot = events[-1]["snapshot"]
-        audio = requests.get(server.url + snapshot["audio_url"], timeout=5) if snapshot["audio_url"] else None
+def voice_ready(server, timeout=60.0):
+    """Wait while the app's default voice loads (it starts loading with the app)."""
+    deadline = time.monotonic() + timeout
+    while server.app.extensions["speech2image"].voices.get().status()["state"] in ("loading", "idle"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return server
+
+
+def piper_job(serve, comfy, caption=LONG_CAPTION, **config):
+    """One job of 10 steps whose caption Piper speaks: its events, final snapshot and the spoken WAV's answer."""
+    server = voice_ready(serve(**{"comfyui_url": comfy.url, "preload": True, "tts_engine": "piper", "steps": 10,
+                                  **config}))
+    snapshot, events = run(server, prompt="a cabin", caption=caption, timeout=60)
+    audio = requests.get(server.url + snapshot["audio_url"], timeout=5) if snapshot["audio_url"] else None
     return events, snapshot, audio
 
 
-def test_speech_runs_beside_the_render(make_app):
+def test_speech_runs_beside_the_render(serve):
     with FakeComfyUI(Knobs(step_delay_s=0.25)) as comfy:  # 10 steps: a render of about 2.5 s
-        events, snapshot, audio = run_job(make_app, comfy)
+        events, snapshot, audio = piper_job(serve, comfy)
     assert snapshot["stage"] == "done" and audio.content[:4] == b"RIFF"
     # The overlap itself, not a duration (a faster voice must not fail this): the caption was spoken
     # after the render was sent and was ready before the render ended (before its picture was saved).
@@ -172,11 +172,11 @@ def test_speech_runs_beside_the_render(make_app):
     assert kinds.index("audio") < kinds.index("image")  # the voice was ready before the picture
 
 
-def test_voice_failure_keeps_the_picture(tmp_path, make_app):
+def test_voice_failure_keeps_the_picture(tmp_path, serve):
     broken_voice = tmp_path / "broken.onnx"
     broken_voice.write_bytes(b"not a model")
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
-        events, snapshot, audio = run_job(make_app, comfy, tts_voice=str(broken_voice))
+        events, snapshot, audio = piper_job(serve, comfy, tts_voice=str(broken_voice))
     assert snapshot["stage"] == "done" and snapshot["image_url"] and snapshot["audio_url"] is None
     # the page gets a plain sentence; onnxruntime's own message is for the server log
     assert "The voice failed: the piper voice (broken) could not be loaded; the server log has the details" \
@@ -184,9 +184,9 @@ def test_voice_failure_keeps_the_picture(tmp_path, make_app):
     assert any(e["type"] == "audio_error" for e in events)
 
 
-def test_caption_with_nothing_to_say_keeps_the_picture_and_says_so(make_app):
+def test_caption_with_nothing_to_say_keeps_the_picture_and_says_so(serve):
     with FakeComfyUI(Knobs(step_delay_s=0.01)) as comfy:
-        events, snapshot, audio = run_job(make_app, comfy, caption="...")
+        events, snapshot, audio = piper_job(serve, comfy, caption="...")
     assert snapshot["stage"] == "done" and snapshot["image_url"] and snapshot["audio_url"] is None
     assert "Nothing to say aloud in the caption; no voice." in snapshot["notes"]
     assert not any("failed" in note for note in snapshot["notes"])

@@ -9,7 +9,8 @@ from werkzeug.serving import make_server
 
 
 class LiveServer:
-    """The app served by werkzeug's threaded server in a background thread, as a browser sees it."""
+    """The app served by werkzeug's threaded server in a background thread, as a browser sees it.
+    Tests get one from the ``serve`` fixture; ``with LiveServer(app) as server:`` serves for a block."""
 
     def __init__(self, app, port: int = 0):
         """``port``: a fixed one, to serve again where a stopped server was (0: any free port)."""
@@ -17,15 +18,27 @@ class LiveServer:
         self.server = make_server("127.0.0.1", port, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.stopped = False
 
-    def __enter__(self):
+    def start(self) -> "LiveServer":
         self.thread.start()
         return self
 
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()  # the port stops answering, as when the app is stopped
+    def stop(self) -> None:
+        """The port stops answering, as when the app is stopped; a second call does nothing."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.thread.is_alive():
+            self.server.shutdown()
+        self.server.server_close()
         self.thread.join(timeout=10)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
     def wait_for_whisper(self, timeout: float = 120.0) -> dict:
         deadline = time.monotonic() + timeout
