@@ -321,6 +321,23 @@ def test_cancel_mid_render(playwright, serve, artifacts_dir):
             browser.close()
 
 
+def test_a_cancel_that_waits_for_a_slow_step_says_so(playwright, serve):
+    with FakeComfyUI(Knobs(step_delay_s=1.6)) as comfy:  # a CPU: each step takes a while
+        server = serve(comfyui_url=comfy.url, steps=30)
+        browser = launch(playwright)
+        try:
+            page = open_page(browser, server)
+            type_request(page, "a very slow painting")
+            page.wait_for_function("document.querySelector('#step').textContent === 'step 3/30'", timeout=30_000)
+            page.click("#cancel")
+            page.wait_for_function("document.querySelector('#step').textContent.startsWith('stopping')",
+                                   timeout=5_000)
+            assert page.inner_text("#step") == "stopping after the current step (about 2 s)…"
+            page.wait_for_function("document.querySelector('#stage').textContent === 'Cancelled'", timeout=20_000)
+        finally:
+            browser.close()
+
+
 def test_gallery_after_restart_and_run_again(playwright, serve, artifacts_dir):
     with FakeComfyUI(Knobs(step_delay_s=0.02)) as comfy:
         server = serve(comfyui_url=comfy.url, tts_engine="espeak", steps=6)

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from speech2image.picture.comfy.events import StepClock
-from speech2image.picture.comfy.pool import CPU_S_PER_STEP_PER_MEGAPIXEL, CPU_WARN_S
+from speech2image.picture.comfy.pool import CPU_STEP_S, CPU_WARN_S, cpu_estimate
 
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.relay import run
@@ -52,19 +52,28 @@ def notes_of(server, **body) -> list[str]:
     return [n for n in snapshot["notes"] if "runs on the CPU" in n]
 
 
+def test_the_cpu_estimate_scales_with_pixels_times_steps():
+    # a timed 128² step (0.34 s on ComfyUI here) makes 512² at 20 steps minutes (a 512² step took ~8 s)
+    assert cpu_estimate(4, 128 * 128 / 1e6, (128 * 128 / 1e6, 0.34)) == pytest.approx(4 * 0.34)
+    assert 6.0 < cpu_estimate(1, 512 * 512 / 1e6, (128 * 128 / 1e6, 0.34)) < 10.0
+    assert cpu_estimate(20, 512 * 512 / 1e6, (128 * 128 / 1e6, 0.34)) > CPU_WARN_S
+    assert cpu_estimate(40, 0.25) == pytest.approx(2 * cpu_estimate(20, 0.25))  # twice the steps: twice the time
+    assert cpu_estimate(20, *CPU_STEP_S[:1]) > CPU_WARN_S  # the usual 512² job on an untimed CPU: warned
+
+
 def test_a_long_job_on_a_cpu_is_warned_about_until_the_cpu_is_timed(serve):
-    assert 512 * 512 / 1e6 * 20 * CPU_S_PER_STEP_PER_MEGAPIXEL < CPU_WARN_S  # the usual job: no warning
     with FakeComfyUI(Knobs(step_delay_s=0.002)) as comfy:
         server = serve(comfyui_url=comfy.url)
-        assert notes_of(server, width=512, height=512, steps=20) == []
-        server.stop()
-    with FakeComfyUI(Knobs(step_delay_s=0.002)) as comfy:
-        server = serve(comfyui_url=comfy.url)
-        # Before any job was timed there: 1024x1024 at 20 steps is minutes on a typical CPU.
-        (warning,) = notes_of(server, width=1024, height=1024, steps=20)
-        assert warning == ("ComfyUI runs on the CPU here: 1024×1024 at 20 steps will take about 7 min. "
+        # Before any job was timed there: 512x512 at 20 steps is minutes on a typical CPU.
+        (warning,) = notes_of(server, width=512, height=512, steps=20)
+        assert warning == ("ComfyUI runs on the CPU here: 512×512 at 20 steps will take about 2 min. "
                            "Fewer steps or a smaller size is much faster.")
         assert notes_of(server, width=1024, height=1024, steps=20) == []  # this CPU was timed since: it is fast
+    with FakeComfyUI(Knobs(step_delay_s=0.05)) as comfy:
+        server = serve(comfyui_url=comfy.url)
+        notes_of(server, width=128, height=128, steps=4)  # timed small: 0.05 s a step
+        (warning,) = notes_of(server, width=1024, height=1024, steps=30)  # 64x the pixels, 30 steps
+        assert warning.startswith("ComfyUI runs on the CPU here: 1024×1024 at 30 steps will take about ")
 
 
 def test_no_warning_on_a_gpu(serve):

@@ -10,8 +10,8 @@ import { FINISHED, drawStages, fillBar, setProgress, setStage, timingsThatRan } 
 import { resetResult, showImage, showNoPicture, showRender } from "./result.js";
 import { quietComfyBanner } from "./banners.js";
 import { whenComfyReady } from "./health.js";
-import { clearStep, hideFailure, hideStrip, showFailure, showProgressStep, showStep, showStrip, showWaiting,
-  waitingToRender } from "./strip.js";
+import { clearStep, hideFailure, hideStrip, showCancelling, showFailure, showProgressStep, showStep, showStrip,
+  showWaiting, waitingToRender } from "./strip.js";
 import { typedSent } from "./typed.js";
 import { resultShown, voiceKnown, voiceReady } from "./voice.js";
 
@@ -277,6 +277,7 @@ const HANDLERS = new Map(Object.entries({
     ui.preview.src = event.url;
     ui.preview.hidden = false;
   },
+  cancelling: () => showCancelling(),
   audio: (event) => voiceReady(event.url),
   audio_error: (event) => addNotes([event.message]),
   image(event) {

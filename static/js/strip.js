@@ -4,7 +4,7 @@
 import { sentence, ui, withCode } from "./dom.js";
 
 // The sampler's pace since its first step, for an estimate until the server sends its own (eta_s).
-const pace = { since: null, fromValue: 0, max: null, lastValue: 0 };
+const pace = { since: null, fromValue: 0, max: null, lastValue: 0, stepS: 0, stopping: false };
 let runAgain = null;
 
 export function showStrip() {
@@ -18,7 +18,7 @@ export function hideStrip() {
 export function clearStep() {
   ui.step.textContent = "";
   ui.eta.textContent = "";
-  Object.assign(pace, { since: null, fromValue: 0, max: null, lastValue: 0 });
+  Object.assign(pace, { since: null, fromValue: 0, max: null, lastValue: 0, stepS: 0, stopping: false });
 }
 
 export function showStep(text) {
@@ -45,9 +45,20 @@ function secondsLeft({ value, max, eta_s: serverEta }) {
   return ((now - pace.since) / stepsDone / 1000) * (max - value);
 }
 
+// A cancel asked for while the sampler runs: ComfyUI stops at the end of the step under way, which on a
+// slow machine takes a while; say so instead of leaving "step n/N" standing still.
+export function showCancelling() {
+  const wait = pace.stepS > 1.5 ? ` (about ${Math.round(pace.stepS)} s)` : "";
+  ui.step.textContent = `stopping after the current step${wait}…`;
+  ui.eta.textContent = "";
+  pace.stopping = true;
+}
+
 // A "progress" event: the sampler's step n/N and, once known, about how long is left.
 export function showProgressStep(event) {
   if (event.value === undefined) return;
+  if (event.step_s) pace.stepS = event.step_s;
+  if (pace.stopping) return;
   ui.step.textContent = `step ${event.value}/${event.max}`;
   const left = secondsLeft(event);
   ui.eta.textContent = left === null ? "" : aboutLeft(left);

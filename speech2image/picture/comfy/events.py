@@ -82,6 +82,6 @@ class RenderEvents:
             event = {**event, "class_type": node.get("class_type"), "phase": phase(node.get("class_type"))}
         elif kind == "progress" and event.get("max"):
             eta = self.steps.step(event["node"], event["value"], event["max"])
-            if eta is not None:
-                event = {**event, "eta_s": round(eta, 1)}
+            if eta is not None:  # and how long one step takes: a cancel waits for the step under way
+                event = {**event, "eta_s": round(eta, 1), "step_s": round(self.steps.seconds_per_step or 0.0, 2)}
         self.emit(event)

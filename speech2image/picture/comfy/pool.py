@@ -21,10 +21,20 @@ from .discovery import ComfyDiscovery, device_kind
 from .events import RenderEvents
 from .protocol import START_HINT, ComfyError, ComfyUnavailable, PromptLost
 
-# Seconds per sampler step per megapixel on a CPU, until one render on that server has been timed:
-# SD 1.5 on a typical desktop CPU (512x512 at 20 steps: about 105 s). The warning comes above CPU_WARN_S.
-CPU_S_PER_STEP_PER_MEGAPIXEL = 20.0
-CPU_WARN_S = 120.0
+# A sampler step on a CPU, until a render on that server has been timed: SD 1.5 at 512x512 on a typical
+# desktop CPU (2 cores here: about 8 s). A step's cost grows a little faster than its pixels (attention
+# over more latent tokens): measured on ComfyUI 0.3.64 here, 128² 0.34 s, 256² 1.33 s, 384² 4.2 s per step,
+# so an estimate scales the timed step by (pixels / its pixels) ** CPU_PIXEL_POWER. The warning comes for a
+# job estimated above CPU_WARN_S.
+CPU_STEP_S = (512 * 512 / 1e6, 6.0)  # (megapixels, seconds per step)
+CPU_PIXEL_POWER = 1.2
+CPU_WARN_S = 60.0
+
+
+def cpu_estimate(steps: int, megapixels: float, timed: tuple[float, float] = CPU_STEP_S) -> float:
+    """Seconds for ``steps`` at ``megapixels`` on a CPU whose step took ``timed`` = (megapixels, seconds)."""
+    at, seconds = timed
+    return steps * seconds * (megapixels / at) ** CPU_PIXEL_POWER
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +104,7 @@ class ComfyPool:
         self.probe_timeout_s = probe_timeout_s
         self.load = load or ServerLoad()
         self._devices: dict[str, str | None] = {}  # url -> cpu or gpu, from /system_stats
-        self._cpu_speed: dict[str, float] = {}  # url -> seconds per step per megapixel, measured on a CPU
+        self._cpu_speed: dict[str, tuple[float, float]] = {}  # url -> a timed CPU step: (megapixels, seconds)
 
     def _client(self, url: str) -> ComfyClient:
         with self._clients_lock:
@@ -277,19 +287,20 @@ class ComfyPool:
     def _remember_speed(self, client: ComfyClient, used: dict, seconds_per_step: float | None) -> None:
         megapixels = self._megapixels(used)
         if seconds_per_step and megapixels and self._devices.get(client.base_url) == "cpu":
-            self._cpu_speed[client.base_url] = seconds_per_step / megapixels
+            self._cpu_speed[client.base_url] = (megapixels, seconds_per_step)
 
     def _slow_on_cpu(self, client: ComfyClient, used: dict) -> str | None:
         """A warning when ComfyUI has only a CPU and this size x steps would take more than CPU_WARN_S,
-        from the last render timed there, else from CPU_S_PER_STEP_PER_MEGAPIXEL."""
+        from the last render timed there, else from CPU_STEP_S (see cpu_estimate)."""
         megapixels, steps = self._megapixels(used), used.get("steps")
         if not megapixels or not isinstance(steps, int) or self.device(client) != "cpu":
             return None
-        estimate = steps * megapixels * self._cpu_speed.get(client.base_url, CPU_S_PER_STEP_PER_MEGAPIXEL)
+        estimate = cpu_estimate(steps, megapixels, self._cpu_speed.get(client.base_url, CPU_STEP_S))
         if estimate <= CPU_WARN_S:
             return None
+        about = f"{round(estimate / 60)} min" if estimate >= 90 else f"{round(estimate)} s"
         return (f"ComfyUI runs on the CPU here: {used['width']}×{used['height']} at {steps} steps will take about "
-                f"{round(estimate / 60)} min. Fewer steps or a smaller size is much faster.")
+                f"{about}. Fewer steps or a smaller size is much faster.")
 
     # --- one render, wherever it can run ------------------------------------------------
 
