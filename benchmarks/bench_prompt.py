@@ -17,9 +17,8 @@ import time
 
 from benchlib import pct
 
-from speech2image.prompt.check import content_words, missing_words  # noqa: E402
+from speech2image.prompt import PRESETS, OfflineRewriter, PromptWriter, content_words, missing_words  # noqa: E402  # noqa: E402
 from speech2image.prompt.llm import LlmClient, LlmError, parse_prompt_fields  # noqa: E402
-from speech2image.prompt.writer import PRESETS, OfflineRewriter, PromptWriter  # noqa: E402
 from tests.support.data import CASES  # noqa: E402  (31 varied transcripts)
 
 

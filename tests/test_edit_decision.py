@@ -10,8 +10,8 @@ import pytest
 from speech2image.config import Settings
 from speech2image.jobs.edits import decide
 from speech2image.jobs.job import JobRequest
+from speech2image.prompt import PromptPlan, PromptWriter, Turn
 from speech2image.prompt.llm import LlmClient
-from speech2image.prompt.writer import PromptPlan, PromptWriter, Turn
 
 BARN = "a red barn in a field"
 

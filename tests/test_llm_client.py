@@ -6,13 +6,13 @@ import time
 
 import pytest
 
+from speech2image.prompt import DEFAULT_NEGATIVE, PromptWriter
 from speech2image.prompt.llm import (
     LlmClient,
     LlmError,
     find_json_object,
     parse_prompt_fields,
 )
-from speech2image.prompt.writer import DEFAULT_NEGATIVE, PromptWriter
 
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import Behaviour, FakeLlmServer, dead_url

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from speech2image.prompt import PromptWriter
 from speech2image.prompt.llm import LlmClient
-from speech2image.prompt.writer import PromptWriter
 
 from .support.fake_llm import dead_url
 
