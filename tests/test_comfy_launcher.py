@@ -207,6 +207,33 @@ def test_a_job_waits_for_the_comfyui_the_app_starts(serve, tmp_path):
     assert not alive(started["pid"])
 
 
+def test_a_comfyui_without_a_usable_gpu_is_started_again_on_the_cpu_and_said_so(serve, tmp_path):
+    write_main(tmp_path / "ComfyUI", no_gpu=True)
+    server = serve(**launching(tmp_path))
+    snapshot, _ = run(server, prompt="a kite", timeout=90)
+    health = requests.get(server.url + "/api/health", timeout=10).json()["comfyui"]
+    server.app.extensions["speech2image"].pipeline.shutdown()
+    first, second = runs(tmp_path / "ComfyUI")
+    assert "--cpu" not in first["argv"] and second["argv"][-1] == "--cpu"
+    assert snapshot["stage"] == "done" and health["state"] == "ready"
+    note = health["servers"][0]["note"]
+    assert note.startswith("ComfyUI found no GPU it can use here") and "started again with --cpu" in note
+    assert "Found no NVIDIA driver on your system" in note
+
+
+def test_with_an_address_and_a_folder_set_ours_is_started_at_that_address(serve, tmp_path):
+    """Nothing answers at the ComfyUI address the person set: the folder's ComfyUI starts on its port."""
+    write_main(tmp_path / "ComfyUI")
+    url = dead_url("")
+    server = serve(**{**launching(tmp_path), "comfyui_url": url})
+    snapshot, _ = run(server, prompt="a kite", timeout=90)
+    server.app.extensions["speech2image"].pipeline.shutdown()
+    (started,) = runs(tmp_path / "ComfyUI")
+    assert started["argv"][started["argv"].index("--port") + 1] == url.rsplit(":", 1)[1]
+    assert started["argv"][started["argv"].index("--listen") + 1] == "127.0.0.1"
+    assert snapshot["stage"] == "done" and snapshot["render"]["server"] == url
+
+
 def test_a_comfyui_that_cannot_start_is_explained_on_the_page(serve, tmp_path):
     write_main(tmp_path / "ComfyUI", fail_runs=99)
     server = serve(**launching(tmp_path))

@@ -35,6 +35,7 @@ from ..picture import (
     RenderParams,
     ServerLoad,
     WorkflowLibrary,
+    launch_address,
     parse_urls,
     render_job,
 )
@@ -105,8 +106,12 @@ class Pipeline:
                 self.voices = voices
             if settings is not None:
                 self.settings = settings
-                self._discovery.configure_launch(settings.comfyui_dir, settings.comfyui_python, settings.comfyui_args)
                 urls = tuple(parse_urls(settings.comfyui_url))
+                # One address on this computer and a ComfyUI folder: found there, or the folder's started there.
+                at = launch_address(urls, settings.comfyui_dir)
+                self._discovery.configure_launch(settings.comfyui_dir, settings.comfyui_python, settings.comfyui_args,
+                                                 at)
+                urls = () if at else urls
                 pool = self._comfy
                 if pool is None or pool.urls != urls or pool.stall_s != settings.render_stall_s:
                     self._comfy = ComfyPool(list(urls), stall_s=settings.render_stall_s,

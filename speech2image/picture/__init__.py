@@ -22,7 +22,7 @@ from .comfy import (
                     parse_urls,
                     probe,
 )
-from .comfy.discovery import MISS_HINT
+from .comfy.discovery import MISS_HINT, launch_address
 from .comfy.launcher import ComfyLauncher
 from .comfy.protocol import START_HINT
 from .img2img import img2img_form, txt2img_form
@@ -39,4 +39,4 @@ from .workflows import (
 __all__ = ["CLIENT_PREFIX", "DISCOVERY_URLS", "MISS_HINT", "START_HINT", "ComfyClient", "ComfyDiscovery", "ComfyError",
            "ComfyLauncher", "ComfyPool", "ComfyUnavailable", "Edit", "Probe", "PromptLost", "RenderCancelled", "RenderParams",
            "RenderJob", "Rendered", "ServerFacts", "ServerLoad", "Workflow", "WorkflowError", "WorkflowLibrary", "device_kind", "fill", "graph_for",
-           "img2img_form", "load_workflow", "parse_urls", "probe", "render_job", "txt2img_form"]
+           "img2img_form", "launch_address", "load_workflow", "parse_urls", "probe", "render_job", "txt2img_form"]

@@ -78,10 +78,13 @@ function comfyLight(comfyui) {
 }
 
 // Said once on the page: a ComfyUI with only a CPU takes minutes per picture.
+// The ComfyUI we started found no GPU and was started again on the CPU: that is said first.
 function noteDevice(comfyui) {
   const note = ui.deviceNote;
   if (comfyui.device !== "cpu" || !note || !note.hidden) return;
-  note.textContent = "ComfyUI runs on the CPU here: a 512×512 picture at 20 steps takes a minute or more, not seconds. "
+  const restarted = (comfyui.servers || []).map((srv) => srv.note).find(Boolean);
+  note.textContent = (restarted ? `${sentence(restarted)} ` : "")
+    + "ComfyUI runs on the CPU here: a 512×512 picture at 20 steps takes a minute or more, not seconds. "
     + "Fewer steps and a smaller size are much faster; the page warns before a job that would take long.";
   note.hidden = false;
 }

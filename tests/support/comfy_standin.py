@@ -8,6 +8,7 @@ behaves like ComfyUI's start in one scenario, then serves the fake ComfyUI on th
 - ``fail_runs``: the first n runs exit at once with status 1 and a traceback, as with torch missing
 - ``crash_runs`` + ``crash_after_s``: the first n runs serve, then die with status 3
 - ``ignore_sigterm``: it ignores SIGTERM (only SIGKILL stops it)
+- ``no_gpu``: a CUDA PyTorch on a machine without a driver: it dies at start unless run with ``--cpu``
 
 Each run appends its arguments to ``folder/runs.jsonl``.
 """
@@ -50,6 +51,7 @@ def main(argv: list[str], scenario: dict) -> None:
     parser.add_argument("--port", type=int, default=8188)
     parser.add_argument("--preview-method", default="none")
     parser.add_argument("--disable-auto-launch", action="store_true")
+    parser.add_argument("--cpu", action="store_true")
     args = parser.parse_args(argv)
     folder = Path(sys.argv[0]).resolve().parent
     with open(folder / "runs.jsonl", "a") as record:
@@ -58,6 +60,11 @@ def main(argv: list[str], scenario: dict) -> None:
     if scenario.get("ignore_sigterm"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     print("Checkpoint files will always be loaded safely.", flush=True)
+    if scenario.get("no_gpu") and not args.cpu:  # as torch says it on a machine without a driver
+        print("Traceback (most recent call last):\n  File \"main.py\", line 1, in <module>\nRuntimeError: Found no "
+              "NVIDIA driver on your system. Please check that you have an NVIDIA GPU and installed a driver from "
+              "http://www.nvidia.com/Download/index.aspx", flush=True)
+        sys.exit(1)
     if run <= scenario.get("fail_runs", 0):
         print("Traceback (most recent call last):\n  File \"main.py\", line 1, in <module>\n"
               "ModuleNotFoundError: No module named 'torch'", flush=True)

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 import requests
 
@@ -100,12 +101,20 @@ class Found:
         return f"No ComfyUI found on this computer ({looked}). {MISS_HINT}"
 
 
+def launch_address(urls: tuple[str, ...], folder: str) -> str | None:
+    """With one ComfyUI address on this computer and a ComfyUI folder set, that address is where the
+    folder's ComfyUI is started when nothing answers there (only on loopback: ours never listens wider)."""
+    if len(urls) != 1 or not folder:
+        return None
+    return urls[0] if (urlparse(urls[0]).hostname or "") in ("127.0.0.1", "localhost", "::1") else None
+
+
 class ComfyDiscovery:
     """The ComfyUI to use when none is configured; safe to share between threads."""
 
     def __init__(self, candidates: tuple[str, ...] = DISCOVERY_URLS, launcher=None, probe_timeout_s: float = 0.5,
                  cache_ttl_s: float = 180.0, miss_ttl_s: float = 5.0):
-        self.candidates = tuple(u.rstrip("/") for u in candidates)
+        self.candidates = self.usual = tuple(u.rstrip("/") for u in candidates)
         self.launcher = launcher  # launcher.ComfyLauncher, or None: never start one
         self.probe_timeout_s = probe_timeout_s
         self.cache_ttl_s = cache_ttl_s
@@ -113,10 +122,12 @@ class ComfyDiscovery:
         self._lock = threading.Lock()
         self._found: tuple[float, Found] | None = None
 
-    def configure_launch(self, folder: str, python: str = "", args: str = "") -> None:
-        """The ComfyUI folder to start when none answers (empty: never start one), its Python and
-        extra arguments for its main.py."""
-        if self.launcher is not None and self.launcher.configure(folder, python, args):
+    def configure_launch(self, folder: str, python: str = "", args: str = "", url: str | None = None) -> None:
+        """The ComfyUI folder to start when none answers (empty: never start one), its Python, extra
+        arguments for its main.py, and ``url``: the one address to look at and start it on (None: the usual
+        ports, and ours on the first)."""
+        self.candidates = (url.rstrip("/"),) if url else self.usual
+        if self.launcher is not None and self.launcher.configure(folder, python, args, url):
             self.forget()
 
     def find(self, refresh: bool = False) -> Found:

@@ -27,6 +27,9 @@ from .protocol import ComfyUnavailable, RenderCancelled
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 12
+# What a ComfyUI says when its PyTorch finds no GPU it can use (a CUDA build without a driver, or a build
+# without CUDA): it is started once more with --cpu.
+NO_GPU_SIGNS = ("Found no NVIDIA driver on your system", "Torch not compiled with CUDA enabled")
 # What a failed start's log says, and what to do about it.
 LOG_HINTS = (
     ("Torch not compiled with CUDA enabled", "This PyTorch has no GPU support: set SPEECH2IMAGE_COMFYUI_ARGS=--cpu "
@@ -60,9 +63,8 @@ class ComfyLauncher:
     def __init__(self, log_path: Path, url: str = DISCOVERY_URLS[0], start_timeout_s: float = 180.0,
                  max_restarts: int = 3, stop_grace_s: float = 10.0, poll_s: float = 0.5):
         self.log_path = Path(log_path)
-        self.url = url.rstrip("/")
-        parsed = urlparse(self.url)
-        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 8188
+        self.default_url = url.rstrip("/")
+        self._address(self.default_url)
         self.start_timeout_s = start_timeout_s
         self.max_restarts = max_restarts
         self.stop_grace_s = stop_grace_s
@@ -79,6 +81,12 @@ class ComfyLauncher:
         self._restarts = 0
         self._log_offset = 0
         self._exit_hook = False
+        self._cpu_fallback = False  # it found no usable GPU: started again with --cpu
+        self.note: str | None = None  # something the person should know about how ours runs
+
+    def _address(self, url: str) -> None:
+        parsed = urlparse(url)
+        self.url, self.host, self.port = url, parsed.hostname or "127.0.0.1", parsed.port or 8188
 
     # --- what the others ask ------------------------------------------------------------
 
@@ -95,19 +103,23 @@ class ComfyLauncher:
         """Ours is running or coming up."""
         return self._state in ("starting", "running")
 
-    def configure(self, folder: str, python: str = "", args: str = "") -> bool:
-        """The folder to start (empty: never start one), its Python and extra arguments for main.py (such
-        as --cpu); a change stops the child we run."""
+    def configure(self, folder: str, python: str = "", args: str = "", url: str | None = None) -> bool:
+        """The folder to start (empty: never start one), its Python, extra arguments for main.py (such
+        as --cpu) and the address to start it on (None: the one it was made with); a change stops the
+        child we run."""
         folder, python = (folder or "").strip(), (python or "").strip()
         try:
             extra = tuple(shlex.split(args or "", posix=os.name != "nt"))
         except ValueError:  # an unclosed quote: split on spaces rather than refuse to start
             extra = tuple((args or "").split())
-        if (folder, python, extra) == (self.folder, self.python_setting, self.extra_args):
+        url = (url or self.default_url).rstrip("/")
+        if (folder, python, extra, url) == (self.folder, self.python_setting, self.extra_args, self.url):
             return False
         self.stop()
         with self._cond:
             self.folder, self.python_setting, self.extra_args = folder, python, extra
+            self._address(url)
+            self._cpu_fallback, self.note = False, None
             self._stopping = False
             self._restarts = 0
             self._error = None
@@ -115,8 +127,9 @@ class ComfyLauncher:
         return True
 
     def command(self) -> list[str]:
+        cpu = ("--cpu",) if self._cpu_fallback and "--cpu" not in self.extra_args else ()
         return [python_for(self.folder, self.python_setting) or "python", "main.py", "--listen", self.host,
-                "--port", str(self.port), "--preview-method", "auto", "--disable-auto-launch", *self.extra_args]
+                "--port", str(self.port), "--preview-method", "auto", "--disable-auto-launch", *self.extra_args, *cpu]
 
     def start_if_idle(self) -> bool:
         """Start ours in the background unless it runs, failed or there is no folder; True while it is active."""
@@ -150,6 +163,8 @@ class ComfyLauncher:
                 info["pid"] = self._proc.pid
             if self._error:
                 info["error"] = self._error
+            if self.note:
+                info["note"] = self.note
         return info
 
     def stop(self) -> None:
@@ -222,6 +237,13 @@ class ComfyLauncher:
                 code = self._await_exit(proc)
             if code is None or self._stopping:  # stopped by us
                 return
+            if not started and not self._cpu_fallback and self._found_no_gpu():
+                self._cpu_fallback = True
+                self.note = ("ComfyUI found no GPU it can use here (its PyTorch says: "
+                             f"{self._found_no_gpu()}), so it was started again with --cpu: pictures take "
+                             "minutes instead of seconds")
+                log.warning("%s", self.note)
+                continue
             if self._restarts >= self.max_restarts:
                 what = "stopped with" if started else "exited with"
                 return self._set("failed", f"ComfyUI {what} status {code}{'' if started else ' while starting'} "
@@ -334,6 +356,11 @@ class ComfyLauncher:
         # Progress bars redraw with \r: keep what a terminal would show last.
         shown = [line.rsplit("\r", 1)[-1].rstrip() for line in text.splitlines()]
         return [line for line in shown if line.strip()][-lines:]
+
+    def _found_no_gpu(self) -> str | None:
+        """The line of the last start's log that says its PyTorch has no GPU to use, if one does."""
+        return next((line.strip() for line in self.log_tail(200) if any(sign in line for sign in NO_GPU_SIGNS)),
+                    None)
 
     def _tail_text(self) -> str:
         tail = self.log_tail()
