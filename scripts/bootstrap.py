@@ -4,8 +4,9 @@
     python scripts/bootstrap.py                  the app on http://127.0.0.1:5000 (Windows: py scripts\\bootstrap.py)
     python scripts/bootstrap.py doctor           what is found and what to fix
     python scripts/bootstrap.py render "a red kite" --out kite.png     (any speech2image command)
-    python scripts/bootstrap.py test [ARGS]      the test suite (ARGS go to pytest)
-    python scripts/bootstrap.py setup [app|test] only set up
+    python scripts/bootstrap.py test [ARGS]      the quick test run: all but the heavy group (ARGS go to pytest)
+    python scripts/bootstrap.py test --all [ARGS] every test, the heavy group too (llama.cpp, Coqui): as CI
+    python scripts/bootstrap.py setup [app|test|all] only set up
 
 The first run creates .venv (SPEECH2IMAGE_VENV names another folder) and installs the
 requirements into it; later runs install again only when a requirement file changed (a stamp
@@ -23,9 +24,11 @@ from pathlib import Path
 
 MIN_PYTHON = (3, 10)
 ROOT = Path(__file__).resolve().parent.parent
-# What each use needs, in install order. The test suite also tests the optional Coqui voice.
+# What each use needs, in install order. The heavy test group (a compiled llama.cpp server, the optional Coqui
+# voice with torch) is set up only for `test --all`; the quick run leaves its tests out (marker: heavy).
 REQUIREMENTS = {"app": ("requirements.txt",),
-                "test": ("requirements.txt", "requirements-dev.txt", "requirements-coqui.txt")}
+                "test": ("requirements.txt", "requirements-dev.txt"),
+                "all": ("requirements.txt", "requirements-dev.txt", "requirements-llama.txt", "requirements-coqui.txt")}
 
 
 def say(text: str) -> None:
@@ -139,13 +142,16 @@ def main(argv: list[str]) -> int:
                 print(f"bootstrap.py setup: choose one of {', '.join(REQUIREMENTS)}", file=sys.stderr)
                 return 2
             setup(kind)
-            if kind == "test":
+            if kind != "app":
                 system_packages()
             return 0
         if command == "test":
-            python = setup("test")
+            every = "--all" in args
+            args = [a for a in args if a != "--all"]
+            python = setup("all" if every else "test")
             system_packages()
-            return run([str(python), "-m", "pytest", *args], cwd=ROOT)
+            quick = [] if every else ["-m", "not heavy"]  # the heavy group needs `test --all`'s set-up
+            return run([str(python), "-m", "pytest", *quick, *args], cwd=ROOT)
         python = setup("app")
     except subprocess.CalledProcessError as exc:
         print(f"bootstrap.py: {' '.join(map(str, exc.cmd))} failed (status {exc.returncode})", file=sys.stderr)

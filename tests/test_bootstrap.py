@@ -48,6 +48,7 @@ def project(tmp_path_factory) -> Path:
     (root / "requirements.txt").write_text(f"# the app's requirements, here one tiny wheel\n{tiny_wheel(root)}\n")
     (root / "requirements-dev.txt").write_text("# nothing more for these tests\n")
     (root / "requirements-coqui.txt").write_text("# nothing more for these tests\n")
+    (root / "requirements-llama.txt").write_text("# nothing more for these tests\n")
     (root / "tests").mkdir()
     (root / "tests" / "test_tiny.py").write_text("import tinydep\n\n\ndef test_tiny():\n    assert tinydep.VALUE == 42\n")
     return root
@@ -87,9 +88,13 @@ def test_the_apps_commands_run_in_the_environment_from_anywhere(project, tmp_pat
     assert answer["ok"]
     tests = bootstrap(project, "test", "-q", "-p", "no:cacheprovider")
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "1 passed" in tests.stdout
+    assert "1 passed" in tests.stdout and "requirements-llama.txt" not in tests.stdout  # the quick run
+    every = bootstrap(project, "test", "--all", "-q", "-p", "no:cacheprovider")
+    assert every.returncode == 0, every.stdout + every.stderr
+    assert ("== installing requirements.txt, requirements-dev.txt, requirements-llama.txt, requirements-coqui.txt"
+            in every.stdout) and "1 passed" in every.stdout
 
 
 def test_a_bad_setup_choice_is_refused(project):
     result = bootstrap(project, "setup", "everything")
-    assert result.returncode == 2 and "choose one of app, test" in result.stderr
+    assert result.returncode == 2 and "choose one of app, test, all" in result.stderr

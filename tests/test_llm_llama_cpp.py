@@ -20,6 +20,8 @@ from speech2image.prompt.llm import LlmClient
 
 from .support.fake_llm import dead_url
 
+pytestmark = pytest.mark.heavy  # llama.cpp compiled by scripts/test.sh --all
+
 ALIAS = "smollm2-135m-instruct"
 
 

@@ -25,8 +25,8 @@ from .support.project import borrow_dependencies, copy_project
 
 pytestmark = pytest.mark.slow
 
-SOURCES = ("pyproject.toml", "README.md", "requirements.txt", "requirements-dev.txt", "requirements-coqui.txt",
-           "speech2image", "templates", "static", "workflows")
+SOURCES = ("pyproject.toml", "README.md", "requirements.txt", "requirements-dev.txt", "requirements-llama.txt",
+           "requirements-coqui.txt", "speech2image", "templates", "static", "workflows")
 
 
 @pytest.fixture(scope="module")

@@ -96,6 +96,7 @@ def test_missing_piper_voice_is_a_clear_error(tmp_path):
     assert speaker.status()["state"] == "error"
 
 
+@pytest.mark.heavy  # Coqui with torch: scripts/test.sh --all
 def test_licensed_coqui_model_never_prompts(monkeypatch):
     monkeypatch.delenv("COQUI_TOS_AGREED", raising=False)
     speaker = Speaker("coqui", voice="tts_models/multilingual/multi-dataset/xtts_v2")
@@ -108,6 +109,7 @@ def test_unknown_engine_is_400():
         Voices("piper").get("festival")
 
 
+@pytest.mark.heavy  # Coqui with torch: scripts/test.sh --all
 def test_coqui_engine_loads_a_local_model(tmp_path):
     model_path, config_path = tiny_vits(tmp_path)
     assert model_path.stat().st_size < 20_000_000
