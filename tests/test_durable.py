@@ -245,7 +245,7 @@ def test_sigterm_refuses_new_jobs_and_exits_leaving_the_render_in_comfyui(app_pr
 
 
 @pytest.mark.skipif(not REAL_COMFYUI, reason="no real ComfyUI configured: set SPEECH2IMAGE_TEST_REAL_COMFYUI_URL "
-                    "(see ../shared/comfyui/real/README.md)")
+                    "(see docs/development.md, A real ComfyUI)")
 def test_real_comfyui_render_survives_sigterm_and_restart(app_process):
     """The case from the issue, on a real ComfyUI: stopped mid-render, the render is kept and collected."""
     settings = {"steps": 12, "width": 128, "height": 128, "checkpoint": "tiny-sd15-random.safetensors"}
