@@ -575,8 +575,8 @@ def test_failed_job_shows_what_ran_and_keeps_error_and_run_again_in_view(playwri
             assert message.endswith(".")
             assert page.is_hidden("#canvas")  # no empty box where no picture will come
             timings = page.inner_text("#stages")
-            assert "Prompt" in timings and "Total" in timings
-            assert "Render" not in timings and "Voice" not in timings  # ComfyUI never ran it; no voice offered
+            assert timings.startswith("Waited") and "prompt" in timings
+            assert "render" not in timings and "voice" not in timings  # ComfyUI never ran it; no voice offered
             assert page.inner_text("#step") == ""
             page.screenshot(path=str(artifacts_dir / "browser-failed-phone.png"))
             prompt = page.input_value("#prompt")
@@ -601,7 +601,9 @@ def test_notes_are_sentences_shown_once_per_session(playwright, serve, artifacts
             assert len(notes) == 2, notes
             checkpoint, preview = notes
             assert checkpoint.startswith("The workflow's checkpoint 'v1-5-pruned-emaonly.safetensors' is not in "
-                                         "ComfyUI; used 'tiny-sd15-random.safetensors' instead. Choose a checkpoint")
+                                         "ComfyUI; used 'tiny-sd15-random.safetensors' automatically (the model used "
+                                         "last, else the first ComfyUI lists; choose one in Settings to fix it). "
+                                         "Choose a checkpoint")
             assert preview.startswith("No live preview") and preview.endswith(".")
             page.screenshot(path=str(artifacts_dir / "browser-notes.png"))
             page.click("#notes button")  # the fix is a setting
@@ -752,7 +754,7 @@ def test_time_left_and_the_cpu_note_on_the_page(playwright, serve, artifacts_dir
             page.wait_for_function("/^step \\d+\\/20$/.test(document.querySelector('#step').textContent) && "
                                    "/^about \\d+ (s|min) left$/.test(document.querySelector('#eta').textContent)",
                                    timeout=30_000)
-            assert "1024×1024 at 20 steps will take about 7 min" in page.text_content("#notes")
+            assert "1024×1024 at 20 steps will take about 11 min" in page.text_content("#notes")
             page.screenshot(path=str(artifacts_dir / "browser-time-left.png"))
             page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=60_000)
         finally:

@@ -87,11 +87,11 @@ def choose_checkpoint(workflow: Workflow, requested: str | None, available: tupl
     if not available:
         raise ComfyError("ComfyUI has no checkpoints: put a model file in ComfyUI/models/checkpoints",
                          code="comfyui_no_checkpoint")
-    missing = f"the workflow's checkpoint '{workflow.checkpoint}' is not in ComfyUI"
-    if last_model in available:
-        return last_model, f"{missing}; used '{last_model}', the model used last (choose one in Settings to fix it)"
-    return available[0], (f"{missing}; used '{available[0]}', the first it lists (choose one in Settings to "
-                          "keep the same one when models are added)")
+    chosen = last_model if last_model in available else available[0]
+    # one wording for either way, so the same choice is not announced again on the next job
+    return chosen, (f"the workflow's checkpoint '{workflow.checkpoint}' is not in ComfyUI; used '{chosen}' "
+                    "automatically (the model used last, else the first ComfyUI lists; choose one in Settings "
+                    "to fix it)")
 
 
 def graph_for(job: RenderJob, server: ServerFacts) -> tuple[dict, dict, list[str]]:

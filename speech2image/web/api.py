@@ -74,7 +74,8 @@ def comfyui_status() -> dict:
             status["fix"] = MISS_HINT
         else:  # an address the person set: check that one
             status["fix"] = ("check that ComfyUI runs at the address set in Settings or SPEECH2IMAGE_COMFYUI_URL "
-                             "and listens on that port (started with --preview-method auto), or change the address")
+                             "and listens on that port (started with --preview-method auto), or change the address "
+                             "(several servers: comma-separated)")
     return status
 
 
