@@ -19,7 +19,7 @@ from speech2image.speech.tts import Speaker
 
 from .support.app_process import AppProcess, free_port
 from .support.speech import NORMALIZE
-from .support.speech_servers import WyomingServer
+from .support.speech_servers import OpenAiWhisperServer, WyomingServer
 
 SAID = "A red fox runs across the snowy field at dawn."
 
@@ -97,6 +97,25 @@ def test_openai_compatible_transcription_and_speech(make_app, openai_audio, make
     client.post("/api/settings", json={"tts_server_voice": "am_adam"})
     client.post("/api/speak", json={"text": "Again."})
     assert openai_audio.requests[-1]["json"]["voice"] == "am_adam"
+
+
+def test_openai_transcription_against_the_real_faster_whisper_server(make_app, openai_whisper, tmp_path, make_clip):
+    """faster-whisper-server has no GET /v1/models (404) and reads only POST /v1/audio/transcriptions: it is
+    still ready, used with the OpenAI default model name, and its FastAPI error shape is read."""
+    app = make_app(asr_url=openai_whisper.url, whisper_language="en")
+    client = app.test_client()
+    heard = transcribe(client, make_clip(SAID))
+    assert heard.status_code == 200, heard.json
+    assert wer(SAID, heard.json["text"]) <= 0.2 and heard.json["text"] == heard.json["text"].strip()
+    [server] = client.get("/api/health").json["whisper"]["servers"]
+    assert server["state"] == "ready" and server["protocol"] == "openai" and server["served"] == 1, server
+    assert server["models"] == []
+    if not OpenAiWhisperServer.available():
+        return
+    with OpenAiWhisperServer(tmp_path / "named", config_models=("tiny.en",)) as named:  # no model named whisper-1
+        answer = transcribe(make_app(asr_url=named.url).test_client(), make_clip(SAID))
+        assert answer.status_code == 503
+        assert f"{named.url} answered HTTP 400: unknown model: whisper-1" in answer.json["error"]["message"]
 
 
 def test_pool_skips_a_dead_server_and_names_each_when_none_is_left(make_app, wyoming_whisper, make_clip):
