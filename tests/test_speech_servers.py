@@ -20,6 +20,7 @@ from speech2image.speech.tts import Speaker
 from .support.app_process import AppProcess, free_port
 from .support.speech import NORMALIZE
 from .support.speech_servers import OpenAiWhisperServer, WyomingServer
+from .support.tap import Tap
 
 SAID = "A red fox runs across the snowy field at dawn."
 
@@ -116,6 +117,25 @@ def test_openai_transcription_against_the_real_faster_whisper_server(make_app, o
         answer = transcribe(make_app(asr_url=named.url).test_client(), make_clip(SAID))
         assert answer.status_code == 503
         assert f"{named.url} answered HTTP 400: unknown model: whisper-1" in answer.json["error"]["message"]
+
+
+def test_the_recognition_model_goes_only_to_the_servers_that_list_it(make_app, wyoming_whisper, openai_audio,
+                                                                    make_clip):
+    openai_audio.behaviour.models = ["big-whisper", "small-whisper"]
+    clip = make_clip(SAID)
+    with Tap(wyoming_whisper.url) as tap:
+        wyoming_model = runtime_of(make_app(asr_url=tap.url)).transcriber.pool.servers()[0]["models"][0]
+        for model, to_wyoming, to_openai in [("small-whisper", None, "small-whisper"),
+                                             (wyoming_model, wyoming_model, "big-whisper")]:
+            tap.clear()
+            openai_audio.requests.clear()
+            client = make_app(asr_url=f"{tap.url},{openai_audio.url}", asr_model=model).test_client()
+            for _ in range(2):  # one each: ties go in turn
+                assert transcribe(client, clip).status_code == 200
+            [transcribe_event] = [e for c in tap.finished() for e in c.events() if e.type == "transcribe"]
+            assert (transcribe_event.data or {}).get("name") == to_wyoming, transcribe_event.data
+            [sent] = openai_audio.requests
+            assert sent["fields"]["model"] == to_openai
 
 
 def test_pool_skips_a_dead_server_and_names_each_when_none_is_left(make_app, wyoming_whisper, make_clip):

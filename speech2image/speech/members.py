@@ -28,6 +28,10 @@ class Member:
     def describe(self, timeout_s: float) -> dict:
         raise NotImplementedError
 
+    def models(self) -> list[str]:
+        """The models the server lists (asked again after MODELS_FOR_S); none known here."""
+        return []
+
     def start_loading(self) -> None:
         pass
 
@@ -56,18 +60,33 @@ class AsrMember(Member):
     def transcribe(self, samples: np.ndarray, language: str | None, model: str, beam_size: int | None) -> str:
         raise NotImplementedError
 
+    def model_for(self, model: str) -> str | None:
+        """SPEECH2IMAGE_ASR_MODEL where this server lists it, else None: its own default. (A mixed pool's
+        servers name their models differently; a name one of them lists means nothing to the others.)"""
+        return model if model and model in self.models() else None
+
 
 class WyomingAsr(AsrMember):
     protocol = "wyoming"
+
+    def __init__(self, server, settings):
+        super().__init__(server, settings)
+        self._models: tuple[float, list[str]] | None = None
 
     def describe(self, timeout_s):
         info = wyoming.asr_info(wyoming.describe(self.server, timeout_s))
         if not info["models"]:
             raise ServerFailed("is a Wyoming server without speech recognition (no asr in its Describe)")
+        self._models = (time.monotonic(), info["models"])
         return info
 
+    def models(self) -> list[str]:
+        if self._models is None or time.monotonic() - self._models[0] > MODELS_FOR_S:
+            self.describe(self.timeout_s)
+        return self._models[1]
+
     def transcribe(self, samples, language, model, beam_size):
-        return wyoming.transcribe(self.server, samples, language, model, self.timeout_s)
+        return wyoming.transcribe(self.server, samples, language, self.model_for(model), self.timeout_s)
 
 
 class OpenAiAsr(AsrMember, _OpenAi):
@@ -75,7 +94,8 @@ class OpenAiAsr(AsrMember, _OpenAi):
         return {"models": self.models(timeout_s), "program": "OpenAI-compatible audio API"}
 
     def transcribe(self, samples, language, model, beam_size):
-        model = model or openai_audio.pick(self.models(), openai_audio.ASR_HINTS, openai_audio.DEFAULT_ASR_MODEL)
+        model = self.model_for(model) or openai_audio.pick(self.models(), openai_audio.ASR_HINTS,
+                                                           openai_audio.DEFAULT_ASR_MODEL)
         return openai_audio.transcribe(self.server, samples, language, model, self.api_key, self.timeout_s)
 
 
