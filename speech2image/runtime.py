@@ -180,6 +180,8 @@ class Runtime:
             raise BadInput(str(exc), code=code) from exc
         if knob.name == "workflow" and value and scope == "saved":
             self.workflows.path(value)  # raises with the available names; a job's fails with the same words
+        if knob.name == "tts_engine" and scope == "job":
+            self.voices.check(value)  # with voice servers, only an engine they speak
         return value
 
     def job_overrides(self, values: dict) -> dict:

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from speech2image.config import Settings
+from speech2image.jobs import FINISHED_STAGES
 from speech2image.speech import AsrPool, TtsPool
 from speech2image.speech.asr import Transcriber
 from speech2image.speech.tts import Speaker
@@ -136,6 +137,43 @@ def test_the_recognition_model_goes_only_to_the_servers_that_list_it(make_app, w
             assert (transcribe_event.data or {}).get("name") == to_wyoming, transcribe_event.data
             [sent] = openai_audio.requests
             assert sent["fields"]["model"] == to_openai
+
+
+def finished_job(client, answer, timeout=60.0) -> dict:
+    assert answer.status_code == 202, answer.json
+    deadline = time.monotonic() + timeout
+    while (state := client.get(f"/api/jobs/{answer.json['job_id']}").json)["stage"] not in FINISHED_STAGES:
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    return state
+
+
+def test_a_jobs_voice_engine_goes_to_the_servers_or_is_refused_with_why(make_app, wyoming_piper, openai_audio,
+                                                                         comfy):
+    app = make_app(tts_url=wyoming_piper.url, tts_engine="espeak", comfyui_url=comfy.url)
+    client = app.test_client()
+    servers = runtime_of(app).voices.servers.pool
+    job = {"prompt": "a red fox", "caption": "Here is a red fox in the snow.", "session": "engines"}
+    state = finished_job(client, client.post("/api/jobs", json={**job, "tts_engine": "piper"}))
+    assert state["stage"] == "done" and state["audio_url"], state
+    assert servers.servers()[0]["served"] == 1  # wyoming-piper spoke, not a Piper in the app
+    spoken = client.post("/api/speak", json={"text": SAID, "engine": "piper"}).json
+    assert spoken["engine"] == "wyoming" and wyoming_piper.url in spoken["voice"]
+    for refused in (client.post("/api/jobs", json={**job, "tts_engine": "coqui"}),
+                    client.post("/api/speak", json={"text": SAID, "engine": "coqui"})):
+        assert refused.status_code == 400 and refused.json["error"]["code"] == "bad_tts_engine", refused.json
+        assert f"no voice server speaks with coqui ({wyoming_piper.url} speaks with piper" in \
+            refused.json["error"]["message"]
+    state = finished_job(client, client.post("/api/jobs", json={**job, "tts_engine": "off"}))
+    assert state["stage"] == "done" and state["audio_url"] is None
+    assert servers.servers()[0]["served"] == 2
+    # an OpenAI-compatible server with several engines: the chosen one is its model
+    openai_audio.behaviour.models = ["kokoro", "speaches-ai/piper-en_US-joe-medium"]
+    client = make_app(tts_url=openai_audio.url, tts_engine="espeak").test_client()
+    assert client.post("/api/speak", json={"text": SAID, "engine": "piper"}).status_code == 200
+    assert openai_audio.requests[-1]["json"]["model"] == "speaches-ai/piper-en_US-joe-medium"
+    refused = client.post("/api/speak", json={"text": SAID, "engine": "coqui"}).json["error"]["message"]
+    assert f"{openai_audio.url} speaks with kokoro, speaches-ai/piper-en_US-joe-medium" in refused
 
 
 def test_pool_skips_a_dead_server_and_names_each_when_none_is_left(make_app, wyoming_whisper, make_clip):

@@ -145,8 +145,9 @@ def asr_member(server: SpeechServer, settings: Settings, local: Callable[[], obj
 
 
 class TtsMember(Member):
-    def synthesize(self, text: str, voice: str) -> tuple[bytes, float]:
-        """The WAV and the seconds to its first audio."""
+    def synthesize(self, text: str, voice: str, engine: str = "") -> tuple[bytes, float]:
+        """The WAV and the seconds to its first audio; ``engine``: the one a job chose, where the server offers
+        several (an OpenAI-compatible server's models); a Wyoming server or 'local' is one engine."""
         raise NotImplementedError
 
     def voice_name(self, voice: str) -> str:
@@ -162,7 +163,7 @@ class WyomingTts(TtsMember):
             raise ServerFailed("is a Wyoming server without a voice (no tts in its Describe)")
         return info
 
-    def synthesize(self, text, voice):
+    def synthesize(self, text, voice, engine=""):
         return wyoming.synthesize(self.server, text, voice or None, self.timeout_s)
 
 
@@ -183,8 +184,9 @@ class OpenAiTts(TtsMember, _OpenAi):
     def voice_name(self, voice):
         return voice or (self._voices or [openai_audio.DEFAULT_VOICE])[0]
 
-    def synthesize(self, text, voice):
+    def synthesize(self, text, voice, engine=""):
         model = openai_audio.pick(self.models(), openai_audio.TTS_HINTS, openai_audio.DEFAULT_TTS_MODEL)
+        model = openai_audio.pick(self.models(), (engine,), model) if engine else model
         voice = voice or (self.voices(self.timeout_s) or [openai_audio.DEFAULT_VOICE])[0]
         return openai_audio.synthesize(self.server, text, model, voice, self.api_key, self.timeout_s)
 
@@ -198,7 +200,7 @@ class LocalTts(TtsMember, _Local):
         status = self.model.status()
         return status.get("voice") or status["engine"]
 
-    def synthesize(self, text, voice):
+    def synthesize(self, text, voice, engine=""):
         started = time.perf_counter()
         try:
             spoken = self.model.speak(text)
