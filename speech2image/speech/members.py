@@ -57,7 +57,12 @@ class _OpenAi(Member):
 
 
 class AsrMember(Member):
+    streams = False  # takes a recording's audio as it is spoken (open_stream)
+
     def transcribe(self, samples: np.ndarray, language: str | None, model: str, beam_size: int | None) -> str:
+        raise NotImplementedError
+
+    def open_stream(self, language: str | None, model: str) -> wyoming.Upload:
         raise NotImplementedError
 
     def model_for(self, model: str) -> str | None:
@@ -87,6 +92,11 @@ class WyomingAsr(AsrMember):
 
     def transcribe(self, samples, language, model, beam_size):
         return wyoming.transcribe(self.server, samples, language, self.model_for(model), self.timeout_s)
+
+    streams = True
+
+    def open_stream(self, language, model):
+        return wyoming.Upload(self.server, language, self.model_for(model), self.timeout_s)
 
 
 class OpenAiAsr(AsrMember, _OpenAi):

@@ -23,6 +23,7 @@ from .asr import Transcript, transcribe_upload
 from .members import AsrMember, Member, TtsMember, asr_member, tts_member
 from .server import PROBE_TIMEOUT_S, ServerFailed
 from .tts import SpokenCaption, check_text, wav_info
+from .upstream import Upstream
 
 log = logging.getLogger(__name__)
 DOWN_FOR_S = 10.0  # a server that failed is skipped this long while another can take the request
@@ -54,7 +55,7 @@ class SpeechPool:
         with self._lock:
             return dict(self._busy)
 
-    def _claim(self, tried: dict[str, str], among: list[Member] | None = None) -> Member | None:
+    def claim(self, tried: dict[str, str], among: list[Member] | None = None) -> Member | None:
         """The least busy member (of ``among``) not tried yet, preferring those not down; counted busy at once."""
         with self._lock:
             now = time.monotonic()
@@ -69,9 +70,12 @@ class SpeechPool:
             self._busy[member.url] += 1
             return member
 
-    def _release(self, member: Member, failed: ServerFailed | None) -> None:
+    def release(self, member: Member, failed: ServerFailed | None, served: bool = True) -> None:
+        """No longer busy: served (and up again), failed (skipped a while), or neither (a recording abandoned)."""
         with self._lock:
             self._busy[member.url] -= 1
+            if failed is None and not served:
+                return
             if failed is None:
                 self._served[member.url] += 1
                 self._down.pop(member.url, None)
@@ -82,7 +86,7 @@ class SpeechPool:
         """``work(member)`` on the least busy member (of ``among``); once more on another if that one fails."""
         tried: dict[str, str] = {}
         for _ in range(2):
-            member = self._claim(tried, among)
+            member = self.claim(tried, among)
             if member is None:
                 break
             failed = None
@@ -99,7 +103,7 @@ class SpeechPool:
                 if failed is not None:
                     tried[member.url] = failed.reason
                     log.warning("%s server %s %s", self.what, member.url, failed.reason)
-                self._release(member, failed)
+                self.release(member, failed)
         raise SpeechServerError(self._none_left(tried, among), code=self.code)
 
     def _none_left(self, tried: dict[str, str], among: list[Member] | None = None) -> str:
@@ -189,6 +193,10 @@ class AsrPool:
             return member.transcribe(samples, self.language, self.model, beam_size)
 
         return self.pool.call(work), self.language or "auto"
+
+    def open_upstream(self, so_far: Callable[[], bytes]) -> Upstream:
+        """A live recording's audio on a server as it is spoken (``upstream``); ``so_far``: its PCM until now."""
+        return Upstream(self.pool, self.language, self.model, so_far, lambda samples: self.transcribe_samples(samples)[0])
 
     def status(self) -> dict:
         answer = self.pool.summary("start the speech recognition server (e.g. python -m wyoming_faster_whisper "
