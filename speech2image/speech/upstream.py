@@ -112,6 +112,10 @@ class Upstream:
             except ServerFailed as exc:
                 self._failed(exc, upload)
                 continue
+            except Exception:  # a bug or a library's surprise: the member must not stay claimed
+                log.exception("speech recognition server %s failed unexpectedly", member.url)
+                self._failed(ServerFailed("failed unexpectedly (the app's log has the details)"), upload)
+                continue
             self.upload = upload
             if self._tried:
                 self.switches += 1
