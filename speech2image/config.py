@@ -335,8 +335,8 @@ class Settings:
     asr_url: str = speech_servers("Recognition servers", "asr", "speech recognition", "wyoming-faster-whisper",
                                   "speaches", "the Whisper model", 10300, 8000)
     asr_model: str = setting(
-        "", "The model the speech recognition servers use (a name from their Describe or /v1/models); "
-        "empty: each server's default.",
+        "", "The model the speech recognition servers use (a name from their Describe or /v1/models), sent only "
+        "to the servers that list it; empty, and on the others: each server's default.",
         Knob("Server's recognition model", "speech", "asr", max_len=200, choices="asr_models",
              placeholder="each server's default"))
     tts_url: str = speech_servers("Voice servers", "tts", "voice", "wyoming-piper", "Kokoro-FastAPI", "the voice engine",

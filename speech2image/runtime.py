@@ -212,6 +212,8 @@ class Runtime:
                 listed = ", ".join(offered[:40]) + (f" (and {len(offered) - 40} more)" if len(offered) > 40 else "")
                 raise BadInput(f"'{knob.name}': {where} has no '{value}'; it offers {listed or 'none'}",
                                code=self._bad(knob, scope))
+        if knob.name == "tts_engine" and scope == "job":
+            self.voices.check(value)  # with voice servers, only an engine they speak
         return value
 
     @staticmethod

@@ -7,6 +7,7 @@
 - ``live_server``: one warm app for the whole session (Whisper loads once), on ``fake_comfy``
 - ``make_clip``, ``clips_dir``: spoken clips, cached per session; ``artifacts_dir``: screenshots
 - ``wyoming_whisper``, ``wyoming_piper``: the real Wyoming speech servers, one each per session;
+  ``openai_whisper``: the real faster-whisper-server (OpenAI-compatible), per session, skipped where not installed;
   ``openai_audio``: a fresh OpenAI-compatible audio double; ``garbage_server``: a port that is no Wyoming
 """
 from __future__ import annotations
@@ -24,7 +25,12 @@ from .support.browser import CHROMIUM  # noqa: E402
 from .support.fake_comfy import FakeComfyUI, Knobs  # noqa: E402
 from .support.fake_llm import FakeLlmServer  # noqa: E402
 from .support.live import LiveServer  # noqa: E402
-from .support.speech_servers import FakeOpenAiAudio, GarbageServer, WyomingServer  # noqa: E402
+from .support.speech_servers import (  # noqa: E402
+    FakeOpenAiAudio,
+    GarbageServer,
+    OpenAiWhisperServer,
+    WyomingServer,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -149,6 +155,15 @@ def wyoming_whisper(tmp_path_factory):
 def wyoming_piper(tmp_path_factory):
     """The real wyoming-piper speaking en_US-joe-medium, for the whole session."""
     with WyomingServer("piper", tmp_path_factory.mktemp("wyoming-piper")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def openai_whisper(tmp_path_factory):
+    """The real faster-whisper-server on tiny.en, for the whole session; skipped where it is not installed."""
+    if not OpenAiWhisperServer.available():
+        pytest.skip("faster-whisper-server is not installed (pip install -r requirements-dev.txt)")
+    with OpenAiWhisperServer(tmp_path_factory.mktemp("faster-whisper-server")) as server:
         yield server
 
 

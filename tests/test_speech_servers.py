@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from speech2image.config import Settings
+from speech2image.jobs import FINISHED_STAGES
 from speech2image.speech import AsrPool, TtsPool
 from speech2image.speech.asr import Transcriber
 from speech2image.speech.tts import Speaker
@@ -20,7 +21,8 @@ from speech2image.speech.tts import Speaker
 from .support.app_process import AppProcess, free_port
 from .support.relay import start_job
 from .support.speech import NORMALIZE
-from .support.speech_servers import WyomingServer
+from .support.speech_servers import OpenAiWhisperServer, WyomingServer
+from .support.tap import Tap
 
 SAID = "A red fox runs across the snowy field at dawn."
 
@@ -98,6 +100,79 @@ def test_openai_compatible_transcription_and_speech(make_app, openai_audio, make
     client.post("/api/settings", json={"tts_server_voice": "am_adam"})
     client.post("/api/speak", json={"text": "Again."})
     assert openai_audio.requests[-1]["json"]["voice"] == "am_adam"
+
+
+def test_openai_transcription_against_the_real_faster_whisper_server(make_app, openai_whisper, tmp_path, make_clip):
+    """faster-whisper-server has no GET /v1/models (404) and reads only POST /v1/audio/transcriptions: it is
+    still ready, used with the OpenAI default model name, and its FastAPI error shape is read."""
+    app = make_app(asr_url=openai_whisper.url, whisper_language="en")
+    client = app.test_client()
+    heard = transcribe(client, make_clip(SAID))
+    assert heard.status_code == 200, heard.json
+    assert wer(SAID, heard.json["text"]) <= 0.2 and heard.json["text"] == heard.json["text"].strip()
+    [server] = client.get("/api/health").json["whisper"]["servers"]
+    assert server["state"] == "ready" and server["protocol"] == "openai" and server["served"] == 1, server
+    assert server["models"] == []
+    with OpenAiWhisperServer(tmp_path / "named", config_models=("tiny.en",)) as named:  # no model named whisper-1
+        answer = transcribe(make_app(asr_url=named.url).test_client(), make_clip(SAID))
+        assert answer.status_code == 503
+        assert f"{named.url} answered HTTP 400: unknown model: whisper-1" in answer.json["error"]["message"]
+
+
+def test_the_recognition_model_goes_only_to_the_servers_that_list_it(make_app, wyoming_whisper, openai_audio,
+                                                                    make_clip):
+    openai_audio.behaviour.models = ["big-whisper", "small-whisper"]
+    clip = make_clip(SAID)
+    with Tap(wyoming_whisper.url) as tap:
+        wyoming_model = runtime_of(make_app(asr_url=tap.url)).transcriber.pool.servers()[0]["models"][0]
+        for model, to_wyoming, to_openai in [("small-whisper", None, "small-whisper"),
+                                             (wyoming_model, wyoming_model, "big-whisper")]:
+            tap.clear()
+            openai_audio.requests.clear()
+            client = make_app(asr_url=f"{tap.url},{openai_audio.url}", asr_model=model).test_client()
+            for _ in range(2):  # one each: ties go in turn
+                assert transcribe(client, clip).status_code == 200
+            [transcribe_event] = [e for c in tap.finished() for e in c.events() if e.type == "transcribe"]
+            assert (transcribe_event.data or {}).get("name") == to_wyoming, transcribe_event.data
+            [sent] = openai_audio.requests
+            assert sent["fields"]["model"] == to_openai
+
+
+def finished_job(client, answer, timeout=60.0) -> dict:
+    assert answer.status_code == 202, answer.json
+    deadline = time.monotonic() + timeout
+    while (state := client.get(f"/api/jobs/{answer.json['job_id']}").json)["stage"] not in FINISHED_STAGES:
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    return state
+
+
+def test_a_jobs_voice_engine_goes_to_the_servers_or_is_refused_with_why(make_app, wyoming_piper, openai_audio,
+                                                                         comfy):
+    app = make_app(tts_url=wyoming_piper.url, tts_engine="espeak", comfyui_url=comfy.url)
+    client = app.test_client()
+    servers = runtime_of(app).voices.servers.pool
+    job = {"prompt": "a red fox", "caption": "Here is a red fox in the snow.", "session": "engines"}
+    state = finished_job(client, client.post("/api/jobs", json={**job, "tts_engine": "piper"}))
+    assert state["stage"] == "done" and state["audio_url"], state
+    assert servers.servers()[0]["served"] == 1  # wyoming-piper spoke, not a Piper in the app
+    spoken = client.post("/api/speak", json={"text": SAID, "engine": "piper"}).json
+    assert spoken["engine"] == "wyoming" and wyoming_piper.url in spoken["voice"]
+    for refused in (client.post("/api/jobs", json={**job, "tts_engine": "coqui"}),
+                    client.post("/api/speak", json={"text": SAID, "engine": "coqui"})):
+        assert refused.status_code == 400 and refused.json["error"]["code"] == "bad_tts_engine", refused.json
+        assert f"no voice server speaks with coqui ({wyoming_piper.url} speaks with piper" in \
+            refused.json["error"]["message"]
+    state = finished_job(client, client.post("/api/jobs", json={**job, "tts_engine": "off"}))
+    assert state["stage"] == "done" and state["audio_url"] is None
+    assert servers.servers()[0]["served"] == 2
+    # an OpenAI-compatible server with several engines: the chosen one is its model
+    openai_audio.behaviour.models = ["kokoro", "speaches-ai/piper-en_US-joe-medium"]
+    client = make_app(tts_url=openai_audio.url, tts_engine="espeak").test_client()
+    assert client.post("/api/speak", json={"text": SAID, "engine": "piper"}).status_code == 200
+    assert openai_audio.requests[-1]["json"]["model"] == "speaches-ai/piper-en_US-joe-medium"
+    refused = client.post("/api/speak", json={"text": SAID, "engine": "coqui"}).json["error"]["message"]
+    assert f"{openai_audio.url} speaks with kokoro, speaches-ai/piper-en_US-joe-medium" in refused
 
 
 def test_pool_skips_a_dead_server_and_names_each_when_none_is_left(make_app, wyoming_whisper, make_clip):

@@ -198,6 +198,10 @@ class Transcriber:
             info["error"] = self._loader.error.message
         return info
 
+    def open_upstream(self, so_far) -> None:
+        """A live recording needs no server stream here: the model reads the audio in this process."""
+        return None
+
     def transcribe(self, audio: bytes) -> Transcript:
         return transcribe_upload(audio, self.max_audio_s, self.transcribe_samples)
 

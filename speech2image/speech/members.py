@@ -28,6 +28,10 @@ class Member:
     def describe(self, timeout_s: float) -> dict:
         raise NotImplementedError
 
+    def models(self) -> list[str]:
+        """The models the server lists (asked again after MODELS_FOR_S); none known here."""
+        return []
+
     def start_loading(self) -> None:
         pass
 
@@ -53,21 +57,47 @@ class _OpenAi(Member):
 
 
 class AsrMember(Member):
+    streams = False  # takes a recording's audio as it is spoken (open_stream)
+
     def transcribe(self, samples: np.ndarray, language: str | None, model: str, beam_size: int | None) -> str:
         raise NotImplementedError
+
+    def open_stream(self, language: str | None, model: str) -> wyoming.Upload:
+        raise NotImplementedError
+
+    def model_for(self, model: str) -> str | None:
+        """SPEECH2IMAGE_ASR_MODEL where this server lists it, else None: its own default. (A mixed pool's
+        servers name their models differently; a name one of them lists means nothing to the others.)"""
+        return model if model and model in self.models() else None
 
 
 class WyomingAsr(AsrMember):
     protocol = "wyoming"
 
+    def __init__(self, server, settings):
+        super().__init__(server, settings)
+        self._models: tuple[float, list[str]] | None = None
+
     def describe(self, timeout_s):
         info = wyoming.asr_info(wyoming.describe(self.server, timeout_s))
         if not info["models"]:
             raise ServerFailed("is a Wyoming server without speech recognition (no asr in its Describe)")
+        self._models = (time.monotonic(), info["models"])
         return info
 
+    def models(self) -> list[str]:
+        if self._models is None or time.monotonic() - self._models[0] > MODELS_FOR_S:
+            self.describe(self.timeout_s)
+        assert self._models is not None  # describe() keeps what it read
+        return self._models[1]
+
     def transcribe(self, samples, language, model, beam_size):
-        return wyoming.transcribe(self.server, samples, language, model, self.timeout_s)
+        return wyoming.transcribe(self.server, samples, language, self.model_for(model), self.timeout_s)
+
+    streams = True
+
+    def open_stream(self, language, model):
+        return wyoming.Upload(self.server, language, self.model_for(model), self.timeout_s)
 
 
 class OpenAiAsr(AsrMember, _OpenAi):
@@ -75,7 +105,8 @@ class OpenAiAsr(AsrMember, _OpenAi):
         return {"models": self.models(timeout_s), "program": "OpenAI-compatible audio API"}
 
     def transcribe(self, samples, language, model, beam_size):
-        model = model or openai_audio.pick(self.models(), openai_audio.ASR_HINTS, openai_audio.DEFAULT_ASR_MODEL)
+        model = self.model_for(model) or openai_audio.pick(self.models(), openai_audio.ASR_HINTS,
+                                                           openai_audio.DEFAULT_ASR_MODEL)
         return openai_audio.transcribe(self.server, samples, language, model, self.api_key, self.timeout_s)
 
 
@@ -125,8 +156,9 @@ def asr_member(server: SpeechServer, settings: Settings, local: Callable[[], obj
 
 
 class TtsMember(Member):
-    def synthesize(self, text: str, voice: str) -> tuple[bytes, float]:
-        """The WAV and the seconds to its first audio."""
+    def synthesize(self, text: str, voice: str, engine: str = "") -> tuple[bytes, float]:
+        """The WAV and the seconds to its first audio; ``engine``: the one a job chose, where the server offers
+        several (an OpenAI-compatible server's models); a Wyoming server or 'local' is one engine."""
         raise NotImplementedError
 
     def voice_name(self, voice: str) -> str:
@@ -142,7 +174,7 @@ class WyomingTts(TtsMember):
             raise ServerFailed("is a Wyoming server without a voice (no tts in its Describe)")
         return info
 
-    def synthesize(self, text, voice):
+    def synthesize(self, text, voice, engine=""):
         return wyoming.synthesize(self.server, text, voice or None, self.timeout_s)
 
 
@@ -163,8 +195,9 @@ class OpenAiTts(TtsMember, _OpenAi):
     def voice_name(self, voice):
         return voice or (self._voices or [openai_audio.DEFAULT_VOICE])[0]
 
-    def synthesize(self, text, voice):
+    def synthesize(self, text, voice, engine=""):
         model = openai_audio.pick(self.models(), openai_audio.TTS_HINTS, openai_audio.DEFAULT_TTS_MODEL)
+        model = openai_audio.pick(self.models(), (engine,), model) if engine else model
         voice = voice or (self.voices(self.timeout_s) or [openai_audio.DEFAULT_VOICE])[0]
         return openai_audio.synthesize(self.server, text, model, voice, self.api_key, self.timeout_s)
 
@@ -178,7 +211,7 @@ class LocalTts(TtsMember, _Local):
         status = self.model.status()
         return status.get("voice") or status["engine"]
 
-    def synthesize(self, text, voice):
+    def synthesize(self, text, voice, engine=""):
         started = time.perf_counter()
         try:
             spoken = self.model.speak(text)

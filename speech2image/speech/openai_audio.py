@@ -1,8 +1,11 @@
 """One OpenAI-compatible audio server (speaches, LocalAI, vLLM, Kokoro-FastAPI; what Open WebUI's
 STT/TTS settings speak): ``POST /v1/audio/transcriptions`` (multipart file, model, language,
 response_format=json) and ``POST /v1/audio/speech`` (JSON model, voice, input, response_format=wav),
-with an optional bearer token. Models from ``GET /v1/models``; voices from ``GET /v1/audio/voices``
-where the server has it (Kokoro-FastAPI does; the OpenAI API itself does not).
+with an optional bearer token. Models from ``GET /v1/models`` where the server has it (PyPI's
+faster-whisper-server answers it 404: it lists no model and serves its one model under any name);
+voices from ``GET /v1/audio/voices`` where the server has it (Kokoro-FastAPI does; the OpenAI API
+itself does not). Errors are read in OpenAI's shape (``{"error": {"message"}}``) and FastAPI's
+(``{"detail": ...}``, also ``{"detail": {"error": {"message"}}}``).
 """
 from __future__ import annotations
 
@@ -33,6 +36,15 @@ def _headers(api_key: str) -> dict:
 
 
 def _request(method: str, url: str, api_key: str, timeout_s: float, **kwargs) -> requests.Response:
+    """The answer, or ServerFailed."""
+    answer = _answer(method, url, api_key, timeout_s, missing_ok=False, **kwargs)
+    assert answer is not None  # only a missing_ok request answers None
+    return answer
+
+
+def _answer(method: str, url: str, api_key: str, timeout_s: float, missing_ok: bool = False,
+            **kwargs) -> requests.Response | None:
+    """The answer, or ServerFailed; with ``missing_ok``, None for a 404 in JSON (an API without that path)."""
     try:
         answer = requests.request(method, url, headers=_headers(api_key), timeout=(CONNECT_TIMEOUT_S, timeout_s),
                                   **kwargs)
@@ -46,6 +58,8 @@ def _request(method: str, url: str, api_key: str, timeout_s: float, **kwargs) ->
         raise ServerFailed("closed the connection mid-request") from None
     except requests.RequestException as exc:
         raise ServerFailed(f"could not be asked ({type(exc).__name__})") from None
+    if missing_ok and answer.status_code == 404 and "json" in answer.headers.get("Content-Type", ""):
+        return None
     if answer.status_code >= 400:
         raise ServerFailed(f"answered HTTP {answer.status_code}: {_error_text(answer)}")
     return answer
@@ -56,14 +70,21 @@ def _error_text(answer: requests.Response) -> str:
         body = answer.json()
     except ValueError:
         return describe_bytes(answer.content)
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:300]
+    return _message_in(body)[:300]
+
+
+def _message_in(body, depth: int = 0) -> str:
+    """The words of an error answer: OpenAI's {"error": {"message"}}, FastAPI's {"detail": ...}, or itself."""
+    if isinstance(body, dict) and depth < 3:
         for key in ("error", "detail", "message"):
-            if isinstance(body.get(key), str):
-                return body[key][:300]
-    return str(body)[:300]
+            value = body.get(key)
+            if isinstance(value, str):
+                return value
+            if isinstance(value, dict):
+                return _message_in(value, depth + 1)
+            if isinstance(value, list) and value and all(isinstance(v, dict) and "msg" in v for v in value):
+                return "; ".join(str(v["msg"]) for v in value)  # FastAPI's validation errors (422)
+    return str(body)
 
 
 def _json(answer: requests.Response, what: str):
@@ -75,7 +96,11 @@ def _json(answer: requests.Response, what: str):
 
 
 def list_models(server: SpeechServer, api_key: str, timeout_s: float) -> list[str]:
-    body = _json(_request("GET", f"{server.url}/models", api_key, timeout_s), "GET /models")
+    """The server's model ids; none where it has no GET /models but answers in JSON (an API without a list)."""
+    answer = _answer("GET", f"{server.url}/models", api_key, timeout_s, missing_ok=True)
+    if answer is None:
+        return []
+    body = _json(answer, "GET /models")
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, list):
         raise ServerFailed("answered GET /models without a 'data' list: not an OpenAI-compatible server",

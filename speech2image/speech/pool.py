@@ -18,11 +18,12 @@ from typing import Callable, Generic, TypeVar
 import numpy as np
 
 from ..config import Settings, SpeechServer, parse_speech_urls
-from ..errors import UserFacingError
+from ..errors import BadInput, UserFacingError
 from .asr import Transcript, transcribe_upload
 from .members import AsrMember, Member, TtsMember, asr_member, tts_member
 from .server import PROBE_TIMEOUT_S, ServerFailed
 from .tts import SpokenCaption, check_text, wav_info
+from .upstream import Upstream
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Member)  # the kind of member a pool holds: AsrMember or TtsMember
@@ -55,11 +56,11 @@ class SpeechPool(Generic[M]):
         with self._lock:
             return dict(self._busy)
 
-    def _claim(self, tried: dict[str, str]) -> M | None:
-        """The least busy member not tried yet, preferring those not down; counted busy at once."""
+    def claim(self, tried: dict[str, str], among: list[M] | None = None) -> M | None:
+        """The least busy member (of ``among``) not tried yet, preferring those not down; counted busy at once."""
         with self._lock:
             now = time.monotonic()
-            left = [m for m in self.members if m.url not in tried]
+            left = [m for m in (among or self.members) if m.url not in tried]
             up = [m for m in left if self._down.get(m.url, (0, ""))[0] <= now]
             pool = up or left
             if not pool:
@@ -70,20 +71,23 @@ class SpeechPool(Generic[M]):
             self._busy[member.url] += 1
             return member
 
-    def _release(self, member: Member, failed: ServerFailed | None) -> None:
+    def release(self, member: Member, failed: ServerFailed | None, served: bool = True) -> None:
+        """No longer busy: served (and up again), failed (skipped a while), or neither (a recording abandoned)."""
         with self._lock:
             self._busy[member.url] -= 1
+            if failed is None and not served:
+                return
             if failed is None:
                 self._served[member.url] += 1
                 self._down.pop(member.url, None)
             else:
                 self._down[member.url] = (time.monotonic() + DOWN_FOR_S, failed.reason)
 
-    def call(self, work: Callable[[M], object]):
-        """``work(member)`` on the least busy member; once more on another if that one fails."""
+    def call(self, work: Callable[[M], object], among: list[M] | None = None):
+        """``work(member)`` on the least busy member (of ``among``); once more on another if that one fails."""
         tried: dict[str, str] = {}
         for _ in range(2):
-            member = self._claim(tried)
+            member = self.claim(tried, among)
             if member is None:
                 break
             failed = None
@@ -100,13 +104,13 @@ class SpeechPool(Generic[M]):
                 if failed is not None:
                     tried[member.url] = failed.reason
                     log.warning("%s server %s %s", self.what, member.url, failed.reason)
-                self._release(member, failed)
-        raise SpeechServerError(self._none_left(tried), code=self.code)
+                self.release(member, failed)
+        raise SpeechServerError(self._none_left(tried, among), code=self.code)
 
-    def _none_left(self, tried: dict[str, str]) -> str:
+    def _none_left(self, tried: dict[str, str], among: list[M] | None = None) -> str:
         said = [f"{url} {reason}" for url, reason in tried.items()]
         with self._lock:
-            for url in self.urls:
+            for url in [m.url for m in among or self.members]:
                 if url not in tried:
                     down = self._down.get(url)
                     said.append(f"{url} was not tried (the request is retried once)" if down is None
@@ -191,6 +195,10 @@ class AsrPool:
 
         return self.pool.call(work), self.language or "auto"
 
+    def open_upstream(self, so_far: Callable[[], bytes]) -> Upstream:
+        """A live recording's audio on a server as it is spoken (``upstream``); ``so_far``: its PCM until now."""
+        return Upstream(self.pool, self.language, self.model, so_far, lambda samples: self.transcribe_samples(samples)[0])
+
     def status(self) -> dict:
         answer = self.pool.summary("start the speech recognition server (e.g. python -m wyoming_faster_whisper "
                                    "--uri tcp://0.0.0.0:10300 ...) or change SPEECH2IMAGE_ASR_URL (Recognition "
@@ -212,25 +220,80 @@ class TtsPool:
     def start_loading(self) -> None:
         self.pool.start_loading()
 
-    def speak(self, text: str) -> SpokenCaption:
+    def speak(self, text: str, engine: str = "") -> SpokenCaption:
+        """On any server, or with ``engine`` only on those that speak it (BadInput when none does)."""
         text = check_text(text)
+        among = self.speakers_of(engine) if engine else None
         started = time.perf_counter()
 
         def work(member: TtsMember):
-            wav, _first = member.synthesize(text, self.voice)
+            wav, _first = member.synthesize(text, self.voice, engine)
             return member, wav
 
-        member, wav = self.pool.call(work)
+        member, wav = self.pool.call(work, among)
         sample_rate, duration = wav_info(wav)
         return SpokenCaption(wav=wav, sample_rate=sample_rate, duration_s=duration,
                              elapsed_s=time.perf_counter() - started, engine=member.protocol,
                              voice=f"{member.voice_name(self.voice)} at {member.url}")
+
+    def speakers_of(self, engine: str) -> list[TtsMember]:
+        """The servers that speak ``engine`` by what they tell (a Wyoming program's name, an OpenAI-compatible
+        server's model names, the engine of 'local'). None of those that answered: BadInput saying what each
+        speaks. None answered at all: every one (the request then names what each said)."""
+        answers = {s["url"]: s for s in self.pool.servers()}
+        able: list[TtsMember] = []
+        said: list[TtsMember] = []
+        for member in self.pool.members:
+            info = answers.get(member.url, {})
+            if info.get("state") in ("ready", "loading"):
+                (able if speaks(info, engine) else said).append(member)
+        if able:
+            return able
+        if not said:
+            return self.pool.members
+        offers = "; ".join(f"{m.url} speaks with {offered(answers[m.url])}" for m in said)
+        others = [m.url for m in self.pool.members if m not in said]
+        if others:
+            offers += f"; {', '.join(others)} did not answer"
+        log.info("voice engine %s refused: %s", engine, offers)
+        raise BadInput(f"no voice server speaks with {engine} ({offers}); choose the voice engine they speak "
+                       "or 'off' (Settings -> Voice engine)", code="bad_tts_engine")
+
+    def for_engine(self, engine: str) -> "EngineOnServers":
+        return EngineOnServers(self, engine)
 
     def status(self) -> dict:
         answer = self.pool.summary("start the voice server (e.g. python -m wyoming_piper --voice en_US-joe-medium "
                                    "--uri tcp://0.0.0.0:10200 ...) or change SPEECH2IMAGE_TTS_URL (Voice servers "
                                    "in Settings); 'local' uses the voice in this app")
         return {"engine": "servers", "voice": self.voice or "each server's default", **answer}
+
+
+class EngineOnServers:
+    """A job's choice of voice engine while voice servers are set: spoken by the servers that speak it."""
+
+    def __init__(self, pool: TtsPool, engine: str):
+        self.pool = pool
+        self.engine_name = engine
+
+    def speak(self, text: str) -> SpokenCaption:
+        return self.pool.speak(text, self.engine_name)
+
+    def status(self) -> dict:
+        return self.pool.status()
+
+    def start_loading(self) -> None:
+        pass
+
+
+def speaks(info: dict, engine: str) -> bool:
+    """Whether a server's Describe or model list names the engine (wyoming-piper's program is 'piper')."""
+    return any(engine in name.lower() for name in [info.get("program") or "", *(info.get("models") or [])])
+
+
+def offered(info: dict) -> str:
+    return (", ".join(info.get("models") or []) if info.get("protocol") == "openai" else info.get("program")) \
+        or "an engine it does not name"
 
 
 def pools_wanted(value: str) -> list[SpeechServer] | None:

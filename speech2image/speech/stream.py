@@ -18,6 +18,13 @@ quiet) the stream gets an end-of-speech pass at once: people pause before they p
 that pass has usually heard everything when Stop comes, and the final transcript is its text,
 ready at Stop. Only when speech came after the last pass does Stop cost one more pass.
 
+With recognition on servers (an ``AsrPool``) the recording goes to a server as it is spoken
+(``upstream``: one Wyoming stream per recording) and the final text is that server's one read of
+it at Stop. The passes while speaking read only the phrase being spoken: from where the preview
+last settled (an end-of-speech pass settles it; so does a phrase longer than ``window_s``, cut at
+its last pause), so a pass costs the network and the server the same in a 30 s recording as in a
+3 s one.
+
 The socket's frames are declared here once (``FRAMES``); ``web/live.py`` carries them.
 """
 from __future__ import annotations
@@ -39,6 +46,7 @@ from .window import speech_spans
 
 if TYPE_CHECKING:
     from .pool import AsrPool
+    from .upstream import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +100,12 @@ class Agreement:
     def text(self) -> str:
         return " ".join(self.committed + self.tentative)
 
+    def settle(self) -> None:
+        """Every word heard so far is kept (the speaker ended a phrase): the next passes add to them."""
+        self.committed += self.tentative
+        self.tentative = []
+        self._previous = list(self.committed)
+
 
 @dataclass(frozen=True)
 class Final:
@@ -131,6 +145,9 @@ class LiveStream:
         self._last_text = ""  # the last pass's whole text
         self.pass_after_stop = False
         self._error: UserFacingError | None = None
+        self.upstream: Upstream | None = None  # the recording on a server as it is spoken (recognition on servers)
+        self.anchor = 0  # samples the preview has settled; with an upstream, passes read from here
+        self.settled: list[str] = []  # the words of the audio before the anchor
 
     # --- the audio --------------------------------------------------------------------
 
@@ -143,6 +160,7 @@ class LiveStream:
         if len(data) % BYTES_PER_SAMPLE or len(data) > MAX_FRAME_BYTES:
             raise BadInput(f"an audio frame must be whole {SAMPLE_FORMAT} samples, at most {MAX_FRAME_BYTES} bytes",
                            code="bad_frame")
+        note = None
         with self._lock:
             if self.state != "open":
                 return None
@@ -154,11 +172,17 @@ class LiveStream:
                     note = (f"The recording reached the limit of {self.max_audio_s:g} seconds; "
                             "what came after was not transcribed.")
                     log.info("live stream cut at %g s", self.max_audio_s)
-                    self._pcm.extend(data)
-                    return note
             self._pcm.extend(data)
-        self._scheduler.consider(self)
-        return None
+        if data and self.upstream is not None:
+            self.upstream.feed(data)
+        if note is None:
+            self._scheduler.consider(self)
+        return note
+
+    def pcm(self) -> bytes:
+        """The recording so far, as it came."""
+        with self._lock:
+            return bytes(self._pcm)
 
     def audio(self, start: int = 0) -> np.ndarray:
         with self._lock:
@@ -197,6 +221,11 @@ class LiveStream:
         self._checked = covered  # what the VAD saw after it during the pass is looked at again
         self._speech_since_pass = False
 
+    def settle(self, covered: int) -> None:
+        self.agreement.settle()
+        self.settled = list(self.agreement.committed)
+        self.anchor = covered
+
     def send(self, message: dict) -> None:
         try:
             self._listener(message)
@@ -209,6 +238,8 @@ class LiveStream:
 
     def conclude(self, error: UserFacingError | None = None) -> None:
         with self._lock:
+            if self.state == "done":
+                return  # concluded already (a preview pass that fails after the final text changes nothing)
             if error is None:
                 # The last pass read the whole recording with the upload's beam: its text is the
                 # final one (the committed words of the preview were read from shorter audio).
@@ -227,7 +258,9 @@ class LiveStream:
             self.state = "stopping"
             self.pending = None
             busy = self.running
-        if busy or self.speech_after_pass():
+        if self.upstream is not None:
+            self._finish_upstream()
+        elif busy or self.speech_after_pass():
             self._scheduler.request(self, FINAL)
         else:
             self.conclude()
@@ -241,6 +274,21 @@ class LiveStream:
                      duration_s=self.samples / SAMPLE_RATE, passes=self.passes, cut=self.cut,
                      pass_after_stop=self.pass_after_stop)
 
+    def _finish_upstream(self) -> None:
+        """The server that has the recording reads it once; nothing said (by the VAD): no read at all."""
+        assert self.upstream is not None  # only called for a recording on a server
+        if not (self.passes or self.speech_after_pass()):
+            self._last_text = ""
+            self.conclude()
+            return
+        self.pass_after_stop = True
+        try:
+            self._last_text = self.upstream.finish(self.audio)
+            self.passes += 1
+            self.conclude()
+        except UserFacingError as exc:
+            self.conclude(exc)
+
     def close(self) -> None:
         """Release the audio; a pass still queued for it is skipped."""
         with self._lock:
@@ -248,6 +296,8 @@ class LiveStream:
                 self.state = "closed"
             self.pending = None
             self._pcm = bytearray()
+        if self.upstream is not None:
+            self.upstream.close()
         self._finished.set()
 
 
@@ -255,19 +305,22 @@ class LiveTranscriber:
     """Schedules every live stream's passes on the current warm Whisper model, one at a time."""
 
     def __init__(self, transcriber: Callable[[], Transcriber | AsrPool], cadence_s: float = 1.0, min_new_s: float = 0.3,
-                 first_pass_s: float = 0.8, endpoint_s: float = 0.5):
+                 first_pass_s: float = 0.8, endpoint_s: float = 0.5, window_s: float = 6.0):
         self._transcriber = transcriber  # the current one: a settings change may rebuild it
         self.cadence_s = cadence_s  # at most one partial pass per stream this often
         self.min_new_s = min_new_s  # new audio a partial pass needs
         self.first_pass_s = first_pass_s  # audio the first pass needs: fewer words are not worth a pass
         self.endpoint_s = endpoint_s  # quiet after speech that asks for an end-of-speech pass
+        self.window_s = window_s  # with recognition on servers, the most audio one pass reads
         self._heap: list = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
     def open(self, listener: Callable[[dict], None], max_audio_s: float) -> LiveStream:
-        return LiveStream(self, listener, max_audio_s)
+        stream = LiveStream(self, listener, max_audio_s)
+        stream.upstream = self._transcriber().open_upstream(stream.pcm)
+        return stream
 
     def consider(self, stream: LiveStream) -> None:
         """After new audio: an end-of-speech pass once the speaker is quiet, else a partial pass when
@@ -313,7 +366,7 @@ class LiveTranscriber:
                 stream.running = True
                 stream.last_pass_started = time.monotonic()
             try:
-                self._pass(stream, final)
+                self._pass(stream, kind)
             except UserFacingError as exc:
                 stream.conclude(exc)
             except Exception:
@@ -323,10 +376,13 @@ class LiveTranscriber:
             finally:
                 stream.running = False
 
-    def _pass(self, stream: LiveStream, final: bool) -> None:
+    def _pass(self, stream: LiveStream, kind: int) -> None:
+        final = kind == FINAL
         if final and stream.passes and not stream.speech_after_pass():
             stream.conclude()  # the last partial pass already heard everything
             return
+        if stream.upstream is not None:
+            return self._phrase_pass(stream, settle=kind == END_OF_SPEECH)
         stream.pass_after_stop = final
         samples = stream.audio()
         text, _ = self._transcriber().transcribe_samples(samples)
@@ -335,3 +391,24 @@ class LiveTranscriber:
             stream.conclude()
         else:
             stream.send_partial()
+
+    def _phrase_pass(self, stream: LiveStream, settle: bool) -> None:
+        """A preview pass of a recording on a server: the audio after the settled words, at most
+        ``window_s`` (cut at its last pause; the final text is the server's read of the whole)."""
+        start = stream.anchor
+        samples = stream.audio(start)
+        limit = int(self.window_s * SAMPLE_RATE)
+        if samples.size > limit:
+            samples = samples[:last_pause(samples[:limit]) or limit]
+            settle = True
+        text, _ = self._transcriber().transcribe_samples(samples)
+        stream.took_pass(" ".join([*stream.settled, *text.split()]), start + samples.size)
+        if settle:
+            stream.settle(start + samples.size)
+        stream.send_partial()
+
+
+def last_pause(samples: np.ndarray) -> int | None:
+    """Where the last pause between two stretches of speech is (its middle), if the VAD hears one."""
+    spans = speech_spans(samples, min_silence_ms=100)
+    return (spans[-2][1] + spans[-1][0]) // 2 if len(spans) >= 2 else None

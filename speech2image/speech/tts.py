@@ -274,24 +274,30 @@ class Speaker:
 
 class Voices:
     """One warm Speaker per engine, so switching engines on the page does not reload the others;
-    with voice servers configured, they speak for the default engine and its model is never loaded."""
+    with voice servers configured, they speak for every engine but 'off' (a job's other engine: the
+    servers that speak it, else refused) and no engine's model is loaded here."""
 
     def __init__(self, default_engine: str, voice: str = "", coqui_model_path: str = "", coqui_config_path: str = "",
                  servers=None):
-        """``servers``: a pool of voice servers (speech.TtsPool) that speaks for the default engine;
-        a job that names another engine still gets that engine, in this app."""
+        """``servers``: a pool of voice servers (speech.TtsPool) that speaks for the default engine, and for
+        another engine a job names through the servers that speak it."""
         self.default_engine = default_engine
         self.servers = servers
         self.options = {"voice": voice, "coqui_model_path": coqui_model_path, "coqui_config_path": coqui_config_path}
         self._speakers: dict[str, Speaker] = {}
         self._lock = threading.Lock()
 
+    def check(self, engine: str) -> None:
+        """A job's engine choice: BadInput now, before anything runs, when the voice servers cannot speak it."""
+        if self.servers is not None and engine not in ("", "off", self.default_engine):
+            self.servers.speakers_of(engine)
+
     def get(self, engine: str | None = None) -> Speaker:
         name = engine or self.default_engine
-        if self.servers is not None and name == self.default_engine and name != "off":
-            return self.servers
         if name not in ENGINES:
             raise BadInput(f"unknown TTS engine '{name}'; choose one of {', '.join(ENGINES)}", code="bad_tts_engine")
+        if self.servers is not None and name != "off":
+            return self.servers if name == self.default_engine else self.servers.for_engine(name)
         with self._lock:
             if name not in self._speakers:
                 voice = self.options["voice"] if name == self.default_engine else ""

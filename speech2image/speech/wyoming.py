@@ -5,6 +5,7 @@ refused, closed mid-request, silent too long, an ``error`` event, or bytes that 
 """
 from __future__ import annotations
 
+import select
 import socket
 import time
 
@@ -75,12 +76,23 @@ class Connection:
         return self
 
     def __exit__(self, *exc):
+        if self.sock.fileno() < 0:
+            return
         try:
             self.stream.close()  # flushes: the peer may be gone
         except OSError:
             pass
         finally:
             self.sock.close()
+
+    def answered(self) -> bool:
+        """Whether the server has sent something (or closed) that was not read yet (before any read: the
+        socket's own buffer is all there is)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def send(self, event: Event) -> None:
         try:
@@ -145,24 +157,61 @@ def tts_info(info: Info) -> dict:
             "languages": sorted({lang for v in voices for lang in (v.languages or [])})}
 
 
-def transcribe(server: SpeechServer, samples: np.ndarray, language: str | None, model: str | None,
-               timeout_s: float) -> str:
-    """Transcribe -> AudioStart / AudioChunk... / AudioStop -> Transcript."""
-    pcm = pcm16(samples)
-    with Connection(server, timeout_s) as conn:
-        conn.send(Transcribe(name=model or None, language=language or None).event())
-        conn.send(AudioStart(rate=RATE, width=2, channels=1).event())
+class Upload:
+    """One Transcribe stream: ``Transcribe`` and ``AudioStart`` at once, the audio as it comes (``send``),
+    the transcript after ``AudioStop`` (``finish``). wyoming-faster-whisper writes the chunks to a file as
+    they arrive and reads that file once, at AudioStop (``supports_transcript_streaming: false``): a stream
+    costs the network its audio once, and the server one read at its end."""
+
+    def __init__(self, server: SpeechServer, language: str | None, model: str | None, timeout_s: float):
+        self.conn = Connection(server, timeout_s)
+        self.sent = 0  # bytes of PCM sent
+        try:
+            self.conn.send(Transcribe(name=model or None, language=language or None).event())
+            self.conn.send(AudioStart(rate=RATE, width=2, channels=1).event())
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, pcm: bytes) -> None:
+        """More audio; ServerFailed when the server ended the stream before its end (it closed, said an
+        error, or answered already: a server that ends speech itself, e.g. --vad-endpointing)."""
+        if self.conn.answered():
+            event = self.conn.receive()  # raises for a close or an error
+            raise ServerFailed(f"ended the stream before the recording did (it answered '{event.type}')")
         step = CHUNK_SAMPLES * 2
         for start in range(0, len(pcm), step):
-            conn.send(AudioChunk(rate=RATE, width=2, channels=1, audio=pcm[start:start + step]).event())
-        conn.send(AudioStop().event())
-        while True:  # transcript-start / transcript-chunk (streaming servers) come before the transcript
-            event = conn.receive()
-            if Transcript.is_type(event.type):
-                try:
-                    return (Transcript.from_event(event).text or "").strip()
-                except (KeyError, TypeError):
-                    raise ServerFailed("answered a transcript without text", garbage=True) from None
+            self.conn.send(AudioChunk(rate=RATE, width=2, channels=1, audio=pcm[start:start + step]).event())
+        self.sent += len(pcm)
+
+    def finish(self) -> str:
+        """AudioStop, then the transcript (transcript-start / -chunk of streaming servers come before it)."""
+        try:
+            self.conn.send(AudioStop().event())
+            while True:
+                event = self.conn.receive()
+                if Transcript.is_type(event.type):
+                    try:
+                        return (Transcript.from_event(event).text or "").strip()
+                    except (KeyError, TypeError):
+                        raise ServerFailed("answered a transcript without text", garbage=True) from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.conn.__exit__()
+
+
+def transcribe(server: SpeechServer, samples: np.ndarray, language: str | None, model: str | None,
+               timeout_s: float) -> str:
+    """A whole recording: Transcribe -> AudioStart / AudioChunk... / AudioStop -> Transcript."""
+    upload = Upload(server, language, model, timeout_s)
+    try:
+        upload.send(pcm16(samples))
+    except BaseException:
+        upload.close()
+        raise
+    return upload.finish()
 
 
 def synthesize(server: SpeechServer, text: str, voice: str | None, timeout_s: float) -> tuple[bytes, float]:

@@ -26,6 +26,13 @@ def pcm16k(path: Path) -> bytes:
     return np.clip(samples, -32768, 32767).astype("<i2").tobytes()
 
 
+def spoken(clips: list[Path], gap_s: float = 0.8, lead_s: float = 0.3) -> bytes:
+    """Clips one after another as one 16 kHz s16le recording, with a pause before and after each
+    (people pause between sentences)."""
+    quiet = lambda seconds: b"\x00\x00" * int(16000 * seconds)  # noqa: E731
+    return quiet(lead_s) + b"".join(pcm16k(clip) + quiet(gap_s) for clip in clips)
+
+
 class AudioStream:
     """One recording's socket; a reader thread keeps every frame the server sends with the time it came."""
 

