@@ -37,53 +37,35 @@ from speech2image.speech.tts import bundled_piper_voice
 from .app_process import free_port
 
 
-class WyomingServer:
-    """``python -m wyoming_faster_whisper`` (kind 'whisper') or ``python -m wyoming_piper`` (kind 'piper')."""
+class ServerProcess:
+    """A real speech server run as our child process on a loopback port: started until it answers
+    (``ready``), its output in ``log_path``, stopped (SIGTERM, then SIGKILL) at the end."""
 
-    def __init__(self, kind: str, data_dir: Path, port: int | None = None, log_path: Path | None = None):
-        self.kind = kind
-        self.port = port or free_port()
-        self.url = f"tcp://127.0.0.1:{self.port}"
-        self.data_dir = Path(data_dir)
-        self.log_path = Path(log_path or self.data_dir / f"wyoming-{kind}-{self.port}.log")
-        self.process: subprocess.Popen | None = None
+    name = "server"
+    process: subprocess.Popen | None = None
+    log_path: Path
+    data_dir: Path
 
     def command(self) -> list[str]:
-        uri = f"tcp://127.0.0.1:{self.port}"
-        if self.kind == "whisper":
-            return [sys.executable, "-m", "wyoming_faster_whisper", "--uri", uri, "--model", str(bundled_model_path()),
-                    "--data-dir", str(self.data_dir), "--language", "en", "--local-files-only",
-                    "--compute-type", "int8", "--cpu-threads", "2"]
-        return [sys.executable, "-m", "wyoming_piper", "--voice", "en_US-joe-medium", "--uri", uri,
-                "--data-dir", str(bundled_piper_voice().parent)]
+        raise NotImplementedError
 
-    def start(self, timeout: float = 90.0) -> "WyomingServer":
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 90.0):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.kind} server exited with {self.process.returncode}: "
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: "
                                    f"{self.log_path.read_text()[-2000:]}")
-            if self.describes():
+            if self.ready():
                 return self
             time.sleep(0.2)
         self.stop()
-        raise TimeoutError(f"the {self.kind} server did not answer within {timeout} s; see {self.log_path}")
-
-    def describes(self) -> bool:
-        """Whether it answers Describe (it is up)."""
-        from wyoming.event import read_event, write_event
-        from wyoming.info import Describe
-
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock, sock.makefile("rwb") as f:
-                write_event(Describe().event(), f)
-                event = read_event(f)
-                return event is not None and event.type == "info"
-        except OSError:
-            return False
+        raise TimeoutError(f"{self.name} did not answer within {timeout} s; see {self.log_path}")
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -105,7 +87,45 @@ class WyomingServer:
         self.stop()
 
 
-class OpenAiWhisperServer:
+class WyomingServer(ServerProcess):
+    """``python -m wyoming_faster_whisper`` (kind 'whisper') or ``python -m wyoming_piper`` (kind 'piper')."""
+
+    def __init__(self, kind: str, data_dir: Path, port: int | None = None, log_path: Path | None = None):
+        self.kind = kind
+        self.name = f"the {kind} server"
+        self.port = port or free_port()
+        self.url = f"tcp://127.0.0.1:{self.port}"
+        self.data_dir = Path(data_dir)
+        self.log_path = Path(log_path or self.data_dir / f"wyoming-{kind}-{self.port}.log")
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        uri = f"tcp://127.0.0.1:{self.port}"
+        if self.kind == "whisper":
+            return [sys.executable, "-m", "wyoming_faster_whisper", "--uri", uri, "--model", str(bundled_model_path()),
+                    "--data-dir", str(self.data_dir), "--language", "en", "--local-files-only",
+                    "--compute-type", "int8", "--cpu-threads", "2"]
+        return [sys.executable, "-m", "wyoming_piper", "--voice", "en_US-joe-medium", "--uri", uri,
+                "--data-dir", str(bundled_piper_voice().parent)]
+
+    def describes(self) -> bool:
+        """Whether it answers Describe (it is up)."""
+        from wyoming.event import read_event, write_event
+        from wyoming.info import Describe
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock, sock.makefile("rwb") as f:
+                write_event(Describe().event(), f)
+                event = read_event(f)
+                return event is not None and event.type == "info"
+        except OSError:
+            return False
+
+    def ready(self) -> bool:
+        return self.describes()
+
+
+class OpenAiWhisperServer(ServerProcess):
     """``python -m faster_whisper_server``: one model (the tiny.en folder) under any name, or with ``config_models``
     its YAML mode, where a request's model must be one of those names (their models load on first use)."""
 
@@ -115,6 +135,7 @@ class OpenAiWhisperServer:
         self.data_dir = Path(data_dir)
         self.config_models = config_models
         self.log_path = self.data_dir / f"faster-whisper-server-{self.port}.log"
+        self.name = "faster-whisper-server"
         self.process: subprocess.Popen | None = None
 
     @staticmethod
@@ -133,40 +154,13 @@ class OpenAiWhisperServer:
             for name in self.config_models]}))
         return command + ["--config", str(config)]
 
-    def start(self, timeout: float = 60.0) -> "OpenAiWhisperServer":
+    def ready(self) -> bool:
         import requests
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"faster-whisper-server exited with {self.process.returncode}: "
-                                   f"{self.log_path.read_text()[-2000:]}")
-            try:
-                if requests.get(self.url.removesuffix("/v1") + "/health", timeout=1).ok:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise TimeoutError(f"faster-whisper-server did not answer within {timeout} s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        try:
+            return requests.get(self.url.removesuffix("/v1") + "/health", timeout=1).ok
+        except requests.RequestException:
+            return False
 
 
 def sine_wav(seconds: float = 1.0, rate: int = 24000) -> bytes:
