@@ -12,14 +12,18 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from ..prepare import RenderJob, ServerFacts, graph_for
+from ..detect import ModelInfo
+from ..prepare import RenderJob, graph_for
 from ..workflows import RenderParams, Workflow
 from .client import CLIENT_PREFIX, ComfyClient
 from .discovery import ComfyDiscovery, device_kind
 from .events import RenderEvents
 from .protocol import START_HINT, ComfyError, ComfyUnavailable, PromptLost
+
+if TYPE_CHECKING:
+    from ..catalog import ModelCatalog
 
 # Seconds per sampler step per megapixel on a CPU, until one render on that server has been timed:
 # SD 1.5 on a typical desktop CPU (512x512 at 20 steps: about 105 s). The warning comes above CPU_WARN_S.
@@ -82,7 +86,7 @@ class ComfyPool:
 
     def __init__(self, urls: list[str], stall_s: float = 300.0, probe_timeout_s: float = 2.0,
                  load: ServerLoad | None = None, discovery: ComfyDiscovery | None = None,
-                 client_prefix: str = CLIENT_PREFIX):
+                 client_prefix: str = CLIENT_PREFIX, catalog: "ModelCatalog | None" = None):
         """``urls``: the configured servers; none: the one ``discovery`` finds (a default one probes
         the usual local ports). ``client_prefix`` marks our prompts in ComfyUI's queue."""
         self.urls = tuple(urls)
@@ -93,6 +97,10 @@ class ComfyPool:
         self._clients_lock = threading.Lock()
         self.probe_timeout_s = probe_timeout_s
         self.load = load or ServerLoad()
+        if catalog is None:
+            from ..catalog import ModelCatalog  # the catalog asks servers through this package: imported late
+            catalog = ModelCatalog()
+        self.catalog = catalog  # the servers' model files and their families
         self._devices: dict[str, str | None] = {}  # url -> cpu or gpu, from /system_stats
         self._cpu_speed: dict[str, float] = {}  # url -> seconds per step per megapixel, measured on a CPU
 
@@ -265,17 +273,11 @@ class ComfyPool:
 
     # --- one render, wherever it can run ------------------------------------------------
 
-    @staticmethod
-    def _models(client: ComfyClient, workflow: Workflow) -> tuple[str, ...] | None:
-        """The checkpoints the server lists, when the workflow loads one; None when it cannot say."""
-        if workflow.roles.checkpoint is None:
-            return None
-        try:
-            return tuple(client.checkpoints())
-        except ComfyError as exc:
-            if exc.code == "comfyui_unreachable":
-                raise
-            return None
+    def model_for(self, workflow: Workflow, requested: str | None) -> ModelInfo | None:
+        """The model a new picture would be drawn with on the first server (for the prompt's dialect);
+        None when that cannot be told now (no server answers, or it cannot list its models)."""
+        clients = self.clients
+        return self.catalog.model_for(self._probe(clients[0]), workflow, requested) if clients else None
 
     def render(self, job: RenderJob, on_event: Callable[[dict], None], on_submit: Callable[[dict], None],
                cancel: threading.Event | None = None) -> Rendered:
@@ -332,7 +334,7 @@ class ComfyPool:
                 self.discovery.wait_started(client.base_url, cancel)
             image = (self._upload_picture(client, workflow, job.params)
                      if job.params.image_data is not None else None)
-            facts = ServerFacts(client.base_url, self._models(client, workflow), image)
+            facts = self.catalog.facts(client, job, image)
             graph, used, notes = graph_for(job, facts)
             for note in notes:
                 events.emit({"type": "note", "text": note})
