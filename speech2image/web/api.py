@@ -124,12 +124,13 @@ def prompt():
     runtime = current_runtime()
     # A bad preset is a 400 before any streaming starts.
     chosen = dataclasses.replace(runtime.settings, **runtime.job_overrides(
-        {name: body.get(name) for name in ("preset", "model")}))
+        {name: body.get(name) for name in ("preset", "model", "checkpoint", "cfg")}))
     kwargs = {
         "transcript": transcript,
         "preset": chosen.llm_preset,
         "session": optional_text(body, "session"),
         "model": chosen.llm_model or None,
+        "dialect": runtime.comfy.dialect(runtime.workflows, chosen),  # what the picture's model understands
     }
     writer = runtime.prompt_writer
     if "text/event-stream" in request.headers.get("Accept", "") or body.get("stream") is True:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ..detect import ModelInfo
+from ..families import Dialect, dialect_for
 from ..prepare import RenderJob, graph_for
-from ..workflows import RenderParams, Workflow
+from ..workflows import RenderParams, Workflow, WorkflowError, WorkflowLibrary
 from .client import CLIENT_PREFIX, ComfyClient
 from .discovery import ComfyDiscovery, device_kind
 from .events import RenderEvents
@@ -272,6 +273,19 @@ class ComfyPool:
                 f"{round(estimate / 60)} min. Fewer steps or a smaller size is much faster.")
 
     # --- one render, wherever it can run ------------------------------------------------
+
+    def dialect(self, workflows: WorkflowLibrary, settings) -> Dialect:
+        """How a prompt is written for the model the settings would draw a new picture with; the usual way
+        (SD 1.5 tags and a negative prompt) when that cannot be told."""
+        try:
+            workflow = workflows.load(settings.workflow)
+        except WorkflowError:
+            return Dialect()  # the render says what is wrong with it
+        model = self.model_for(workflow, settings.checkpoint or None)
+        if model is None:
+            return Dialect()
+        cfg = settings.cfg or (None if workflow.shipped else workflow.defaults.get("cfg"))
+        return dialect_for(model.family, model.variant, cfg)
 
     def model_for(self, workflow: Workflow, requested: str | None) -> ModelInfo | None:
         """The model a new picture would be drawn with on the first server (for the prompt's dialect);
