@@ -19,7 +19,7 @@ from pathlib import Path
 from .comfy.protocol import ComfyError, ComfyUnavailable
 from .detect import ModelInfo, detect, read_header
 from .families import DIFFUSION_FOLDERS, FAMILIES, VARIANTS
-from .graphs import needed_loaders
+from .graphs import companions, needed_loaders
 from .prepare import RenderJob, ServerFacts, choose_model
 from .workflows import Workflow
 
@@ -212,3 +212,18 @@ class ModelCatalog:
             except ComfyError as exc:
                 log.info("ComfyUI at %s could not list its LoRAs: %s", client.base_url, exc.message)
         return ServerFacts(client.base_url, models, image, loaders, loras, choices)
+
+    def companion_problems(self, client) -> dict[str, str]:
+        """Each diffusion model of the server that lacks a file it is loaded with (text encoders, VAE),
+        with what to put where; {} when every one has what it needs."""
+        problems, loaders = {}, {}
+        for model in self.models(client):
+            for node_class in needed_loaders(model):
+                if node_class not in loaders:
+                    loaders[node_class] = client.node_inputs(node_class)
+            if model.diffusion_model:
+                try:
+                    companions(model, loaders)
+                except ComfyError as exc:
+                    problems[model.name] = exc.message
+        return problems

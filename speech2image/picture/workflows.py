@@ -402,6 +402,10 @@ class WorkflowLibrary:
                 found.update(p.name for p in folder.glob("*.json") if not p.name.endswith(".roles.json"))
         return sorted(found)
 
+    def is_shipped(self, name: str) -> bool:
+        """One of ours (not replaced by an upload): drawn the way the model's family wants."""
+        return not (self.uploads_dir / name).is_file() and (self.shipped_dir / name).is_file()
+
     def path(self, name: str) -> Path:
         if not re.fullmatch(r"[\w][\w .()-]{0,100}\.json", name) or name.endswith(".roles.json"):
             raise WorkflowError(f"'{name}' is not a workflow name", code="unknown_workflow")
