@@ -96,3 +96,25 @@ def write_placeholders(comfyui: Path) -> list[Path]:
 if __name__ == "__main__":
     for written in write_placeholders(Path(sys.argv[1])):
         print(written, written.stat().st_size, "bytes")
+
+
+def family_folders(**changes) -> dict:
+    """Knobs for a fake ComfyUI whose folders hold one model of each kind the tests meet, with companions,
+    LoRAs and metadata: ``FakeComfyUI(Knobs(**family_folders()))``."""
+    knobs = {
+        "checkpoints": ["v1-5-pruned-emaonly.safetensors", "juggernautXL_v9.safetensors",
+                        "sd_xl_turbo_1.0_fp16.safetensors", "neutral-name-b.safetensors", "broken.safetensors"],
+        "diffusion_models": ["flux1-dev-fp8_e4m3fn.safetensors", "sd3.5_medium.safetensors"],
+        "text_encoders": ["clip_g.safetensors", "clip_l.safetensors", "t5xxl_fp8_e4m3fn.safetensors"],
+        "vae": ["ae.safetensors", "sd3_vae.safetensors"],
+        "loras": ["detail-tweaker-xl.safetensors", "anime-lines-sd15.safetensors", "flux-realism.safetensors"],
+        "metadata": {
+            "checkpoints/neutral-name-b.safetensors": {"modelspec.architecture": "stable-diffusion-xl-v1-base",
+                                                       "modelspec.resolution": "1024x1024"},
+            "loras/detail-tweaker-xl.safetensors": {"ss_base_model_version": "sdxl_base_v1-0",
+                                                    "modelspec.trigger_phrase": "detailed, intricate"},
+            "loras/anime-lines-sd15.safetensors": {"ss_base_model_version": "sd_v1",
+                                                   "ss_tag_frequency": json.dumps({"img": {"lineart": 40, "anime": 12}})},
+        },
+    }
+    return {**knobs, **changes}
