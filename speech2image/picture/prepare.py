@@ -154,7 +154,7 @@ def graph_for(job: RenderJob, server: ServerFacts) -> tuple[dict, dict, list[str
                                                      image=server.image or params.image))
     used = {"workflow": job.workflow.name, "server": server.url, **used}
     if model is not None:
-        used.update(family=model.family, **({"variant": model.variant} if model.variant else {}))
+        used.update(family=model.family, model_kind=model.label, **({"variant": model.variant} if model.variant else {}))
     if loras:
         used["loras"] = [{"name": name, "strength": strength} for name, strength in loras]
     return graph, used, notes + lora_notes
