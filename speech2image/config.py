@@ -361,7 +361,8 @@ class Settings:
         """(variable, default, meaning) rows for documentation."""
         rows = []
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else "./instance"
+            default = f.default if f.default is not dataclasses.MISSING else \
+                "./instance" if f.name == "data_dir" else json.dumps(list(f.default_factory()))
             rows.append((env_variable(f.name), str(default), f.metadata.get("doc", "")))
         return rows
 
