@@ -159,7 +159,7 @@ def test_a_lora_reaches_the_graph_and_its_words_the_prompt(make_app, families):
     assert done["stage"] == "done", done["error"]
     lora = next(n["inputs"] for n in families.posted[0]["prompt"].values() if n["class_type"] == "LoraLoader")
     assert (lora["lora_name"], lora["strength_model"]) == ("detail-tweaker-xl.safetensors", 0.6)
-    assert families.posted[0]["prompt"]["6"]["inputs"]["text"].startswith("detailed, intricate, a castle on a hill")
+    assert families.posted[0]["prompt"]["6"]["inputs"]["text"].startswith("xldetail, intricate lines, a castle on a hill")
     assert other["stage"] == "error" and "made for SD 1.5" in other["error"]["message"]
     assert none["stage"] == "done" and "LoraLoader" not in str(families.posted[-1]["prompt"])
 

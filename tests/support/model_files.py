@@ -112,7 +112,7 @@ def family_folders(**changes) -> dict:
             "checkpoints/neutral-name-b.safetensors": {"modelspec.architecture": "stable-diffusion-xl-v1-base",
                                                        "modelspec.resolution": "1024x1024"},
             "loras/detail-tweaker-xl.safetensors": {"ss_base_model_version": "sdxl_base_v1-0",
-                                                    "modelspec.trigger_phrase": "detailed, intricate"},
+                                                    "modelspec.trigger_phrase": "xldetail, intricate lines"},
             "loras/anime-lines-sd15.safetensors": {"ss_base_model_version": "sd_v1",
                                                    "ss_tag_frequency": json.dumps({"img": {"lineart": 40, "anime": 12}})},
         },
