@@ -192,8 +192,8 @@ def test_the_models_command_prints_a_table(tmp_path, families):
 def real_client(make_app, **config):
     client = make_app(comfyui_url=REAL_COMFYUI, **config).test_client()
     models = listed(client)
-    missing = [name for files in PLACEHOLDERS.values() for name, _, _ in files if name not in models
-               and not name.startswith(("clip", "t5", "ae", "sd3_vae"))]
+    missing = [name for folder in ("checkpoints", "diffusion_models", "loras") for name, _, _ in PLACEHOLDERS[folder]
+               if name not in models]
     if missing:
         pytest.skip(f"the real ComfyUI lacks the placeholders {missing}: run python -m tests.support.model_files <ComfyUI>")
     return client, models
@@ -208,14 +208,14 @@ def test_real_comfyui_lists_families_by_metadata(make_app):
 
 
 @real_only
-def test_real_comfyui_accepts_the_flux_graph_and_the_load_failure_is_said(make_app):
+def test_real_comfyui_accepts_each_familys_graph_and_the_load_failure_is_said(make_app):
     real_client(make_app)
     with LiveServer(make_app(comfyui_url=REAL_COMFYUI, steps=2, width=128, height=128)) as server:
-        done = run(server, prompt="a fox", checkpoint="flux1-dev-placeholder.safetensors")
-        sd3 = run(server, prompt="a fox", checkpoint="sd3.5_medium-placeholder.safetensors")
-    for job in (done, sd3):  # validation passed (nodes, inputs, file names); the placeholder failed to load
-        assert job["stage"] == "error" and job["error"]["code"] == "comfyui_execution_error", job["error"]
-        assert job["error"]["message"].startswith("ComfyUI failed in ")
+        jobs = {name: run(server, prompt="a fox", checkpoint=name) for name, _, _ in PLACEHOLDERS["diffusion_models"]
+                if name != "plain-name-a.safetensors"}  # Flux, SD3, Chroma, Qwen-Image, HiDream, Lumina 2
+    for name, job in jobs.items():  # validation passed (nodes, inputs, file names); the placeholder failed to load
+        assert job["stage"] == "error" and job["error"]["code"] == "comfyui_execution_error", (name, job["error"])
+        assert job["error"]["message"].startswith("ComfyUI failed in "), name
 
 
 @real_only
