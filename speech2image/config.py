@@ -290,6 +290,9 @@ class Settings:
     guidance: float = setting(0.0, f"Flux's guidance (FluxGuidance, for the models that take one); 0 {RECIPE}.",
                               Knob("Flux guidance", "comfyui", job="guidance", low=0.1, high=30.0, keep=0.0, step=0.1,
                                    keep_means=RECIPE, placeholder="model's recipe"))
+    shift: float = setting(0.0, f"Sampling shift of SD3 and AuraFlow-like models (ModelSampling*); 0 {RECIPE}.",
+                           Knob("Sampling shift", "comfyui", job="shift", low=0.1, high=100.0, keep=0.0, step=0.1,
+                                keep_means=RECIPE, placeholder="model's recipe"))
     width: int = setting(0, f"Image width in pixels; 0 {RECIPE}.",
                          Knob("Width", "comfyui", job="width", low=64, high=4096, keep=0, step=8,
                               keep_means=RECIPE, placeholder="model's recipe"))

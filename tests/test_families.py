@@ -210,6 +210,8 @@ def test_sd3_gets_triple_clip_and_its_sampling_shift():
                                                       "clip_name3": "t5xxl_fp16.safetensors"}
     assert by_class["ModelSamplingSD3"]["inputs"]["shift"] == 3.0 and used["shift"] == 3.0
     assert graph[graph["3"]["inputs"]["model"][0]]["class_type"] == "ModelSamplingSD3"
+    graph, used, _ = graph_for(job("sd3.5_medium.safetensors", shift=6.0), server)  # the settings still win
+    assert used["shift"] == 6.0
     assert by_class["VAELoader"]["inputs"]["vae_name"] == "sd3_vae.safetensors"
 
 
@@ -282,7 +284,9 @@ def test_unknown_model_renders_as_before():
     graph, used, notes = graph_for(job("mystery.safetensors"), ServerFacts("u", None))
     shipped = LIBRARY.load("txt2img.json")
     assert graph["3"]["inputs"] == {**shipped.graph["3"]["inputs"], "seed": 5}
-    assert graph["5"] == shipped.graph["5"] and used["family"] == "sd15" and notes == []
+    assert graph["5"] == shipped.graph["5"] and used["family"] == "sd15"
+    assert notes == ["What mystery.safetensors is could not be told, so it was drawn as SD 1.5; if that is wrong, "
+                     "say what it is under Settings → Models."]
 
 
 def test_every_family_keys_are_a_few_kb():

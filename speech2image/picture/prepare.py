@@ -140,6 +140,9 @@ def graph_for(job: RenderJob, server: ServerFacts) -> tuple[dict, dict, list[str
     model, note = choose_model(workflow, params.checkpoint, server.models, new_picture, server.choices)
     notes = [note] if note else []
     if model is not None and workflow.shipped:
+        if model.source == "unknown":
+            notes.append(f"What {model.name} is could not be told, so it was drawn as {model.label}; if that is "
+                         "wrong, say what it is under Settings → Models.")
         params = with_recipe(params, model.recipe)
         found = companions(model, server.loaders) if model.diffusion_model else None
         workflow = family_form(workflow, model, found)
