@@ -50,11 +50,11 @@ def test_models_are_listed_with_family_variant_evidence_and_recipe(make_app, fam
     flux = models["flux1-dev-fp8_e4m3fn.safetensors"]
     assert (flux["family"], flux["folder"], flux["recipe"]["guidance"]) == ("flux", "diffusion_models", 3.5)
     assert models["sd_xl_turbo_1.0_fp16.safetensors"]["variant"] == "turbo"
-    neutral = models["neutral-name-b.safetensors"]  # nothing in its name: its metadata says SDXL
+    neutral = models["zz-neutral-name-b.safetensors"]  # nothing in its name: its metadata says SDXL
     assert (neutral["family"], neutral["source"]) == ("sdxl", "metadata") and "modelspec.architecture" in neutral["evidence"]
     lora = models["anime-lines-sd15.safetensors"]
     assert (lora["family"], lora["folder"], lora["triggers"]) == ("sd15", "loras", ["lineart", "anime"])
-    assert ("checkpoints", "neutral-name-b.safetensors") in families.metadata_asked  # through /view_metadata
+    assert ("checkpoints", "zz-neutral-name-b.safetensors") in families.metadata_asked  # through /view_metadata
 
 
 def test_a_known_comfyui_folder_lets_the_header_decide(make_app, tmp_path):
@@ -202,7 +202,7 @@ def real_client(make_app, **config):
 @real_only
 def test_real_comfyui_lists_families_by_metadata(make_app):
     _, models = real_client(make_app)
-    assert models["neutral-name-b.safetensors"]["family"] == "sdxl"  # its metadata, through /view_metadata
+    assert models["zz-neutral-name-b.safetensors"]["family"] == "sdxl"  # its metadata, through /view_metadata
     assert models["flux1-dev-placeholder.safetensors"]["family"] == "flux"
     assert models["detail-tweaker-xl.safetensors"]["triggers"] == ["detailed", "intricate"]
 

@@ -70,7 +70,8 @@ def write_model(path: Path, kind: str, metadata: dict | None = None) -> Path:
     return write_safetensors(path, KEYS[kind], metadata)
 
 
-# What the real-ComfyUI checks put into its folders: folder -> (file name, kind, metadata).
+# What the real-ComfyUI checks put into its folders: folder -> (file name, kind, metadata). The checkpoints'
+# names sort after the real tiny-* ones, so the first checkpoint a ComfyUI lists stays one that renders.
 PLACEHOLDERS = {
     "diffusion_models": [("flux1-dev-placeholder.safetensors", "flux-dev", None),
                          ("sd3.5_medium-placeholder.safetensors", "sd3", None),
@@ -79,7 +80,7 @@ PLACEHOLDERS = {
                          ("qwen_image-placeholder.safetensors", "qwen-image", None),
                          ("hidream_i1-placeholder.safetensors", "hidream", None),
                          ("lumina_2-placeholder.safetensors", "lumina2", None)],
-    "checkpoints": [("neutral-name-b.safetensors", "sdxl", {"modelspec.architecture": "stable-diffusion-xl-v1-base",
+    "checkpoints": [("zz-neutral-name-b.safetensors", "sdxl", {"modelspec.architecture": "stable-diffusion-xl-v1-base",
                                                               "modelspec.resolution": "1024x1024"})],
     "text_encoders": [("clip_l.safetensors", "text-encoder", None), ("clip_g.safetensors", "text-encoder", None),
                       ("t5xxl_fp8_e4m3fn.safetensors", "text-encoder", None),
@@ -111,13 +112,13 @@ def family_folders(**changes) -> dict:
     LoRAs and metadata: ``FakeComfyUI(Knobs(**family_folders()))``."""
     knobs = {
         "checkpoints": ["v1-5-pruned-emaonly.safetensors", "juggernautXL_v9.safetensors",
-                        "sd_xl_turbo_1.0_fp16.safetensors", "neutral-name-b.safetensors", "broken.safetensors"],
+                        "sd_xl_turbo_1.0_fp16.safetensors", "zz-neutral-name-b.safetensors", "broken.safetensors"],
         "diffusion_models": ["flux1-dev-fp8_e4m3fn.safetensors", "sd3.5_medium.safetensors"],
         "text_encoders": ["clip_g.safetensors", "clip_l.safetensors", "t5xxl_fp8_e4m3fn.safetensors"],
         "vae": ["ae.safetensors", "sd3_vae.safetensors"],
         "loras": ["detail-tweaker-xl.safetensors", "anime-lines-sd15.safetensors", "flux-realism.safetensors"],
         "metadata": {
-            "checkpoints/neutral-name-b.safetensors": {"modelspec.architecture": "stable-diffusion-xl-v1-base",
+            "checkpoints/zz-neutral-name-b.safetensors": {"modelspec.architecture": "stable-diffusion-xl-v1-base",
                                                        "modelspec.resolution": "1024x1024"},
             "loras/detail-tweaker-xl.safetensors": {"ss_base_model_version": "sdxl_base_v1-0",
                                                     "modelspec.trigger_phrase": "xldetail, intricate lines"},
