@@ -291,3 +291,35 @@ def test_unknown_model_renders_as_before():
 
 def test_every_family_keys_are_a_few_kb():
     assert all(kind in KEYS for kind in ("sd15", "sdxl", "sd3", "flux-dev"))
+
+
+class StubLlm:
+    """An LLM that answers one fixed JSON object and keeps the instructions it was given."""
+
+    off = False
+
+    def __init__(self, fields):
+        self.fields, self.messages = fields, None
+
+    def complete_json(self, messages, sampling, model=None, on_token=None):
+        self.messages = messages
+        return dict(self.fields), "stub-model", "http://stub"
+
+
+def test_the_llm_is_told_the_dialect_and_its_answer_kept_to_it():
+    from speech2image.prompt import PromptWriter
+
+    answer = {"prompt": "A red fox sits in deep snow under a pale winter sky.", "negative_prompt": "blurry, ugly",
+              "caption": "Here is a red fox in the snow."}
+    llm = StubLlm(answer)
+    flux = PromptWriter(llm).write("a red fox in the snow", dialect=dialect_for("flux"))
+    system = llm.messages[0]["content"]
+    assert "a prompt for Flux.1" in system and "plain English sentences" in system and 'empty string ("")' in system
+    assert (flux.source, flux.negative_prompt, flux.family) == ("llm", "", "Flux.1")  # its negative is not used
+    pony = PromptWriter(StubLlm({**answer, "prompt": "red fox, snow, winter"})).write("a red fox in the snow",
+                                                                                       dialect=dialect_for("pony"))
+    assert pony.prompt == "score_9, score_8_up, score_7_up, red fox, snow, winter"
+    assert pony.negative_prompt == "score_6, score_5, score_4, blurry, ugly"
+    sd15 = StubLlm({**answer, "prompt": "red fox, snow"})
+    plan = PromptWriter(sd15).write("a red fox in the snow")  # no model known: SD's tags, as before
+    assert "Comma-separated phrases" in sd15.messages[0]["content"] and plan.negative_prompt == "blurry, ugly"
