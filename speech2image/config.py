@@ -364,8 +364,9 @@ class Settings:
         """(variable, default, meaning) rows for documentation."""
         rows = []
         for f in dataclasses.fields(cls):
+            factory = f.default_factory
             default = f.default if f.default is not dataclasses.MISSING else \
-                "./instance" if f.name == "data_dir" else json.dumps(list(f.default_factory()))
+                "./instance" if f.name == "data_dir" or not callable(factory) else json.dumps(list(factory()))
             rows.append((env_variable(f.name), str(default), f.metadata.get("doc", "")))
         return rows
 

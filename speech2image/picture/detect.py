@@ -9,6 +9,7 @@ name, the folder it came from, and else unknown (drawn as SD 1.5, and said so). 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import struct
@@ -226,8 +227,9 @@ def detect(name: str, folder: str, metadata: dict | None = None, shapes: dict | 
     """The family and variant of one file from what is known about it, with the evidence (the person's
     own choice is laid over it with ``ModelInfo.chosen``)."""
     metadata = metadata or {}
-    known = {"name": name, "folder": folder, "resolution": _resolution(metadata.get("modelspec.resolution")),
-             "triggers": triggers_of(metadata) if folder == "loras" else ()}
+    known = functools.partial(ModelInfo, name=name, folder=folder,
+                              resolution=_resolution(metadata.get("modelspec.resolution")),
+                              triggers=triggers_of(metadata) if folder == "loras" else ())
     name_family, name_variant, words = by_name(name)
     for source, (found, variant, evidence) in (("metadata", by_metadata(metadata)),
                                               ("header", by_tensors(shapes) if shapes else (None, None, ""))):
@@ -235,12 +237,11 @@ def detect(name: str, folder: str, metadata: dict | None = None, shapes: dict | 
             # the name refines what the file says: a Pony file is SDXL underneath
             if name_family not in (None, found) and FAMILIES[name_family].arch == found == FAMILIES[found].arch:
                 found, evidence = name_family, f"{evidence}; name: {words}"
-            return ModelInfo(family=found, variant=variant or name_variant, evidence=evidence, source=source, **known)
+            return known(family=found, variant=variant or name_variant, evidence=evidence, source=source)
     if name_family:
-        return ModelInfo(family=name_family, variant=name_variant, evidence=f"name: {words}", source="name", **known)
+        return known(family=name_family, variant=name_variant, evidence=f"name: {words}", source="name")
     if folder in DIFFUSION_FOLDERS:
-        return ModelInfo(family="flux", variant=name_variant, source="folder",
-                         evidence=f"folder models/{folder} (most diffusion models there are Flux.1)", **known)
-    return ModelInfo(family=DEFAULT_FAMILY, variant=name_variant, source="unknown",
-                     evidence=f"unknown: drawn as {FAMILIES[DEFAULT_FAMILY].label}; say what it is under Settings → Models",
-                     **known)
+        return known(family="flux", variant=name_variant, source="folder",
+                     evidence=f"folder models/{folder} (most diffusion models there are Flux.1)")
+    return known(family=DEFAULT_FAMILY, variant=name_variant, source="unknown",
+                 evidence=f"unknown: drawn as {FAMILIES[DEFAULT_FAMILY].label}; say what it is under Settings → Models")

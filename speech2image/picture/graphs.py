@@ -13,7 +13,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from .comfy.protocol import ComfyError
 from .detect import ModelInfo
@@ -31,7 +33,7 @@ class Companions:
     vae: str
 
 
-def _pick(patterns: tuple[str, ...], files: list[str], taken: set[str] = frozenset()) -> str | None:
+def _pick(patterns: tuple[str, ...], files: list[str], taken: Collection[str] = ()) -> str | None:
     """The first file (in the server's order) whose name matches the first pattern that any matches."""
     for pattern in patterns:
         for name in files:
@@ -50,7 +52,9 @@ def companions(model: ModelInfo, loaders: dict[str, dict[str, list[str]]]) -> Co
     if not clip_inputs:
         raise ComfyError(f"this ComfyUI has no {row.clip_loader} node, which {row.label} diffusion models need: "
                          "update ComfyUI", code="comfyui_missing_nodes")
-    clip, missing, taken = {}, [], set()
+    clip: dict[str, str] = {}
+    missing: list[str] = []
+    taken: set[str] = set()
     for encoder in row.encoders:
         found = _pick(encoder.patterns, clip_inputs.get(encoder.input, []), taken)
         if found is None:
@@ -66,7 +70,7 @@ def companions(model: ModelInfo, loaders: dict[str, dict[str, list[str]]]) -> Co
     vae = _pick(row.vae, (loaders.get("VAELoader") or {}).get("vae_name", []))
     if vae is None:
         missing.append(f"the {row.label} VAE (such as {row.vae_example}) in ComfyUI/models/vae")
-    if missing:
+    if missing or vae is None:
         raise ComfyError(f"{model.name} is a {row.label} diffusion model and needs files this ComfyUI does not have: "
                          f"put {' and '.join(missing)}, then try again", code="model_companions_missing")
     return Companions(clip, vae)
@@ -148,7 +152,7 @@ def family_form(workflow: Workflow, model: ModelInfo, found: Companions | None) 
         _rewire(graph, [loader, 1], [clip, 0], clip)
         _rewire(graph, [loader, 2], [vae, 0], vae)
         spot = (loader, "unet_name")
-    extra = {}
+    extra: dict[str, Any] = {}
     if row.patch:
         patch = _add(graph, row.patch, {"model": [loader, 0], "shift": model.recipe.shift or 3.0}, "Sampling shift")
         _rewire(graph, [loader, 0], [patch, 0], patch)

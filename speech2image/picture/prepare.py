@@ -97,7 +97,7 @@ def choose_model(workflow: Workflow, requested: str | None, available: tuple[Mod
                              f"({model.label}): it changes pictures but cannot draw a new one. Choose another model "
                              "for new pictures", code="model_not_for_new_pictures")
         return model, None
-    own = workflow.checkpoint
+    own = workflow.checkpoint or ""
     if available is None or own in named:
         return named.get(own) or _describe(own, "checkpoints", choices), None
     usable = [m for m in offered if text_to_image(m.variant) or not new_picture]
@@ -122,8 +122,8 @@ def _loras(params: RenderParams, server: ServerFacts, model: ModelInfo | None) -
         name, strength = entry["name"], float(entry.get("strength", 1.0))
         lora = named.get(name) or (None if server.loras is not None else _describe(name, "loras", server.choices))
         problem = lora_problem(lora, name, model)
-        if problem:
-            raise ComfyError(problem[0].upper() + problem[1:], code="lora_not_usable")
+        if problem or lora is None:
+            raise ComfyError((problem or name)[0].upper() + (problem or name)[1:], code="lora_not_usable")
         chosen.append((name, strength))
         words += [w for w in lora.triggers if w.lower() not in params.prompt_text.lower() and w not in words]
         if lora.triggers:
@@ -146,7 +146,7 @@ def graph_for(job: RenderJob, server: ServerFacts) -> tuple[dict, dict, list[str
         params = with_recipe(params, model.recipe)
         found = companions(model, server.loaders) if model.diffusion_model else None
         workflow = family_form(workflow, model, found)
-        if params.negative_text and not uses_negative(model.family, params.cfg):
+        if params.negative_text and not uses_negative(model.family, params.cfg or model.recipe.cfg):
             notes.append(f"{model.label} at CFG {params.cfg:g} does not use a negative prompt; it was left out.")
             params = dataclasses.replace(params, negative_text="")
     loras, words, lora_notes = _loras(params, server, model)

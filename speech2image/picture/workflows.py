@@ -328,7 +328,7 @@ class RenderParams:
     @classmethod
     def from_settings(cls, prompt_text: str, negative_text: str, settings: Settings) -> "RenderParams":
         """Each render setting whose value is its 'keep' value (0, empty, seed -1) stays None."""
-        values = {}
+        values: dict = {}
         for f in dataclasses.fields(cls):
             knob = KNOBS.get(f.name)
             if knob is not None:
