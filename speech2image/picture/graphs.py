@@ -103,9 +103,10 @@ def _rewire(graph: dict, old: list, new: list, skip: str) -> None:
                     node["inputs"][name] = list(new)
 
 
-def _loader(workflow: Workflow) -> str:
+def _loader(workflow: Workflow, what: str = "the model's own nodes") -> str:
     if workflow.roles.checkpoint is None:
-        raise WorkflowError(f"{workflow.name} loads no model file that could be swapped", code="unmappable_workflow")
+        raise WorkflowError(f"{workflow.name} has no model loader (CheckpointLoaderSimple) to put {what} after",
+                            code="unmappable_workflow")
     return workflow.roles.checkpoint[0]
 
 
@@ -114,7 +115,7 @@ def with_loras(workflow: Workflow, loras: list[tuple[str, float]], model_only: b
     if not loras:
         return workflow
     graph = copy.deepcopy(workflow.graph)
-    loader = _loader(workflow)
+    loader = _loader(workflow, "LoRAs")
     model, clip = [loader, 0], [loader, 1]
     if graph[loader]["class_type"] not in ("CheckpointLoaderSimple", "UNETLoader"):
         raise WorkflowError(f"{workflow.name}: LoRAs can be added after a CheckpointLoaderSimple or UNETLoader only",
