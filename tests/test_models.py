@@ -128,6 +128,15 @@ def test_an_sd15_prompt_keeps_its_negative(make_app, families):
     assert done["stage"] == "done" and "blurry" in done["negative_prompt"] and "," in done["prompt"]
 
 
+def test_rewrite_writes_for_the_chosen_model(make_app, families):
+    client = make_app(comfyui_url=families.url).test_client()
+    flux = client.post("/api/prompt", json={"transcript": "a red fox in the snow",
+                                            "checkpoint": "flux1-dev-fp8_e4m3fn.safetensors"}).get_json()
+    assert flux["family"] == "Flux.1" and flux["negative_prompt"] == "" and flux["prompt"].endswith(".")
+    sd15 = client.post("/api/prompt", json={"transcript": "a red fox", "checkpoint": "v1-5-pruned-emaonly.safetensors"})
+    assert sd15.get_json()["family"] == "SD 1.5" and "blurry" in sd15.get_json()["negative_prompt"]
+
+
 def test_a_flux_model_without_text_encoders_is_refused_before_queueing(make_app):
     with FakeComfyUI(Knobs(**family_folders(text_encoders=[], vae=[]))) as comfy:
         with LiveServer(make_app(comfyui_url=comfy.url)) as server:

@@ -274,16 +274,16 @@ class ComfyPool:
 
     # --- one render, wherever it can run ------------------------------------------------
 
-    def dialect(self, workflows: WorkflowLibrary, settings) -> Dialect:
-        """How a prompt is written for the model the settings would draw a new picture with; the usual way
-        (SD 1.5 tags and a negative prompt) when that cannot be told."""
+    def dialect(self, workflows: WorkflowLibrary, settings) -> Dialect | None:
+        """How a prompt is written for the model the settings would draw a new picture with; None when that
+        cannot be told now (the prompt is then written the usual way: SD's tags and a negative prompt)."""
         try:
             workflow = workflows.load(settings.workflow)
         except WorkflowError:
-            return Dialect()  # the render says what is wrong with it
+            return None  # the render says what is wrong with it
         model = self.model_for(workflow, settings.checkpoint or None)
         if model is None:
-            return Dialect()
+            return None
         cfg = settings.cfg or (None if workflow.shipped else workflow.defaults.get("cfg"))
         return dialect_for(model.family, model.variant, cfg)
 
