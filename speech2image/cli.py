@@ -1,4 +1,4 @@
-"""The ``speech2image`` command: ``serve`` (the default), ``doctor``, ``transcribe`` and ``render``.
+"""The ``speech2image`` command: ``serve`` (the default), ``doctor``, ``models``, ``transcribe`` and ``render``.
 
 ``speech2image`` (installed by pip), ``python -m speech2image`` and ``python app.py`` are the
 same program. ``transcribe`` and ``render`` run through the app itself (its Runtime and
@@ -19,7 +19,7 @@ from typing import Any
 
 from .config import JOB_KNOBS, Settings
 
-COMMANDS = ("serve", "doctor", "transcribe", "render")
+COMMANDS = ("serve", "doctor", "models", "transcribe", "render")
 # The end of a job, and the exit status each gives the render command.
 EXIT_STATUS = {"done": 0, "error": 1, "prompt_ready": 3, "cancelled": 130}
 
@@ -50,6 +50,10 @@ def parser() -> argparse.ArgumentParser:
     doctor_parser = commands.add_parser("doctor", help="check what is found and what to fix, one line each")
     doctor_parser.add_argument("--json", action="store_true", help="the checks as JSON, for scripts")
     doctor_parser.set_defaults(run=doctor)
+
+    models_parser = commands.add_parser("models", help="ComfyUI's models and LoRAs with their families, as a table")
+    models_parser.add_argument("--json", action="store_true", help="the answer of GET /api/models, for scripts")
+    models_parser.set_defaults(run=models)
 
     transcribe_parser = commands.add_parser("transcribe", help="print what is said in audio files")
     transcribe_parser.add_argument("files", nargs="+", metavar="FILE")
@@ -128,6 +132,38 @@ def doctor(args) -> int:
             print(check.line())
         print("ready for a first request" if answer["ok"] else "not ready: fix the ✘ lines marked above first")
     return 0 if answer["ok"] else 1
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def models(args) -> int:
+    """ComfyUI's models and LoRAs as a table: name, folder, family, variant, and why we think so."""
+    from .picture import ComfyError
+
+    runtime = _runtime()
+    if runtime is None:
+        return 1
+    try:
+        client = runtime.comfy.first
+        found = [m.describe() for m in runtime.catalog.models(client)]
+        loras = [m.describe() for m in runtime.catalog.loras(client)]
+    except ComfyError as exc:
+        print(f"speech2image models: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.pipeline.shutdown()
+    if args.json:
+        print(json.dumps({"models": found, "loras": loras}, indent=2))
+        return 0
+    rows = [(m["name"], m["folder"], m["label"], m["evidence"]) for m in found + loras]
+    if not rows:
+        print("ComfyUI has no models: put a checkpoint in ComfyUI/models/checkpoints", file=sys.stderr)
+        return 1
+    widths = [max(len(row[i]) for row in rows + [("MODEL", "FOLDER", "FAMILY", "")]) for i in range(3)]
+    for row in [("MODEL", "FOLDER", "FAMILY", "EVIDENCE")] + rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    return 0
 
 
 # --- transcribe and render --------------------------------------------------------------------

@@ -11,6 +11,7 @@ table the API's checks, the settings answer and the page's inputs are made from.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -19,69 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .addresses import SPEECH_URL_FORMS, SpeechServer, parse_speech_urls, speech_urls_problem
+
+__all__ = ["CHECKS", "ENV_PREFIX", "JOB_KNOBS", "KNOBS", "MAX_SEED", "SPEECH_URL_FORMS", "Knob", "Settings",
+           "SpeechServer", "env_variable", "environment_values", "parse_speech_urls", "site_folder"]
+
 ENV_PREFIX = "SPEECH2IMAGE_"
 MAX_SEED = 2**53 - 1  # ComfyUI accepts up to 2**64-1; JSON numbers stay exact to 2**53
 URL = re.compile(r"^https?://[\w.\-\[\]:]+(/[\w./\-]*)?$")
-HOST = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*)$")
-SPEECH_URL_FORMS = ("local (the model inside this app), tcp://host:port (a Wyoming server such as wyoming-faster-whisper "
-                    "or wyoming-piper) or http(s)://host:port/v1 (an OpenAI-compatible audio server); several: "
-                    "comma-separated")
-
-
-@dataclass(frozen=True)
-class SpeechServer:
-    """One entry of SPEECH2IMAGE_ASR_URL or _TTS_URL: ``protocol`` is local, wyoming or openai."""
-
-    url: str
-    protocol: str
-    host: str = ""
-    port: int = 0
-
-
-def parse_speech_urls(value: str) -> list[SpeechServer]:
-    """The speech servers of a comma-separated list; ValueError naming the bad entry and the accepted forms."""
-    from urllib.parse import urlsplit
-
-    servers = []
-    for raw in (value or "").split(","):
-        entry = raw.strip()
-        if not entry:
-            continue
-        if entry.lower() == "local":
-            servers.append(SpeechServer("local", "local"))
-            continue
-        try:
-            parts = urlsplit(entry)
-            port = parts.port
-        except ValueError:
-            raise ValueError(f"'{entry}' has a malformed host or port; use {SPEECH_URL_FORMS}") from None
-        scheme = parts.scheme.lower()
-        if scheme not in ("tcp", "http", "https"):
-            raise ValueError(f"'{entry}' has an unknown scheme{f' {scheme}://' if scheme else ''}; use "
-                             f"{SPEECH_URL_FORMS}")
-        host = parts.hostname or ""
-        if not HOST.match(host if ":" not in host else f"[{host}]") or parts.username or parts.password:
-            raise ValueError(f"'{entry}' has a malformed host; use {SPEECH_URL_FORMS}")
-        if scheme == "tcp":
-            if port is None or parts.path not in ("", "/") or parts.query:
-                raise ValueError(f"'{entry}' needs a port and nothing after it, e.g. tcp://127.0.0.1:10300 "
-                                 "(wyoming-faster-whisper) or tcp://127.0.0.1:10200 (wyoming-piper)")
-            servers.append(SpeechServer(f"tcp://{parts.netloc}", "wyoming", host, port))
-        else:
-            servers.append(SpeechServer(entry.rstrip("/"), "openai", host, port or (443 if scheme == "https" else 80)))
-    if len({s.url for s in servers}) < len(servers):
-        raise ValueError("a speech server is listed twice")
-    return servers
-
-
-def _speech_urls_problem(value: str):
-    try:
-        parse_speech_urls(value)
-        return True
-    except ValueError as exc:
-        return f"is not a list of speech servers: {exc}"
-
-
 # An installed package (pip install .) carries the page, its scripts and the shipped workflows in
 # site/; a checkout keeps them at its top (templates/, static/, workflows/) and has no site/.
 SITE = Path(__file__).resolve().parent / "site"
@@ -141,6 +87,8 @@ class Knob:
         time. Raises ValueError with a message for the person; form values may arrive as text.
         """
         label = f"'{self.name}'"
+        if self.kind is tuple:
+            return self._entries(value, label)
         if self.kind is str:
             if not isinstance(value, str) or len(value) > self.max_len:
                 raise ValueError(f"{label} must be text of at most {self.max_len} characters")
@@ -162,6 +110,27 @@ class Knob:
             what = "a whole number" if self.kind is int else "a number"
             raise ValueError(f"{label} must be {what}{' ' if span.startswith('from') else ': '}{span}")
         return self.kind(number)
+
+    def _entries(self, value, label: str) -> tuple:
+        """A list of {"name", "strength"} (LoRAs), as JSON or as the JSON text a form sends."""
+        example = '[{"name": "x.safetensors", "strength": 0.8}]'
+        try:
+            value = json.loads(value or "[]") if isinstance(value, str) else value
+        except ValueError:
+            value = None
+        if not isinstance(value, (list, tuple)) or len(value) > self.max_len:
+            raise ValueError(f"{label} must be a list of at most {self.max_len} such as {example}")
+        entries = []
+        for entry in value:
+            entry = {"name": entry} if isinstance(entry, str) else entry
+            name = entry.get("name") if isinstance(entry, dict) else None
+            strength = self._number(entry.get("strength", 1.0)) if isinstance(entry, dict) else None
+            if not isinstance(name, str) or not 0 < len(name.strip()) <= 300 or strength is None:
+                raise ValueError(f"{label}: each entry needs a file name and a strength, such as {example}")
+            if not self.low <= strength <= self.high:
+                raise ValueError(f"{label}: the strength of {name} must be from {_plain(self.low)} to {_plain(self.high)}")
+            entries.append({"name": name.strip(), "strength": float(strength)})
+        return tuple(entries)
 
     def _number(self, value):
         if isinstance(value, bool) or value is None:
@@ -197,7 +166,7 @@ def _plain(number) -> str:
 
 
 CHECKS = {
-    "speech_urls": (_speech_urls_problem, "is not a list of speech servers"),
+    "speech_urls": (speech_urls_problem, "is not a list of speech servers"),
     "url_list": (lambda v: all(URL.match(u.strip()) for u in v.split(",")),
                  "must look like http://127.0.0.1:8188 (several: comma-separated)"),
     "llm_url": (lambda v: v == "off" or bool(URL.match(v)),
@@ -219,6 +188,10 @@ def setting(default, doc: str, knob: Knob | None = None, **kwargs):
     if callable(default):
         return field(default_factory=default, metadata=metadata, **kwargs)
     return field(default=default, metadata=metadata, **kwargs)
+
+
+# What 0 (or empty) means for a render value: the model's recipe, or a person's own workflow's value.
+RECIPE = "uses the model's recipe (your own workflow: its value)"
 
 
 def speech_servers(label: str, stage: str, what: str, wyoming: str, openai: str, local: str, wyoming_port: int,
@@ -298,26 +271,36 @@ class Settings:
         Knob("Workflow", "comfyui", job="workflow", max_len=120, choices="workflows"),
     )
     checkpoint: str = setting(
-        "", "Checkpoint to render with; empty: the workflow's if ComfyUI has it, else the first listed.",
-        Knob("Checkpoint", "comfyui", job="checkpoint", choices="checkpoints", placeholder="automatic"),
-    )
-    sampler: str = setting(
-        "", "Sampler (one of ComfyUI's, e.g. euler or dpmpp_2m); empty keeps the workflow's.",
-        Knob("Sampler", "comfyui", job="sampler", max_len=100, check="name", choices="samplers",
-             placeholder="workflow"),
-    )
-    steps: int = setting(0, "Sampler steps; 0 keeps the workflow's value.",
-                         Knob("Steps", "comfyui", job="steps", low=1, high=200, keep=0,
-                              keep_means="keeps the workflow's value", placeholder="workflow"))
-    cfg: float = setting(0.0, "Classifier-free guidance scale; 0 keeps the workflow's value.",
+        "", "Model file to render with, from ComfyUI's models/checkpoints or models/diffusion_models; empty: the "
+        "workflow's if ComfyUI has it, else the model used last, else the first listed.",
+        Knob("Model", "comfyui", job="checkpoint", choices="checkpoints", placeholder="automatic"))
+    loras: tuple = setting(tuple, "LoRAs from ComfyUI's models/loras, a JSON list of {\"name\", \"strength\"}, each "
+                           "made for the model's family; empty: none.",
+                           Knob("LoRAs", "comfyui", job="loras", low=-5.0, high=5.0, keep=(), choices="loras",
+                                max_len=8, keep_means="none", placeholder="none"))
+    sampler: str = setting("", f"Sampler (one of ComfyUI's, e.g. euler or dpmpp_2m); empty {RECIPE}.",
+                           Knob("Sampler", "comfyui", job="sampler", max_len=100, check="name", choices="samplers",
+                                placeholder="model's recipe"))
+    scheduler: str = setting("", f"Scheduler (one of ComfyUI's, e.g. karras or sgm_uniform); empty {RECIPE}.",
+                             Knob("Scheduler", "comfyui", job="scheduler", max_len=100, check="name",
+                                  choices="schedulers", placeholder="model's recipe"))
+    steps: int = setting(0, f"Sampler steps; 0 {RECIPE}.", Knob("Steps", "comfyui", job="steps", low=1, high=200, keep=0,
+                                                             keep_means=RECIPE, placeholder="model's recipe"))
+    cfg: float = setting(0.0, f"Classifier-free guidance scale; 0 {RECIPE}.",
                          Knob("CFG", "comfyui", job="cfg", low=0.1, high=30.0, keep=0.0, step=0.1,
-                              keep_means="keeps the workflow's value", placeholder="workflow"))
-    width: int = setting(0, "Image width in pixels; 0 keeps the workflow's value.",
+                              keep_means=RECIPE, placeholder="model's recipe"))
+    guidance: float = setting(0.0, f"Flux's guidance (FluxGuidance, for the models that take one); 0 {RECIPE}.",
+                              Knob("Flux guidance", "comfyui", job="guidance", low=0.1, high=30.0, keep=0.0, step=0.1,
+                                   keep_means=RECIPE, placeholder="model's recipe"))
+    shift: float = setting(0.0, f"Sampling shift of SD3 and AuraFlow-like models (ModelSampling*); 0 {RECIPE}.",
+                           Knob("Sampling shift", "comfyui", job="shift", low=0.1, high=100.0, keep=0.0, step=0.1,
+                                keep_means=RECIPE, placeholder="model's recipe"))
+    width: int = setting(0, f"Image width in pixels; 0 {RECIPE}.",
                          Knob("Width", "comfyui", job="width", low=64, high=4096, keep=0, step=8,
-                              keep_means="keeps the workflow's value", placeholder="workflow"))
-    height: int = setting(0, "Image height in pixels; 0 keeps the workflow's value.",
+                              keep_means=RECIPE, placeholder="model's recipe"))
+    height: int = setting(0, f"Image height in pixels; 0 {RECIPE}.",
                           Knob("Height", "comfyui", job="height", low=64, high=4096, keep=0, step=8,
-                               keep_means="keeps the workflow's value", placeholder="workflow"))
+                               keep_means=RECIPE, placeholder="model's recipe"))
     seed: int = setting(-1, "Seed; -1 picks a new random seed for every image.",
                         Knob("Seed", "comfyui", job="seed", low=0, high=MAX_SEED, keep=-1, keep_in_job=True,
                              keep_means="picks a new random seed", placeholder="random"))
@@ -383,7 +366,9 @@ class Settings:
         """(variable, default, meaning) rows for documentation."""
         rows = []
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else "./instance"
+            factory = f.default_factory
+            default = f.default if f.default is not dataclasses.MISSING else \
+                "./instance" if f.name == "data_dir" or not callable(factory) else json.dumps(list(factory()))
             rows.append((env_variable(f.name), str(default), f.metadata.get("doc", "")))
         return rows
 
@@ -409,7 +394,13 @@ def environment_values(environ: Mapping[str, str] | None = None) -> dict:
 
 
 def _coerce(f: dataclasses.Field, raw: str):
-    kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "bool": bool}.get(str(f.type), str)
+    kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "bool": bool,
+                                                     "tuple": tuple}.get(str(f.type), str)
+    if kind is tuple:  # a JSON list, checked by its knob
+        try:
+            return KNOBS[f.name].parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"{env_variable(f.name)}: {exc}") from exc
     try:
         if kind is bool:
             if raw.lower() in {"1", "true", "yes", "on"}:
@@ -423,7 +414,7 @@ def _coerce(f: dataclasses.Field, raw: str):
 
 
 def _knobs() -> dict[str, Knob]:
-    kinds = {"int": int, "float": float, "str": str}
+    kinds = {"int": int, "float": float, "str": str, "tuple": tuple}
     return {f.name: dataclasses.replace(f.metadata["knob"], name=f.name, kind=kinds[str(f.type)])
             for f in dataclasses.fields(Settings) if "knob" in f.metadata}
 

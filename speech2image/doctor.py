@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -78,7 +79,7 @@ def diagnose(load_timeout_s: float = 300.0) -> list[Check]:
         checks.append(whisper_check(runtime.transcriber, load_timeout_s))
         checks.append(voice_check(runtime.voices.get()))
         checks += llm_checks(runtime.llm)
-        checks += comfyui_checks(runtime.settings, runtime.workflows, Path(app.instance_path))
+        checks += comfyui_checks(runtime.settings, runtime.workflows, Path(app.instance_path), runtime.catalog)
     finally:
         runtime.pipeline.shutdown()
     return checks
@@ -224,7 +225,7 @@ def llm_checks(client) -> list[Check]:
 # --- ComfyUI -----------------------------------------------------------------------------
 
 
-def comfyui_checks(s: Settings, workflows, instance: Path) -> list[Check]:
+def comfyui_checks(s: Settings, workflows, instance: Path, catalog=None) -> list[Check]:
     configured = parse_urls(s.comfyui_url)
     look_at = configured or parse_urls(s.comfyui_discover) or list(DISCOVERY_URLS)
     try:
@@ -237,6 +238,8 @@ def comfyui_checks(s: Settings, workflows, instance: Path) -> list[Check]:
         tried.append(answer)
         if answer.version:
             checks.append(comfyui_check(answer, "configured" if configured else "discovered", workflow))
+            if catalog is not None:
+                checks.append(models_check(ComfyClient(url, http_timeout_s=10.0), catalog))
         elif configured:
             checks.append(Check("comfyui", False, f"ComfyUI at {url}: {answer.answer}", START_HINT,
                                 details={"url": url}))
@@ -286,6 +289,26 @@ def comfyui_check(answer: Probe, how: str, workflow) -> Check:
     if problems:
         return Check("comfyui", False, found + "; but " + "; ".join(problems), "; ".join(fixes), details=details)
     return Check("comfyui", True, found, details=details)
+
+
+def models_check(client: ComfyClient, catalog) -> Check:
+    """The families of ComfyUI's models, and each diffusion model that lacks its text encoders or VAE."""
+    try:
+        found = catalog.models(client)
+        problems = catalog.companion_problems(client)
+    except ComfyError as exc:
+        return Check("models", False, f"ComfyUI's models could not be listed: {exc.message}", START_HINT)
+    families = Counter(model.label for model in found)
+    text = f"{len(found)} model(s) in ComfyUI: " + (", ".join(f"{n} {label}" for label, n in families.most_common())
+                                                    or "none")
+    unknown = [m.name for m in found if m.source == "unknown"]
+    if unknown:
+        text += f" ({len(unknown)} of unknown family, drawn as SD 1.5: say what they are under Settings → Models)"
+    details = {"models": [m.describe() for m in found], "missing_companions": problems}
+    if problems:
+        return Check("models", False, text + "; but " + "; ".join(problems.values()),
+                     "put the files named above in those folders, then restart ComfyUI", details=details)
+    return Check("models", True, text, details=details)
 
 
 def launch_check(s: Settings, url: str, instance: Path, configured: bool) -> Check:

@@ -26,6 +26,7 @@ from .picture import (
     DISCOVERY_URLS,
     ComfyDiscovery,
     ComfyLauncher,
+    ModelCatalog,
     WorkflowLibrary,
     parse_urls,
     probe,
@@ -109,9 +110,11 @@ class Runtime:
         look_at = tuple(parse_urls(s.comfyui_discover)) or DISCOVERY_URLS
         launcher = ComfyLauncher(instance_path / "comfyui.log", look_at[0], start_timeout_s=s.comfyui_start_timeout_s)
         discovery = ComfyDiscovery(look_at, launcher=launcher)
+        # the model files' families, and what the person said a file is (kept beside the settings)
+        self.catalog = ModelCatalog(instance_path / "models.json", s.comfyui_dir)
         self.pipeline = Pipeline(self._transcriber(s), self.prompt_writer, self.workflows, self.store, s,
                                  voices=self._voices(s), history=self.history, metrics=self.metrics,
-                                 comfy_discovery=discovery, recover_wait_s=s.recover_wait_s)
+                                 comfy_discovery=discovery, recover_wait_s=s.recover_wait_s, catalog=self.catalog)
         self.live = LiveTranscriber(lambda: self.transcriber)  # live recordings' passes, on the same model
 
     def init_app(self, app: Flask) -> None:

@@ -534,19 +534,20 @@ def test_overrides_are_for_one_job_and_show_what_empty_means(playwright, serve, 
             assert in_view(page, "#generate")  # the render box no longer pushes it below the fold
             assert page.is_hidden("#steps") and "Override for this job" in page.inner_text("#overrides summary")
             placeholders = [page.get_attribute(f"#{name}", "placeholder") for name in ("cfg", "width", "seed")]
-            assert placeholders == ["7 (workflow)", "64 (settings)", "random"]
+            # with a shipped workflow, what the settings leave open is the model's recipe (an SD 1.5 model here)
+            assert placeholders == ["7 (SD 1.5 recipe)", "64 (settings)", "random"]
             assert first_option("#workflow") == "txt2img.json (settings)" and page.input_value("#workflow") == ""
-            assert first_option("#sampler") == "euler (workflow)"
+            assert first_option("#sampler") == "euler (SD 1.5 recipe)"
             assert first_option("#tts-engine") == "espeak (settings)"
             # the workflow's own checkpoint is not in this ComfyUI, so its first one is used
             assert first_option("#checkpoint") == "tiny-sd15-random.safetensors (ComfyUI's first)"
-            # a saved change shows at once, and so does going back to the workflow's value
+            # a saved change shows at once, and so does going back to the recipe's value
             page.click("#settings-panel summary")
-            for saved, shown in (("2", "2 (settings)"), ("0", "20 (workflow)")):
+            for saved, shown in (("2", "2 (settings)"), ("0", "20 (SD 1.5 recipe)")):
                 page.fill("#settings-form [name=steps]", saved)
                 page.click("#settings-form button[type=submit]")
                 page.wait_for_function(f"document.querySelector('#steps').placeholder === {json.dumps(shown)}")
-            # another workflow for this job brings its own values
+            # a person's own workflow for this job brings its own values
             page.click("#overrides summary")
             page.set_input_files("#workflow-file", files=[{"name": "long.json", "mimeType": "application/json",
                                                            "buffer": json.dumps(long).encode()}])
@@ -601,9 +602,9 @@ def test_notes_are_sentences_shown_once_per_session(playwright, serve, artifacts
             assert len(notes) == 2, notes
             checkpoint, preview = notes
             assert checkpoint.startswith("The workflow's checkpoint 'v1-5-pruned-emaonly.safetensors' is not in "
-                                         "ComfyUI; used 'tiny-sd15-random.safetensors' automatically (the model used "
-                                         "last, else the first ComfyUI lists; choose one in Settings to fix it). "
-                                         "Choose a checkpoint")
+                                         "ComfyUI; used 'tiny-sd15-random.safetensors' (SD 1.5) automatically (the "
+                                         "model used last, else the first ComfyUI lists; choose one in Settings to "
+                                         "fix it). Choose a checkpoint")
             assert preview.startswith("No live preview") and preview.endswith(".")
             page.screenshot(path=str(artifacts_dir / "browser-notes.png"))
             page.click("#notes button")  # the fix is a setting

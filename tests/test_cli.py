@@ -159,13 +159,15 @@ def test_doctor_reports_what_it_finds(env, fake_llm):
     assert comfyui["version"] == "0.3.64" and comfyui["device"] == "cpu" and comfyui["how"] == "configured"
     assert comfyui["preview_method"] == "auto" and comfyui["missing_nodes"] == []
     assert "tiny-sd15-random.safetensors" in comfyui["checkpoints"]
+    assert checks["models"]["text"].startswith("2 model(s) in ComfyUI: 2 SD 1.5")  # by name, and one unknown
 
 
 def test_doctor_says_what_to_fix(env, tmp_path):
     graph = {**SHIPPED, "99": {"class_type": "IPAdapterAdvanced", "inputs": {}}}  # a custom node it lacks
     (tmp_path / "data" / "workflows").mkdir(parents=True)
     (tmp_path / "data" / "workflows" / "custom.json").write_text(json.dumps(graph))
-    with FakeComfyUI(Knobs(previews=False)) as comfy, socket.socket() as taken:
+    knobs = Knobs(previews=False, diffusion_models=["flux1-dev.safetensors"], text_encoders=["clip_l.safetensors"])
+    with FakeComfyUI(knobs) as comfy, socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         result = speech2image("doctor", env={**env, "SPEECH2IMAGE_COMFYUI_URL": comfy.url,
@@ -178,6 +180,9 @@ def test_doctor_says_what_to_fix(env, tmp_path):
     comfyui = next(line for line in lines if "ComfyUI 0.3.64" in line)
     assert comfyui.startswith("✘") and "previews are off" in comfyui and "--preview-method auto" in comfyui
     assert "the workflow custom.json needs nodes it lacks: IPAdapterAdvanced" in comfyui
+    models = next(line for line in lines if "model(s) in ComfyUI" in line)  # a Flux model without its companions
+    assert models.startswith("✘") and "1 Flux.1" in models and "flux1-dev.safetensors is a Flux.1 diffusion model" in models
+    assert "T5-XXL" in models and "ComfyUI/models/vae" in models and "clip_l" not in models.split("needs", 1)[1]
     assert lines[-1].startswith("not ready")
 
 

@@ -68,7 +68,7 @@ def test_a_change_keeps_its_pictures_model_and_sampler_and_automatic_stays_put(s
     assert (render_event["render"]["width"], render_event["render"]["height"]) == (96, 64)
     # automatic: the model used last, said so, not the alphabetically first file
     assert new["render"]["checkpoint"] == "tiny-sd15-random.safetensors"
-    assert any("used 'tiny-sd15-random.safetensors' automatically (the model used last" in note
+    assert any("used 'tiny-sd15-random.safetensors' (SD 1.5) automatically (the model used last" in note
                for note in new["notes"]), new["notes"]
     # the person's own choice for a change wins
     assert chosen["decision"]["mode"] == "edit" and chosen["render"]["checkpoint"] == "aaa-new-model.safetensors"

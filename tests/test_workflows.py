@@ -75,7 +75,7 @@ def test_lora_workflow_roles_and_fill():
     assert roles.seed == ("40", "noise_seed") and roles.latent == "30"
     assert roles.sampler_name == ("40", "sampler_name")
     assert workflow.defaults == {"steps": 30, "cfg": 6.5, "seed": 5, "width": 768, "height": 512,
-                                 "sampler": "dpmpp_2m", "checkpoint": "dreamshaper_8.safetensors"}
+                                 "sampler": "dpmpp_2m", "scheduler": "karras", "checkpoint": "dreamshaper_8.safetensors"}
     graph, used = fill(workflow, RenderParams("a heron", "blurry", seed=None, steps=12, width=640, checkpoint="x.ckpt",
                                               sampler="euler_ancestral"))
     assert graph["40"]["inputs"]["sampler_name"] == "euler_ancestral" and used["sampler"] == "euler_ancestral"
@@ -189,7 +189,7 @@ def test_upload_on_the_page(make_app):
     assert listed["reachable"] is False
     # each workflow's own values, which the page shows as what an empty override means
     assert listed["workflow_defaults"]["my lora.json"] == {
-        "seed": 5, "steps": 30, "cfg": 6.5, "sampler": "dpmpp_2m", "width": 768, "height": 512,
+        "seed": 5, "steps": 30, "cfg": 6.5, "sampler": "dpmpp_2m", "scheduler": "karras", "width": 768, "height": 512,
         "checkpoint": "dreamshaper_8.safetensors"}
     assert listed["workflow_defaults"]["txt2img.json"]["steps"] == 20
     ui = {"nodes": [], "links": []}

@@ -1,16 +1,15 @@
-"""The pipeline: a job runs transcribe -> write_prompt -> render in a background worker
-and reports every step as an event to its browser session.
+"""The pipeline: a job runs transcribe -> write_prompt -> render in a background worker and reports every
+step as an event to its browser session.
 
-Each stage is a plain object with one job (asr, prompt_writer, comfy + workflows,
-store); this module composes them, keeps per-stage timings, and turns failures
-into a definite end state with a message for the page. Finished results are on
-disk before the job says done.
+Each stage is a plain object with one job (asr, prompt_writer, comfy + workflows, store); this module
+composes them, keeps per-stage timings, and turns failures into a definite end state with a message for
+the page. Finished results are on disk before the job says done.
 
-Durable: the pipeline holds a ``Journal``, and every job has a write-ahead row in it from the
-moment it is accepted, updated before each stage's effect is visible (the ComfyUI server, client
-id and prompt id are recorded before the prompt is posted). ``recover`` picks up the rows a
-previous run left: it follows or collects a submitted render, or resumes from the last
-completed stage; a job that cannot be recovered fails with the reason.
+Durable: the pipeline holds a ``Journal``, and every job has a write-ahead row in it from the moment it
+is accepted, updated before each stage's effect is visible (the ComfyUI server, client id and prompt id
+are recorded before the prompt is posted). ``recover`` picks up the rows a previous run left: it follows
+or collects a submitted render, or resumes from the last completed stage; a job that cannot be recovered
+fails with the reason.
 """
 from __future__ import annotations
 
@@ -31,6 +30,7 @@ from ..picture import (
     ComfyError,
     ComfyPool,
     ComfyUnavailable,
+    ModelCatalog,
     RenderCancelled,
     RenderParams,
     ServerLoad,
@@ -66,6 +66,7 @@ class Pipeline:
         speech_wait_s: float = 120.0,
         comfy_discovery: ComfyDiscovery | None = None,
         recover_wait_s: float = 30.0,
+        catalog: ModelCatalog | None = None,
     ):
         self.prompt_writer = prompt_writer
         self.workflows = workflows
@@ -81,6 +82,7 @@ class Pipeline:
         self._speech_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="speech")
         self._server_load = ServerLoad()  # outlives pools, so a new URL list keeps counting our jobs
         self._discovery = comfy_discovery or ComfyDiscovery()  # used while no ComfyUI URL is configured
+        self.catalog = catalog or ModelCatalog()  # the servers' models and their families, for every pool
         self._comfy: ComfyPool | None = None
         self.recover_wait_s = recover_wait_s  # how long a recovered job waits for its ComfyUI to answer
         # Our ComfyUI client ids name this instance, so prompts it left behind can be told from others'.
@@ -106,6 +108,7 @@ class Pipeline:
                 self.voices = voices
             if settings is not None:
                 self.settings = settings
+                self.catalog.configure(settings.comfyui_dir)  # a folder we may read: headers tell the families
                 urls = tuple(parse_urls(settings.comfyui_url))
                 # One address on this computer and a ComfyUI folder: found there, or the folder's started there.
                 at = launch_address(urls, settings.comfyui_dir)
@@ -116,7 +119,7 @@ class Pipeline:
                 if pool is None or pool.urls != urls or pool.stall_s != settings.render_stall_s:
                     self._comfy = ComfyPool(list(urls), stall_s=settings.render_stall_s,
                                             load=self._server_load, discovery=self._discovery,
-                                            client_prefix=self.client_prefix)
+                                            client_prefix=self.client_prefix, catalog=self.catalog)
 
     @property
     def comfy(self) -> ComfyPool:
@@ -342,13 +345,12 @@ class Pipeline:
             return
         self._set_stage(job, "writing_prompt")
         with timed(job.timings, "prompt"):
+            dialect = self.comfy.dialect(self.workflows, job.settings)  # what the model the picture needs understands
             job.plan = self.prompt_writer.write(
-                job.transcript, preset=job.settings.llm_preset, session=job.session,
-                model=job.settings.llm_model or None,
-                on_token=lambda text: self._emit(job, {"type": "token", "text": text}),
+                job.transcript, preset=job.settings.llm_preset, session=job.session, model=job.settings.llm_model or None,
+                on_token=lambda text: self._emit(job, {"type": "token", "text": text}), dialect=dialect,
                 can_edit=bool(request.edit_of or request.last_picture),
-                base=self.pictures.base(request.edit_of) if request.edit_of else None,
-            )
+                base=self.pictures.base(request.edit_of) if request.edit_of else None)
         self.journal.write(job, plan=job.plan.to_dict(), timings=job.timings)
         self._emit(job, {"type": "prompt", "plan": job.plan.to_dict()})
 
@@ -367,13 +369,10 @@ class Pipeline:
         except NothingToSay as exc:
             self._no_voice(job, exc.message)
         except UserFacingError as exc:
-            self._voice_failed(job, exc.message)
+            self._no_voice(job, f"The voice failed: {exc.message}")
         except Exception:
             log.exception("speech for job %s failed", job.id)
-            self._voice_failed(job, "the voice could not speak this caption")
-
-    def _voice_failed(self, job: Job, message: str) -> None:
-        self._no_voice(job, f"The voice failed: {message}")
+            self._no_voice(job, "The voice failed: the voice could not speak this caption")
 
     def _no_voice(self, job: Job, note: str) -> None:
         job.notes.append(note)
@@ -383,7 +382,7 @@ class Pipeline:
         try:
             speech.result(timeout=self.speech_wait_s)
         except Exception:
-            self._voice_failed(job, f"no audio after {self.speech_wait_s:g} s")
+            self._no_voice(job, f"The voice failed: no audio after {self.speech_wait_s:g} s")
 
     def _render(self, job: Job) -> None:
         self._check_cancel(job)

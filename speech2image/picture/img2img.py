@@ -56,8 +56,8 @@ def img2img_form(workflow: Workflow) -> tuple[Workflow, str | None]:
     graph[roles.latent] = {"class_type": "VAEEncode", "_meta": {"title": "VAE Encode (picture to change)"},
                            "inputs": {"pixels": [image_id, 0], "vae": _vae_link(workflow)}}
     defaults = {k: v for k, v in workflow.defaults.items() if k not in ("width", "height")}
-    derived = Workflow(name=workflow.name, graph=graph, defaults=defaults,
-                       roles=dataclasses.replace(roles, latent=None, image=(image_id, "image")))
+    derived = dataclasses.replace(workflow, graph=graph, defaults=defaults,
+                                  roles=dataclasses.replace(roles, latent=None, image=(image_id, "image")))
     return derived, DERIVED_NOTE.format(name=workflow.name)
 
 
@@ -82,5 +82,5 @@ def txt2img_form(workflow: Workflow) -> Workflow:
         graph[roles.denoise[0]]["inputs"][roles.denoise[1]] = 1.0
     defaults = {**workflow.defaults, "width": NEW_PICTURE_SIZE, "height": NEW_PICTURE_SIZE}
     defaults.pop("denoise", None)
-    return Workflow(name=workflow.name, graph=graph, defaults=defaults,
-                    roles=dataclasses.replace(roles, latent=encoder, image=None))
+    return dataclasses.replace(workflow, graph=graph, defaults=defaults,
+                               roles=dataclasses.replace(roles, latent=encoder, image=None))

@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 
 from ..config import MAX_SEED
 from .comfy.protocol import ComfyError
+from .detect import ModelInfo, detect
+from .families import Recipe, text_to_image, uses_negative
+from .graphs import companions, family_form, lora_problem, with_loras
 from .img2img import img2img_form, txt2img_form
 from .workflows import RenderParams, Workflow, fill
+
+# The render values a model's recipe fills when the settings leave them open.
+RECIPE_VALUES = ("width", "height", "steps", "cfg", "sampler", "scheduler", "guidance", "shift")
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,17 @@ class RenderJob:
 
 @dataclass(frozen=True)
 class ServerFacts:
-    """What the chosen server has: ``models`` None when it could not list them; ``image`` the uploaded
-    picture's name there (for a change)."""
+    """What the chosen server has: ``models`` (checkpoints and diffusion models, with their families) None
+    when it could not list them; ``image`` the uploaded picture's name there (for a change); ``loaders``
+    the choices of the loader nodes a diffusion model needs (node class -> input -> files); ``loras`` its
+    LoRAs (when the job asks for some); ``choices`` the person's own word on what a file is."""
 
     url: str
-    models: tuple[str, ...] | None = None
+    models: tuple[ModelInfo, ...] | None = None
     image: str | None = None
+    loaders: dict = field(default_factory=dict)
+    loras: tuple[ModelInfo, ...] | None = None
+    choices: dict = field(default_factory=dict)
 
 
 def render_job(workflow: Workflow, params: RenderParams, edit: Edit | None = None, rng: random.Random | None = None,
@@ -73,32 +84,96 @@ def render_job(workflow: Workflow, params: RenderParams, edit: Edit | None = Non
     return RenderJob(workflow, params, notes, size, last_model)
 
 
-def choose_checkpoint(workflow: Workflow, requested: str | None, available: tuple[str, ...] | None,
-                      last_model: str | None = None) -> tuple[str | None, str | None]:
-    """The checkpoint and a note: the job's (or the settings'), else the workflow's own if the server has it
-    (or cannot say), else the model used last if the server has it, else the first the server lists; a
-    stable choice, said in the note. ``ComfyError`` when it lists none."""
+def _describe(name: str, folder: str, choices: dict) -> ModelInfo:
+    return detect(name, folder).chosen(choices.get(name))
+
+
+def choose_model(workflow: Workflow, requested: str | None, available: tuple[ModelInfo, ...] | None,
+                 new_picture: bool = True, choices: dict | None = None,
+                 last_model: str | None = None) -> tuple[ModelInfo | None, str | None]:
+    """The model and a note: the job's (or the settings'), else the workflow's own if the server has it (or
+    cannot say), else the model used last if the server has it, else the first the server lists that can
+    draw a new picture: a stable choice, said in the note. A shipped workflow takes a file of any model
+    folder; a person's own takes what its loader loads. ``ComfyError`` when there is none."""
     if workflow.roles.checkpoint is None:
         return None, None
+    choices = choices or {}
+    offered = [m for m in available or () if workflow.shipped or m.folder == "checkpoints"]
+    named = {m.name: m for m in offered}
     if requested:
-        return requested, None
-    if available is None or workflow.checkpoint in available:
-        return workflow.checkpoint, None
-    if not available:
-        raise ComfyError("ComfyUI has no checkpoints: put a model file in ComfyUI/models/checkpoints",
-                         code="comfyui_no_checkpoint")
-    chosen = last_model if last_model in available else available[0]
+        model = named.get(requested) or _describe(requested, "checkpoints", choices)
+        if new_picture and not text_to_image(model.variant):
+            raise ComfyError(f"{requested} is {'an inpainting model' if model.variant == 'inpaint' else 'a refiner'} "
+                             f"({model.label}): it changes pictures but cannot draw a new one. Choose another model "
+                             "for new pictures", code="model_not_for_new_pictures")
+        return model, None
+    own = workflow.checkpoint or ""
+    if available is None or own in named:
+        return named.get(own) or _describe(own, "checkpoints", choices), None
+    usable = [m for m in offered if text_to_image(m.variant) or not new_picture]
+    if not usable:
+        raise ComfyError("ComfyUI has no models to draw with: put a checkpoint in ComfyUI/models/checkpoints "
+                         "(or a diffusion model in ComfyUI/models/diffusion_models)", code="comfyui_no_checkpoint")
+    chosen = next((m for m in usable if m.name == last_model), usable[0])
     # one wording for either way, so the same choice is not announced again on the next job
-    return chosen, (f"the workflow's checkpoint '{workflow.checkpoint}' is not in ComfyUI; used '{chosen}' "
+    return chosen, (f"the workflow's checkpoint '{own}' is not in ComfyUI; used '{chosen.name}' ({chosen.label}) "
                     "automatically (the model used last, else the first ComfyUI lists; choose one in Settings "
                     "to fix it)")
 
 
+def with_recipe(params: RenderParams, recipe: Recipe) -> RenderParams:
+    """The values the settings leave open (None) taken from the model's recipe."""
+    open_values = {name: getattr(recipe, name) for name in RECIPE_VALUES if getattr(params, name) is None}
+    return dataclasses.replace(params, **open_values)
+
+
+def _loras(params: RenderParams, server: ServerFacts, model: ModelInfo | None) -> tuple[list, list[str], list[str]]:
+    """The job's LoRAs as (name, strength), their trigger words and notes; ``ComfyError`` for one that cannot go."""
+    named = {m.name: m for m in server.loras or ()}
+    chosen, words, notes = [], [], []
+    for entry in params.loras or ():
+        name, strength = entry["name"], float(entry.get("strength", 1.0))
+        lora = named.get(name) or (None if server.loras is not None else _describe(name, "loras", server.choices))
+        problem = lora_problem(lora, name, model)
+        if problem or lora is None:
+            raise ComfyError((problem or name)[0].upper() + (problem or name)[1:], code="lora_not_usable")
+        chosen.append((name, strength))
+        words += [w for w in lora.triggers if w.lower() not in params.prompt_text.lower() and w not in words]
+        if lora.triggers:
+            notes.append(f"The LoRA {name} adds its trigger words to the prompt: {', '.join(lora.triggers)}.")
+    return chosen, words, notes
+
+
 def graph_for(job: RenderJob, server: ServerFacts) -> tuple[dict, dict, list[str]]:
-    """The filled graph for ``server``, the values it was given (with the workflow and server) and notes."""
-    checkpoint, note = choose_checkpoint(job.workflow, job.params.checkpoint, server.models, job.last_model)
-    graph, used = fill(job.workflow, dataclasses.replace(job.params, checkpoint=checkpoint,
-                                                         image=server.image or job.params.image))
-    if job.size is not None and "width" not in used:
+    """The filled graph for ``server``, the values it was given (with the workflow, server and model's
+    family) and notes. A shipped workflow is drawn the way the model's family wants (its recipe fills
+    what the settings leave open, its graph comes from ``graphs``); a person's own is used as it is."""
+    workflow, params = job.workflow, job.params
+    new_picture = params.image_data is None and params.image is None
+    model, note = choose_model(workflow, params.checkpoint, server.models, new_picture, server.choices,
+                               job.last_model)
+    notes = [note] if note else []
+    if model is not None and workflow.shipped:
+        if model.source == "unknown":
+            notes.append(f"What {model.name} is could not be told, so it was drawn as {model.label}; if that is "
+                         "wrong, say what it is under Settings → Models.")
+        params = with_recipe(params, model.recipe)
+        found = companions(model, server.loaders) if model.diffusion_model else None
+        workflow = family_form(workflow, model, found)
+        if params.negative_text and not uses_negative(model.family, params.cfg or model.recipe.cfg):
+            notes.append(f"{model.label} at CFG {params.cfg:g} does not use a negative prompt; it was left out.")
+            params = dataclasses.replace(params, negative_text="")
+    loras, words, lora_notes = _loras(params, server, model)
+    if loras:
+        workflow = with_loras(workflow, loras, model_only=bool(model and model.diffusion_model))
+        params = dataclasses.replace(params, prompt_text=", ".join([*words, params.prompt_text]))
+    graph, used = fill(workflow, dataclasses.replace(params, checkpoint=model.name if model else None,
+                                                     image=server.image or params.image))
+    if job.size is not None:  # a change is drawn at its picture's own size, whatever a recipe says
         used.update(width=job.size[0], height=job.size[1])
-    return graph, {"workflow": job.workflow.name, "server": server.url, **used}, [note] if note else []
+    used = {"workflow": job.workflow.name, "server": server.url, **used}
+    if model is not None:
+        used.update(family=model.family, model_kind=model.label, **({"variant": model.variant} if model.variant else {}))
+    if loras:
+        used["loras"] = [{"name": name, "strength": strength} for name, strength in loras]
+    return graph, used, notes + lora_notes

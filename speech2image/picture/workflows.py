@@ -23,7 +23,7 @@ from ..errors import UserFacingError
 OUTPUT_CLASSES = ("SaveImage", "PreviewImage", "SaveImageWebsocket")
 TEXT_INPUTS = ("text", "text_g", "text_l", "prompt")
 ROLE_NAMES = ("sampler", "positive", "negative", "latent", "checkpoint", "output", "seed", "steps", "cfg",
-              "sampler_name", "image", "denoise")
+              "sampler_name", "image", "denoise", "scheduler", "guidance", "shift")
 # Inputs a picture's latent passes through on its way to the sampler, and the picture to its encoder.
 LATENT_LINKS = ("samples", "latent", "latent_image")
 PIXEL_LINKS = ("pixels", "image", "images")
@@ -56,6 +56,9 @@ class Roles:
     checkpoint: tuple[str, str] | None = None
     image: tuple[str, str] | None = None  # the LoadImage whose picture the encoder turns into the sampler's latent
     denoise: tuple[str, str] | None = None
+    scheduler: tuple[str, str] | None = None
+    guidance: tuple[str, str] | None = None  # FluxGuidance on the positive prompt
+    shift: tuple[str, str] | None = None  # ModelSamplingSD3 / AuraFlow on the model
 
     def describe(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -67,6 +70,7 @@ class Workflow:
     graph: dict
     roles: Roles
     defaults: dict = field(default_factory=dict)  # the workflow's own steps/cfg/size/checkpoint
+    shipped: bool = False  # one of ours: its graph and values give way to the model's family and recipe
 
     @property
     def checkpoint(self) -> str | None:
@@ -232,6 +236,13 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
     # KSampler names its sampler itself; SamplerCustomAdvanced takes it from a KSamplerSelect node.
     sampler_name = text_on([mapping.get("sampler_name") and str(mapping["sampler_name"]), sampler,
                             g.link(sampler, "sampler")], "sampler_name")
+    schedule = text_on([mapping.get("scheduler") and str(mapping["scheduler"]), sampler, scheduler], "scheduler")
+    guidance = value_on([str(mapping["guidance"])] if "guidance" in mapping else
+                        [g.follow(g.link(guider, "positive") or g.link(guider, "conditioning"),
+                                  lambda node: _number(node["inputs"].get("guidance")), conditioning)], ("guidance",))
+    shift = value_on([str(mapping["shift"])] if "shift" in mapping else
+                     [g.follow(g.link(guider, "model") or g.link(sampler, "model"),
+                               lambda node: _number(node["inputs"].get("shift")), ("model",))], ("shift",))
 
     latent_start = str(mapping["latent"]) if "latent" in mapping else g.link(sampler, "latent_image")
     latent = g.follow(latent_start, lambda node: "width" in node["inputs"] and "height" in node["inputs"],
@@ -256,7 +267,11 @@ def infer_roles(graph: dict, name: str = "workflow", mapping: dict | None = None
 
     return Roles(sampler=sampler, positive=positive, negative=negative, output=output, seed=seed,
                  steps=steps, cfg=cfg, sampler_name=sampler_name, latent=latent, checkpoint=checkpoint, image=image,
-                 denoise=denoise)
+                 denoise=denoise, scheduler=schedule, guidance=guidance, shift=shift)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _by_title(graph: dict) -> tuple[str, str] | None:
@@ -272,7 +287,7 @@ def _by_title(graph: dict) -> tuple[str, str] | None:
     return (found["positive"], found["negative"]) if len(found) == 2 else None
 
 
-def load_workflow(data, name: str, mapping: dict | None = None) -> Workflow:
+def load_workflow(data, name: str, mapping: dict | None = None, shipped: bool = False) -> Workflow:
     graph = parse_graph(data, name)
     roles = infer_roles(graph, name, mapping)
     defaults = {}
@@ -283,14 +298,15 @@ def load_workflow(data, name: str, mapping: dict | None = None) -> Workflow:
     if roles.latent:
         defaults["width"] = graph[roles.latent]["inputs"]["width"]
         defaults["height"] = graph[roles.latent]["inputs"]["height"]
-    workflow = Workflow(name=name, graph=graph, roles=roles, defaults=defaults)
+    workflow = Workflow(name=name, graph=graph, roles=roles, defaults=defaults, shipped=shipped)
     if workflow.checkpoint:
         defaults["checkpoint"] = workflow.checkpoint
     return workflow
 
 
 # Render settings that go into one input found by a role: setting name -> role.
-VALUE_ROLES = {"seed": "seed", "steps": "steps", "cfg": "cfg", "sampler": "sampler_name"}
+VALUE_ROLES = {"seed": "seed", "steps": "steps", "cfg": "cfg", "sampler": "sampler_name", "scheduler": "scheduler",
+               "guidance": "guidance", "shift": "shift"}
 
 
 @dataclass
@@ -303,6 +319,9 @@ class RenderParams:
     steps: int | None = None
     cfg: float | None = None
     sampler: str | None = None
+    scheduler: str | None = None
+    guidance: float | None = None  # Flux's guidance (FluxGuidance)
+    shift: float | None = None  # the sampling shift of SD3 and AuraFlow-like models (the recipe's only)
     width: int | None = None
     height: int | None = None
     checkpoint: str | None = None
@@ -310,6 +329,7 @@ class RenderParams:
     image: str | None = None  # the picture to change, as ComfyUI names it once uploaded ("speech2image/x.png")
     image_data: bytes | None = field(default=None, repr=False)  # that picture's PNG, to upload to the server
     image_name: str | None = None  # our name for it there
+    loras: tuple = ()  # ({"name", "strength"}, ...): LoRA loaders put after the model loader
     filename_prefix: str = "speech2image"
 
     @classmethod
@@ -389,6 +409,10 @@ class WorkflowLibrary:
                 found.update(p.name for p in folder.glob("*.json") if not p.name.endswith(".roles.json"))
         return sorted(found)
 
+    def is_shipped(self, name: str) -> bool:
+        """One of ours (not replaced by an upload): drawn the way the model's family wants."""
+        return not (self.uploads_dir / name).is_file() and (self.shipped_dir / name).is_file()
+
     def path(self, name: str) -> Path:
         if not re.fullmatch(r"[\w][\w .()-]{0,100}\.json", name) or name.endswith(".roles.json"):
             raise WorkflowError(f"'{name}' is not a workflow name", code="unknown_workflow")
@@ -408,7 +432,7 @@ class WorkflowLibrary:
                 mapping = json.loads(mapping_path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as exc:
                 raise WorkflowError(f"{mapping_path.name} is not valid JSON: {exc}") from exc
-        return load_workflow(path.read_bytes(), name, mapping)
+        return load_workflow(path.read_bytes(), name, mapping, shipped=path.parent == self.shipped_dir)
 
     def save_upload(self, filename: str, data: bytes) -> Workflow:
         """Validate an uploaded workflow (it must map) and keep it in the data folder."""

@@ -135,12 +135,46 @@ def without(subject: str, unwanted: str) -> str:
 
 
 def subject_of(prompt: str) -> str:
-    """What a prompt the offline rewriter wrote was about, without the style and quality words it added."""
+    """What a prompt the offline rewriter wrote was about, without the words it added around it (a family's
+    prefix, the style and quality words, or the sentence that says them)."""
+    prompt = _PREFIXES.sub("", prompt)
     for preset in PRESETS.values():
-        suffix = f", {preset.style_words}, {QUALITY_WORDS}"
-        if prompt.endswith(suffix):
-            return prompt[: -len(suffix)]
+        for suffix in (f", {preset.style_words}, {QUALITY_WORDS}", f". {style_sentence(preset)}"):
+            if prompt.endswith(suffix):
+                prompt = prompt[: -len(suffix)]
+                return prompt[:1].lower() + prompt[1:] if suffix.startswith(".") else prompt
     return prompt
+
+
+# The words a family's prompts start with (Pony's scores, Illustrious' quality tags), as the writer puts them.
+_PREFIXES = re.compile(r"^(?:.*?<Prompt Start>\s*)?(?:(?:score_\d(?:_up)?|masterpiece|best quality)(?:, )?)*")
+
+
+def style_sentence(preset: Preset) -> str:
+    """A preset's style words as a sentence, for the models that read sentences rather than tags."""
+    words = [w.strip() for w in preset.style_words.split(",")]
+    listed = ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else words[0]
+    return f"{listed[:1].upper()}{listed[1:]}; {QUALITY_WORDS.replace(', ', ' and ')}."
+
+
+def in_dialect(subject: str, preset: Preset, dialect, unwanted: str | None = None) -> tuple[str, str]:
+    """(prompt, negative prompt) for ``subject`` the way the model reads them: tags with the style and quality
+    words, or sentences; the family's own first words; no negative prompt where the model uses none."""
+    if dialect is not None and dialect.sentences:
+        prompt = f"{subject[:1].upper()}{subject[1:]}. {style_sentence(preset)}"
+    else:
+        prompt = f"{subject}, {preset.style_words}, {QUALITY_WORDS}"
+    negative = f"{unwanted}, {DEFAULT_NEGATIVE}" if unwanted else DEFAULT_NEGATIVE
+    if dialect is None:
+        return prompt, negative
+    return with_prefix(dialect.prefix, prompt), with_prefix(dialect.negative_prefix, negative) if dialect.negative else ""
+
+
+def with_prefix(prefix: str, text: str) -> str:
+    """``text`` starting with ``prefix`` (once)."""
+    if not prefix or text.lower().startswith(prefix.lower()):
+        return text
+    return f"{prefix} {text}" if prefix.endswith(">") else f"{prefix}, {text}"
 
 
 def caption_for(subject: str) -> str:
@@ -154,9 +188,10 @@ class OfflineRewriter:
     """Deterministic rewriter: keeps every content word, adds only style and quality words."""
 
     def rewrite(self, transcript: str, preset: Preset, previous_subject: str | None = None,
-                follow_up: bool = False) -> tuple[str, PromptPlan]:
+                follow_up: bool = False, dialect=None) -> tuple[str, PromptPlan]:
         """Returns (subject, plan); the subject is kept so a follow-up can extend it. ``follow_up``: the
-        transcript changes the previous subject whatever its wording (a change of a chosen picture)."""
+        transcript changes the previous subject whatever its wording (a change of a chosen picture);
+        ``dialect`` (a ``picture.Dialect``): how the model reads prompts, None for SD 1.5's tags."""
         started = time.perf_counter()
         unwanted = None
         if previous_subject and (follow_up or looks_like_refinement(transcript)):
@@ -167,11 +202,10 @@ class OfflineRewriter:
             subject = clean_request(transcript)
         if not subject:
             raise BadInput("there is nothing to draw in that request: say what you want to see", code="empty_request")
-        prompt = f"{subject}, {preset.style_words}, {QUALITY_WORDS}"
-        core = _DETERMINER.sub("", unwanted) if unwanted else None
+        prompt, negative = in_dialect(subject, preset, dialect, _DETERMINER.sub("", unwanted) if unwanted else None)
         plan = PromptPlan(
             prompt=prompt,
-            negative_prompt=f"{core}, {DEFAULT_NEGATIVE}" if core else DEFAULT_NEGATIVE,
+            negative_prompt=negative,
             caption=caption_for(f"{subject}, without {unwanted}" if unwanted else subject),
             source="offline",
             preset=preset.name,

@@ -44,6 +44,7 @@ class PromptPlan:
     elapsed_s: float = 0.0
     mode: str | None = None  # in a tab with a picture: "edit" (change it) or "new"; None: no picture to change
     strength: float | None = None  # for an edit: how much may change (img2img denoise)
+    family: str | None = None  # the kind of model the prompt was written for ("Flux.1"), when known
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -23,6 +23,7 @@ from .offline import (
     edit_cue,
     looks_like_refinement,
     strength_for,
+    with_prefix,
 )
 from .plan import DEFAULT_NEGATIVE, Preset, PromptPlan, Turn, get_preset
 
@@ -69,6 +70,12 @@ def load_template(name: str) -> Template:
     return Template((PROMPTS_DIR / name).read_text(encoding="utf-8"))
 
 
+def load_dialects() -> dict[str, str]:
+    """The lines of templates/dialects.txt (``name: text``): how the prompt is shaped for a kind of model."""
+    lines = (PROMPTS_DIR / "dialects.txt").read_text(encoding="utf-8").splitlines()
+    return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
 class PromptWriter:
     def __init__(self, client: LlmClient | None, history: SessionHistory | None = None):
         self.client = client
@@ -76,14 +83,20 @@ class PromptWriter:
         self.offline = OfflineRewriter()
         self.system_template = load_template("system.txt")
         self.refine_template = load_template("refine.txt")
-        self.check = AnswerCheck(self.system_template.template, self.refine_template.template)
+        self.dialects = load_dialects()
+        self.check = AnswerCheck(self.system_template.template, self.refine_template.template, *self.dialects.values())
 
     def use_client(self, client: LlmClient | None) -> None:
         """Write with another LLM server from the next prompt on (the settings changed)."""
         self.client = client
 
-    def messages(self, transcript: str, preset: Preset, previous: Turn | None) -> list[dict]:
-        system = self.system_template.substitute(style_words=preset.style_words, negative_words=DEFAULT_NEGATIVE)
+    def messages(self, transcript: str, preset: Preset, previous: Turn | None, dialect=None) -> list[dict]:
+        """The LLM's instructions for ``dialect`` (a ``picture.Dialect``; None: Stable Diffusion's tags)."""
+        negative = Template(self.dialects["negative"]).substitute(negative_words=DEFAULT_NEGATIVE)
+        system = self.system_template.substitute(
+            family=dialect.family if dialect else "Stable Diffusion", style_words=preset.style_words,
+            form=self.dialects["sentences" if dialect and dialect.sentences else "tags"],
+            negative=negative if dialect is None or dialect.negative else self.dialects["no_negative"])
         if previous is not None:
             system += "\n\n" + self.refine_template.substitute(previous_prompt=previous.prompt)
         return [{"role": "system", "content": system}, {"role": "user", "content": transcript}]
@@ -97,9 +110,11 @@ class PromptWriter:
         on_token: Callable[[str], None] | None = None,
         can_edit: bool = False,
         base: Turn | None = None,
+        dialect=None,
     ) -> PromptPlan:
         """``can_edit``: the tab has a picture, so the plan says whether to change it (``mode``, ``strength``);
-        ``base``: the picture's own turn, when a chosen picture is being changed."""
+        ``base``: the picture's own turn, when a chosen picture is being changed; ``dialect`` (a
+        ``picture.Dialect``): what the model the picture is drawn with understands (None: SD 1.5's tags)."""
         transcript = " ".join((transcript or "").split())
         if not transcript:
             raise BadInput("the transcript is empty: record or type a request first", code="empty_transcript")
@@ -110,7 +125,7 @@ class PromptWriter:
         follows = base is not None or looks_like_refinement(transcript) or wants_edit
         previous = last if last and follows else None
         subject, offline_plan = self.offline.rewrite(transcript, chosen, previous.subject if previous else None,
-                                                     follow_up=base is not None or wants_edit)
+                                                     follow_up=base is not None or wants_edit, dialect=dialect)
         if can_edit or base is not None:
             offline_plan.mode = "edit" if wants_edit or base is not None else "new"
             offline_plan.strength = strength_for(transcript) if offline_plan.mode == "edit" else None
@@ -121,13 +136,13 @@ class PromptWriter:
         else:
             try:
                 fields, model_id, server = self.client.complete_json(
-                    self.messages(transcript, chosen, previous), chosen.sampling, model=model, on_token=on_token
+                    self.messages(transcript, chosen, previous, dialect), chosen.sampling, model=model, on_token=on_token
                 )
             except LlmError as exc:
                 log.warning("prompt written offline: %s", exc.message)
                 notice = f"Written offline: {exc.message}."
             else:
-                plan = self.checked_plan(fields, subject, offline_plan, model_id, server)
+                plan = self.checked_plan(fields, subject, offline_plan, model_id, server, dialect)
                 if plan is not offline_plan and offline_plan.mode is not None:
                     plan.mode = fields.get("mode") or offline_plan.mode
                     plan.strength = (clamp_strength(fields.get("strength")) or offline_plan.strength
@@ -135,11 +150,13 @@ class PromptWriter:
         if plan is None:
             plan = offline_plan
             plan.notice = notice
+        plan.family = dialect.family if dialect else None
         plan.elapsed_s = time.perf_counter() - started
         self.history.add(session, Turn(transcript=transcript, subject=subject, prompt=plan.prompt))
         return plan
 
-    def checked_plan(self, fields: dict, subject: str, offline_plan: PromptPlan, model: str, server: str) -> PromptPlan:
+    def checked_plan(self, fields: dict, subject: str, offline_plan: PromptPlan, model: str, server: str,
+                     dialect=None) -> PromptPlan:
         """The LLM's answer as a plan, once checked against what was asked for (``subject``).
 
         A prompt that will not do sets the whole answer aside: the offline plan is used and its
@@ -150,10 +167,11 @@ class PromptWriter:
             log.info("the LLM's answer was set aside: %s", problem.code)  # the reason may quote the request
             offline_plan.notice = f"The LLM's answer was set aside ({problem.reason}); written offline."
             return offline_plan
-        chosen, notes = {}, []
+        chosen, notes = {"negative_prompt": ""}, []
+        uses_negative = dialect is None or dialect.negative
         for field, label, fallback, instead in (
             ("caption", "caption", offline_plan.caption, "the offline caption is used"),
-            ("negative_prompt", "negative prompt", DEFAULT_NEGATIVE, "the usual one is used"),
+            *((("negative_prompt", "negative prompt", DEFAULT_NEGATIVE, "the usual one is used"),) if uses_negative else ()),
         ):
             value = fields.get(field)
             problem = self.check.problem(field, value, subject) if value else None
@@ -161,6 +179,9 @@ class PromptWriter:
                 log.info("the LLM's %s was set aside: %s", label, problem.code)
                 notes.append(f"The LLM's {label} was set aside ({problem.reason}); {instead}.")
             chosen[field] = fallback if problem or not value else value
-        return PromptPlan(prompt=fields["prompt"], negative_prompt=chosen["negative_prompt"], caption=chosen["caption"],
+        prompt, negative = fields["prompt"], chosen["negative_prompt"]
+        if dialect is not None:  # the family's own first words, whatever the LLM wrote
+            prompt, negative = with_prefix(dialect.prefix, prompt), with_prefix(dialect.negative_prefix, negative)
+        return PromptPlan(prompt=prompt, negative_prompt=negative, caption=chosen["caption"],
                           source="llm", preset=offline_plan.preset, model=model, server=server,
                           notice=" ".join(notes) or None)

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from ..config import KNOBS
 from ..errors import BadInput, UserFacingError, error_body
 from ..jobs import JOB_ID, JobRequest, new_job_id
-from ..picture import MISS_HINT, ComfyError, WorkflowError
+from ..picture import FAMILIES, MISS_HINT, VARIANTS, ComfyError, WorkflowError
 from .context import current_runtime
 
 log = logging.getLogger(__name__)
@@ -126,12 +126,13 @@ def prompt():
     runtime = current_runtime()
     # A bad preset is a 400 before any streaming starts.
     chosen = dataclasses.replace(runtime.settings, **runtime.job_overrides(
-        {name: body.get(name) for name in ("preset", "model")}))
+        {name: body.get(name) for name in ("preset", "model", "checkpoint", "cfg")}))
     kwargs = {
         "transcript": transcript,
         "preset": chosen.llm_preset,
         "session": optional_text(body, "session"),
         "model": chosen.llm_model or None,
+        "dialect": runtime.comfy.dialect(runtime.workflows, chosen),  # what the picture's model understands
     }
     writer = runtime.prompt_writer
     if "text/event-stream" in request.headers.get("Accept", "") or body.get("stream") is True:
@@ -261,8 +262,61 @@ def comfyui_choices():
                     answer.update(reachable=False, error=exc.message)
                     break  # the next question would wait as long for the same silence
                 log.info("ComfyUI offers no %s: %s", knob.choices, exc.message)
+    catalog, models = runtime.catalog, []
+    if answer["reachable"]:
+        try:  # every model folder, each file with its family and recipe; the LoRAs with theirs
+            models = [m.describe() for m in catalog.models(client)]
+            choices["loras"] = [m.name for m in catalog.loras(client)]
+        except ComfyError as exc:
+            log.info("ComfyUI's models could not be listed: %s", exc.message)
+        choices["checkpoint"] = [m["name"] for m in models] or choices.get("checkpoint", [])
     answer["checkpoints"] = choices.setdefault("checkpoint", [])
+    answer["models"] = models
+    answer["shipped_workflows"] = [name for name in choices["workflow"] if runtime.workflows.is_shipped(name)]
     return jsonify(answer)
+
+
+# --- models and their families ------------------------------------------------------
+
+
+@bp.get("/models")
+def models_list():
+    """ComfyUI's models (checkpoints and diffusion models) and LoRAs, each with its family, variant, the
+    evidence for them and (models) the recipe; the families and variants a person may choose from."""
+    runtime = current_runtime()
+    answer = {"families": [{**f.describe(), "recipe": f.recipe.describe()} for f in FAMILIES.values()],
+              "variants": [{"name": v.name, "label": v.label} for v in VARIANTS.values()],
+              "models": [], "loras": [], "reachable": True}
+    client = runtime.comfy.first
+    try:
+        answer["models"] = [m.describe() for m in runtime.catalog.models(client)]
+        answer["loras"] = [m.describe() for m in runtime.catalog.loras(client)]
+    except ComfyError as exc:
+        answer.update(reachable=False, error=exc.message)
+    return jsonify(answer)
+
+
+@bp.post("/models")
+def correct_model():
+    """What a file is, in the person's words: ``{"name", "family", "variant"}``; a null family forgets it."""
+    body = json_body()
+    name = optional_text(body, "name", 300)
+    if name is None:
+        raise BadInput("send the model file's 'name'", code="bad_name")
+    family, variant = body.get("family"), body.get("variant") or None
+    if family is not None and family not in FAMILIES:
+        raise BadInput(f"'family' must be one of {', '.join(FAMILIES)}, or null to forget", code="bad_family")
+    if variant is not None and (variant not in VARIANTS or family is None):
+        raise BadInput(f"'variant' must be one of {', '.join(VARIANTS)}, or null (with a family)", code="bad_variant")
+    runtime = current_runtime()
+    runtime.catalog.remember(name, family, variant)
+    try:
+        listed = {m.name: m for m in runtime.catalog.models(runtime.comfy.first) + runtime.catalog.loras(runtime.comfy.first)}
+    except ComfyError:
+        listed = {}
+    found = listed.get(name)
+    return jsonify(found.describe() if found else {"name": name, "family": family, "variant": variant,
+                                                   "evidence": "your choice" if family else "not in ComfyUI"})
 
 
 def workflow_defaults(library, names: list[str]) -> dict:

@@ -4,23 +4,25 @@
 import { api } from "./api.js";
 import { capitalize, showMessage, ui } from "./dom.js";
 
-function fillOptions(list, values, selected, firstLabel) {
-  list.replaceChildren(...(firstLabel !== undefined ? [new Option(firstLabel, "")] : []), ...values.map((v) => new Option(v, v)));
+function fillOptions(list, values, selected, firstLabel, labels = {}) {
+  list.replaceChildren(...(firstLabel !== undefined ? [new Option(firstLabel, "")] : []),
+    ...values.map((v) => new Option(labels[v] || v, v)));
   if (values.includes(selected)) list.value = selected;
 }
 
 // Every element marked data-choices="<key>" lists `values`: a datalist as suggestions, a select as
 // its options, keeping its current choice when still offered, else selecting `fallback` (the server's
 // default). A select's data-empty-label gives it a first empty option; `emptyLabel` can reword it.
-// A job override (data-override) stays empty unless chosen: empty is the saved default.
-function fillChoices(key, values, fallback, emptyLabel) {
+// A job override (data-override) stays empty unless chosen: empty is the saved default. `labels` name
+// the values for people (a model: "juggernautXL.safetensors (SDXL)").
+function fillChoices(key, values, fallback, emptyLabel, labels) {
   for (const list of document.querySelectorAll(`[data-choices="${CSS.escape(key)}"]`)) {
     if (list.tagName !== "SELECT") {
-      fillOptions(list, values);
+      fillOptions(list, values, undefined, undefined, labels);
       continue;
     }
     const label = list.dataset.emptyLabel === undefined ? undefined : emptyLabel || list.dataset.emptyLabel;
-    fillOptions(list, values, list.dataset.override !== undefined ? list.value : list.value || fallback, label);
+    fillOptions(list, values, list.dataset.override !== undefined ? list.value : list.value || fallback, label, labels);
   }
 }
 
@@ -32,12 +34,15 @@ export async function loadModels() {
   } catch (_) { /* the health light says the server is away */ }
 }
 
-// info.choices maps each job field to what ComfyUI or our workflow folder offer; info[field] is its default.
-// Answers info (null when the server did not answer).
+// info.choices maps each job field to what ComfyUI or our workflow folder offer; info[field] is its default;
+// info.models says what each model is. Answers info (null when the server did not answer).
 export async function loadComfyChoices() {
   try {
     const info = await api("/api/comfyui");
-    for (const [key, values] of Object.entries(info.choices)) fillChoices(key, values, info[key]);
+    const kinds = Object.fromEntries((info.models || []).map((m) => [m.name, `${m.name} (${m.label})`]));
+    for (const [key, values] of Object.entries(info.choices)) {
+      fillChoices(key, values, info[key], undefined, key === "checkpoint" ? kinds : {});
+    }
     return info;
   } catch (_) {
     return null;  // shown by the health light

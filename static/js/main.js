@@ -8,6 +8,8 @@ import { initEdits } from "./edit.js";
 import { initGallery, loadGallery, openEntryById } from "./gallery.js";
 import { initHealth, refreshHealth } from "./health.js";
 import { busy, followedJob, handleEvent, initJobs, jobOptions, restartAs, sendRecording } from "./job.js";
+import { initLoras } from "./loras.js";
+import { initModelsPanel } from "./models.js";
 import { initOverrides, loadEffective } from "./overrides.js";
 import { initRewrite } from "./plan.js";
 import { initRecorder } from "./recorder.js";
@@ -38,6 +40,8 @@ try {
   initHealth();
   initBanners();
   initSettings({ afterSave: () => Promise.all([loadModels(), loadRenderChoices(), loadSpeechChoices(), refreshHealth()]) });
+  initLoras();
+  initModelsPanel({ afterChange: loadRenderChoices });
 } catch (err) {
   if (!(err instanceof MissingElement)) throw err;
   document.body.prepend(Object.assign(document.createElement("p"), { className: "message error", textContent:

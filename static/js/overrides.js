@@ -1,24 +1,37 @@
 // "Override for this job": the render box changes one job only. An empty field shows, in grey,
-// what the job gets instead: the saved setting ("4 (settings)"), else the workflow's own value
-// ("20 (workflow)"), or "random" for the seed. It follows saves and the workflow chosen here.
+// what the job gets instead: the saved setting ("4 (settings)"), else the model's recipe with one of our
+// workflows ("25 (SDXL recipe)"), else the workflow's own value ("20 (workflow)"), or "random" for the
+// seed. It follows saves, and the workflow and model chosen here.
 
 import { api } from "./api.js";
 import { ui } from "./dom.js";
 
 // knobs: the settings table (by job field); settings: the saved values; comfy: /api/comfyui's answer.
-const known = { knobs: {}, settings: {}, comfy: { workflow_defaults: {}, checkpoints: [] } };
+const known = { knobs: {}, settings: {}, comfy: { workflow_defaults: {}, checkpoints: [], models: [] } };
 
 function isKept(knob, value) {
-  return value === undefined || value === null || value === "" || (knob.keep !== null && value === knob.keep);
+  return value === undefined || value === null || value === "" || (Array.isArray(value) && !value.length)
+    || (knob.keep !== null && value === knob.keep);
+}
+
+// The model a new picture would be drawn with: the job's, the saved one, the workflow's own if ComfyUI
+// has it, else the first that draws new pictures (as the server chooses).
+function modelFor(own) {
+  const models = known.comfy.models || [];
+  const name = ui.checkpoint.value || known.settings.checkpoint;
+  return models.find((m) => m.name === (name || own.checkpoint)) || (name ? null : models.find((m) => m.text_to_image));
 }
 
 // What a job gets for a setting it does not override, and where that comes from.
 function effective(knob) {
   const saved = known.settings[knob.name];
   if (knob.name === "seed" && isKept(knob, saved)) return "random";
-  if (!isKept(knob, saved)) return `${saved} (settings)`;
+  if (!isKept(knob, saved)) return `${Array.isArray(saved) ? saved.map((l) => l.name).join(", ") : saved} (settings)`;
   const workflow = ui.workflow.value || known.settings.workflow;
   const own = (known.comfy.workflow_defaults || {})[workflow] || {};
+  const model = (known.comfy.shipped_workflows || []).includes(workflow) ? modelFor(own) : null;
+  const recipe = model ? model.recipe[knob.name] : null;
+  if (recipe !== null && recipe !== undefined) return `${recipe} (${model.label} recipe)`;
   const checkpoints = known.comfy.checkpoints || [];
   if (knob.name === "checkpoint" && checkpoints.length && !checkpoints.includes(own.checkpoint)) {
     return `${checkpoints[0]} (ComfyUI's first)`;  // the workflow's own is not in ComfyUI

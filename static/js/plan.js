@@ -31,7 +31,8 @@ export function showPlan(plan) {
   ui.promptSource.className = "badge " + plan.source;
   ui.promptSource.textContent = { llm: `written by ${plan.model}`, offline: "written offline", user: "your prompt" }[plan.source];
   const timing = plan.elapsed_s ? `, ${plan.elapsed_s.toFixed(2)} s` : "";
-  ui.promptMeta.textContent = `${plan.preset} preset${timing}` + (plan.notice ? ` — ${plan.notice}` : "");
+  const family = plan.family ? `, for ${plan.family}` : "";  // the kind of model it was written for
+  ui.promptMeta.textContent = `${plan.preset} preset${family}${timing}` + (plan.notice ? ` — ${plan.notice}` : "");
 }
 
 function planReady(plan) {
@@ -54,7 +55,9 @@ async function writePrompt(busy) {
   showMessage("Writing the prompt…", "busy");
   const stream = new PromptStream();
   try {
-    const request = jsonPost({ transcript, preset: ui.preset.value, model: ui.model.value || undefined, session: SESSION_ID });
+    // the picture's model (this job's, else the saved one) decides how the prompt is written
+    const request = jsonPost({ transcript, preset: ui.preset.value, model: ui.model.value || undefined, session: SESSION_ID,
+      checkpoint: ui.checkpoint.value || undefined, cfg: ui.cfg.value || undefined });
     for await (const { event, data } of streamEvents("/api/prompt", request)) {
       if (event === "token") stream.add(data.text);
       else if (event === "result") planReady(data);

@@ -58,7 +58,7 @@ export function showImage(url, render, prompt) {
 
 export function describeRender(render) {
   const parts = [];
-  if (render.checkpoint) parts.push(render.checkpoint);
+  if (render.checkpoint) parts.push(render.model_kind ? `${render.checkpoint} (${render.model_kind})` : render.checkpoint);
   if (render.width) parts.push(`${render.width}×${render.height}`);
   if (render.sampler) parts.push(render.sampler);
   if (render.steps) parts.push(`${render.steps} steps`);

@@ -3,8 +3,10 @@
 
 import { api, jsonPost } from "./api.js";
 import { capitalize, sentence, ui } from "./dom.js";
+import { showLoras } from "./loras.js";
 
 let sources = {};
+let recipeKnobs = [];  // the settings whose empty value is the model's recipe
 
 export async function loadSettings() {
   try {
@@ -16,8 +18,10 @@ export async function loadSettings() {
     }
     for (const [name, value] of Object.entries(settings)) {
       const field = ui.settingsForm.elements[name];
-      if (field) field.value = value;
+      if (field && Array.isArray(value)) showLoras(field, value);
+      else if (field) field.value = value;
     }
+    recipeKnobs = answer.knobs.filter((k) => k.placeholder === "model's recipe").map((k) => k.name);
     showSources(answer);
     if (settings.llm_preset) ui.preset.value = settings.llm_preset;
   } catch (err) {
@@ -75,6 +79,11 @@ export function initSettings({ afterSave }) {
   ui.settingsForm.addEventListener("click", (event) => {
     const name = event.target.dataset && event.target.dataset.reset;
     if (name) save({ [name]: null }, "Reset to the default.");
+  });
+  // One click: every recipe value this page saved goes back to the model's own.
+  ui.useRecipe.addEventListener("click", () => {
+    const saved = recipeKnobs.filter((name) => sources[name] === "saved");
+    save(Object.fromEntries(saved.map((name) => [name, null])), "The model's recipe is used again.");
   });
   ui.resetAll.addEventListener("click", () => {
     const saved = Object.keys(sources).filter((name) => sources[name] === "saved");

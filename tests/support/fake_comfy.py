@@ -32,6 +32,7 @@ from werkzeug.serving import make_server
 from .data import ROOT
 from .fake_comfy_graph import OUTPUT_CLASSES, order, signatures, validate
 from .fake_comfy_inputs import BadPicture, InputFolder
+from .fake_comfy_models import ModelFolders
 from .fake_comfy_replay import Replay, jpeg
 
 # What a real ComfyUI 0.3.64 describes for the nodes we ask about (samplers, loaders...).
@@ -54,13 +55,19 @@ class Knobs:
     openai_models: list[str] | None = None  # also answer GET /v1/models, as a ComfyUI with an LLM custom node may
     upload_status: int | None = None  # answer POST /upload/image with this status and no JSON (a refusal)
     missing_classes: tuple = ()  # node classes this ComfyUI lacks (e.g. LoadImage): unknown to it
+    diffusion_models: list[str] = field(default_factory=list)  # the other model folders (fake_comfy_models.py)
+    loras: list[str] = field(default_factory=list)
+    text_encoders: list[str] = field(default_factory=list)
+    vae: list[str] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)  # "folder/name" -> the file's __metadata__ (/view_metadata)
+    unloadable: tuple = ()  # model files that fail to load when their loader runs (placeholder files)
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class FakeComfyUI(InputFolder, Replay):
+class FakeComfyUI(InputFolder, ModelFolders, Replay):
     def __init__(self, knobs: Knobs | None = None, port: int = 0):
         """``port``: 0 for a free one; an earlier server's port to play that ComfyUI restarted (empty history)."""
         self.knobs = knobs or Knobs()
@@ -78,6 +85,7 @@ class FakeComfyUI(InputFolder, Replay):
         self.previous_signatures: set[str] = set()
         self.history_outputs: dict[str, dict] = {}  # node signature -> its last output, for cached runs
         self.posted: list[dict] = []  # bodies of POST /prompt
+        self.metadata_asked: list[tuple[str, str]] = []  # (folder, name) of each GET /view_metadata
         self.interrupts: list[dict] = []
         self.deletes: list[list] = []
         self.timeline: dict[str, dict] = {}  # prompt_id -> received / finished wall-clock times, for benchmarks
@@ -147,7 +155,7 @@ class FakeComfyUI(InputFolder, Replay):
             graph = body.get("prompt")
             if not isinstance(graph, dict):
                 return Response("500 Internal Server Error\n\nServer got itself in trouble", status=500, mimetype="text/plain")
-            error = validate(graph, fake.knobs, fake.picture_errors)
+            error = validate(graph, fake.knobs, lambda node: fake.picture_errors(node) + fake.model_errors(node))
             if error:
                 return jsonify(error), 400
             prompt_id = body.get("prompt_id") or str(uuid.uuid4())
@@ -203,6 +211,7 @@ class FakeComfyUI(InputFolder, Replay):
             return Response(fake.files[key], mimetype="image/png")
 
         app.post("/upload/image")(fake.upload_image)
+        fake.model_routes(app)
 
         @app.get("/models/checkpoints")
         def checkpoints():
@@ -217,6 +226,8 @@ class FakeComfyUI(InputFolder, Replay):
                 return jsonify({})
             if node_class == "CheckpointLoaderSimple":
                 return jsonify({node_class: {"input": {"required": {"ckpt_name": [fake.knobs.checkpoints, {}]}}}})
+            if fake.loader_info(node_class) is not None:
+                return jsonify(fake.loader_info(node_class))
             return jsonify({node_class: OBJECT_INFO[node_class]} if node_class in OBJECT_INFO else {})
 
         @app.get("/v1/models")
@@ -319,6 +330,11 @@ class FakeComfyUI(InputFolder, Replay):
                         "exception_message": "Error while deserializing header: header too large\n",
                         "exception_type": "safetensors._safetensors_rust.SafetensorError",
                         "traceback": ["  File \"ComfyUI/execution.py\", line 496, in execute\n"],
+                        "current_inputs": {}, "current_outputs": {}, "timestamp": now_ms()}
+                return self._finish(item, "error", ["execution_error", data], messages, results)
+            if self.load_error(node):
+                data = {"prompt_id": prompt_id, "node_id": node_id, "node_type": ctype, "executed": [],
+                        **self.load_error(node), "traceback": ["  File \"ComfyUI/execution.py\", line 496, in execute\n"],
                         "current_inputs": {}, "current_outputs": {}, "timestamp": now_ms()}
                 return self._finish(item, "error", ["execution_error", data], messages, results)
             if ctype == "LoadImage":

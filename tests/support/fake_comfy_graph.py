@@ -8,7 +8,9 @@ KNOWN_CLASSES = {
     "CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "KSamplerAdvanced", "VAEDecode",
     "SaveImage", "PreviewImage", "LoraLoader", "ConditioningCombine", "CLIPSetLastLayer", "SamplerCustomAdvanced",
     "CFGGuider", "RandomNoise", "KSamplerSelect", "BasicScheduler", "UNETLoader", "DualCLIPLoader", "VAELoader",
-    "EmptySD3LatentImage", "CLIPTextEncodeSDXL", "LoadImage", "VAEEncode",
+    "EmptySD3LatentImage", "CLIPTextEncodeSDXL", "LoadImage", "VAEEncode", "CLIPLoader", "TripleCLIPLoader",
+    "QuadrupleCLIPLoader", "LoraLoaderModelOnly", "FluxGuidance", "ModelSamplingSD3", "ModelSamplingAuraFlow",
+    "ModelSamplingDiscrete", "ConditioningZeroOut", "BasicGuider", "SDTurboScheduler",
 }
 OUTPUT_CLASSES = {"SaveImage", "PreviewImage"}
 REQUIRED = {"KSampler": ["model", "positive", "negative", "latent_image", "seed", "steps", "cfg"]}

@@ -41,7 +41,7 @@ class PromptWriter:
         self.asked: list[str] = []
 
     def write(self, transcript, preset=None, session=None, model=None, on_token=None, can_edit=False,
-              base=None) -> PromptPlan:
+              base=None, dialect=None) -> PromptPlan:
         self.asked.append(transcript)
         self.entered.set()
         if self.hold is not None:

@@ -40,7 +40,7 @@ CLIENT_PREFIX = "s2i-"
 PICTURE_SUBFOLDER = "speech2image"
 
 # Settings whose choices are a node input's list in ComfyUI's /object_info.
-CHOICE_INPUTS = {"samplers": ("KSampler", "sampler_name")}
+CHOICE_INPUTS = {"samplers": ("KSampler", "sampler_name"), "schedulers": ("KSampler", "scheduler")}
 
 
 @dataclass
@@ -101,12 +101,60 @@ class ComfyClient:
 
     def input_choices(self, node_class: str, input_name: str) -> list[str]:
         """The values a node's list input accepts, from /object_info (e.g. KSampler's samplers)."""
+        inputs = self.node_inputs(node_class)
+        if input_name not in inputs:
+            raise ComfyError(f"ComfyUI does not describe {node_class}.{input_name}")
+        return inputs[input_name]
+
+    def node_inputs(self, node_class: str) -> dict[str, list[str]]:
+        """A node's list inputs and what each accepts (loaders: the files of their folders), from
+        /object_info; {} for a node this ComfyUI does not know. Both of ComfyUI's forms are read: a
+        list of values, and ``["COMBO", {"options": [...]}]``."""
         info = self._json("GET", f"/object_info/{node_class}")
+        described = info.get(node_class) if isinstance(info, dict) else None
+        inputs = (described or {}).get("input") if isinstance(described, dict) else None
+        found = {}
+        for group in ("required", "optional"):
+            for name, spec in ((inputs or {}).get(group) or {}).items():
+                values = spec[0] if isinstance(spec, list) and spec else None
+                if values == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
+                    values = spec[1].get("options")
+                if isinstance(values, list):
+                    found[name] = [v for v in values if isinstance(v, str)]
+        return found
+
+    def model_folders(self) -> list[str]:
+        """The model folders ComfyUI knows (GET /models): checkpoints, diffusion_models, loras..."""
+        names = self._json("GET", "/models")
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+    def model_files(self, folder: str) -> list[str]:
+        """The files of one model folder (GET /models/{folder}); [] for a folder it does not have."""
+        response = self._request("GET", f"/models/{folder}")
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            raise ComfyError(f"ComfyUI answered HTTP {response.status_code} to GET /models/{folder}")
         try:
-            values = info[node_class]["input"]["required"][input_name][0]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ComfyError(f"ComfyUI does not describe {node_class}.{input_name}") from exc
-        return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+            names = response.json()
+        except ValueError as exc:
+            raise ComfyError(f"ComfyUI sent something that is not JSON for /models/{folder}") from exc
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+    def file_metadata(self, folder: str, filename: str, timeout_s: float = 2.0) -> dict:
+        """A safetensors file's ``__metadata__`` through stock ComfyUI (GET /view_metadata/{folder});
+        {} when it has none (ComfyUI answers 404) or it is not a safetensors file."""
+        if not filename.endswith(".safetensors"):
+            return {}
+        response = self._request("GET", f"/view_metadata/{folder}?" + urlencode({"filename": filename}),
+                                 timeout=min(timeout_s, self.http_timeout_s))
+        if response.status_code != 200:
+            return {}
+        try:
+            metadata = response.json()
+        except ValueError:
+            return {}
+        return metadata if isinstance(metadata, dict) else {}
 
     def missing_nodes(self, classes) -> list[str]:
         """The node classes this ComfyUI does not know (its /object_info answers {} for those)."""

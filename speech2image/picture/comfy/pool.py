@@ -12,14 +12,19 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import AbstractSet, Callable
+from typing import TYPE_CHECKING, AbstractSet, Callable
 
-from ..prepare import RenderJob, ServerFacts, graph_for
-from ..workflows import RenderParams, Workflow
+from ..detect import ModelInfo
+from ..families import Dialect, dialect_for
+from ..prepare import RenderJob, graph_for
+from ..workflows import RenderParams, Workflow, WorkflowError, WorkflowLibrary
 from .client import CLIENT_PREFIX, ComfyClient
 from .discovery import ComfyDiscovery, device_kind
 from .events import RenderEvents
 from .protocol import START_HINT, ComfyError, ComfyUnavailable, PromptLost
+
+if TYPE_CHECKING:
+    from ..catalog import ModelCatalog
 
 # A sampler step on a CPU, until a render on that server has been timed: SD 1.5 at 512x512 on a typical
 # desktop CPU (2 cores here: about 8 s). A step's cost grows a little faster than its pixels (attention
@@ -92,7 +97,7 @@ class ComfyPool:
 
     def __init__(self, urls: list[str], stall_s: float = 300.0, probe_timeout_s: float = 2.0,
                  load: ServerLoad | None = None, discovery: ComfyDiscovery | None = None,
-                 client_prefix: str = CLIENT_PREFIX):
+                 client_prefix: str = CLIENT_PREFIX, catalog: "ModelCatalog | None" = None):
         """``urls``: the configured servers; none: the one ``discovery`` finds (a default one probes
         the usual local ports). ``client_prefix`` marks our prompts in ComfyUI's queue."""
         self.urls = tuple(urls)
@@ -103,6 +108,10 @@ class ComfyPool:
         self._clients_lock = threading.Lock()
         self.probe_timeout_s = probe_timeout_s
         self.load = load or ServerLoad()
+        if catalog is None:
+            from ..catalog import ModelCatalog  # the catalog asks servers through this package: imported late
+            catalog = ModelCatalog()
+        self.catalog = catalog  # the servers' model files and their families
         self._devices: dict[str, str | None] = {}  # url -> cpu or gpu, from /system_stats
         self._cpu_speed: dict[str, tuple[float, float]] = {}  # url -> a timed CPU step: (megapixels, seconds)
 
@@ -304,17 +313,24 @@ class ComfyPool:
 
     # --- one render, wherever it can run ------------------------------------------------
 
-    @staticmethod
-    def _models(client: ComfyClient, workflow: Workflow) -> tuple[str, ...] | None:
-        """The checkpoints the server lists, when the workflow loads one; None when it cannot say."""
-        if workflow.roles.checkpoint is None:
-            return None
+    def dialect(self, workflows: WorkflowLibrary, settings) -> Dialect | None:
+        """How a prompt is written for the model the settings would draw a new picture with; None when that
+        cannot be told now (the prompt is then written the usual way: SD's tags and a negative prompt)."""
         try:
-            return tuple(client.checkpoints())
-        except ComfyError as exc:
-            if exc.code == "comfyui_unreachable":
-                raise
+            workflow = workflows.load(settings.workflow)
+        except WorkflowError:
+            return None  # the render says what is wrong with it
+        model = self.model_for(workflow, settings.checkpoint or None)
+        if model is None:
             return None
+        cfg = settings.cfg or (None if workflow.shipped else workflow.defaults.get("cfg"))
+        return dialect_for(model.family, model.variant, cfg)
+
+    def model_for(self, workflow: Workflow, requested: str | None) -> ModelInfo | None:
+        """The model a new picture would be drawn with on the first server (for the prompt's dialect);
+        None when that cannot be told now (no server answers, or it cannot list its models)."""
+        clients = self.clients
+        return self.catalog.model_for(self._probe(clients[0]), workflow, requested) if clients else None
 
     def render(self, job: RenderJob, on_event: Callable[[dict], None], on_submit: Callable[[dict], None],
                cancel: threading.Event | None = None) -> Rendered:
@@ -372,7 +388,7 @@ class ComfyPool:
                 self.discovery.wait_started(client.base_url, cancel)
             image = (self._upload_picture(client, workflow, job.params)
                      if job.params.image_data is not None else None)
-            facts = ServerFacts(client.base_url, self._models(client, workflow), image)
+            facts = self.catalog.facts(client, job, image)
             graph, used, notes = graph_for(job, facts)
             for note in notes:
                 events.emit({"type": "note", "text": note})

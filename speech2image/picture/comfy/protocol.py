@@ -19,6 +19,9 @@ START_HINT = (
 )
 PREVIEW_HINT = "No live preview: start ComfyUI with --preview-method auto to see the picture form."
 PREVIEW_MIME = {1: "image/jpeg", 2: "image/png"}
+# Loader inputs whose values are files of a model folder: what a person calls the file, and the folder.
+FILE_INPUTS = {"unet_name": ("diffusion model", "diffusion_models"), "lora_name": ("LoRA", "loras"),
+               "vae_name": ("VAE", "vae"), "clip_name": ("text encoder", "text_encoders")}
 
 
 class ComfyError(UserFacingError):
@@ -86,6 +89,9 @@ def describe_validation_error(body: dict) -> str:
                 available = (extra.get("input_config") or [[]])[0]
                 parts.append(f"checkpoint '{extra.get('received_value')}' is not in ComfyUI; available: "
                              + (", ".join(available) if available else "none (put a model in ComfyUI/models/checkpoints)"))
+            elif item.get("type") == "value_not_in_list" and str(extra.get("input_name")).rstrip("1234") in FILE_INPUTS:
+                what, folder = FILE_INPUTS[str(extra["input_name"]).rstrip("1234")]
+                parts.append(f"{what} '{extra.get('received_value')}' is not in ComfyUI (put it in ComfyUI/models/{folder})")
             elif item.get("type") == "value_not_in_list":
                 parts.append(f"{class_type} (node {node_id}): {item.get('details') or item.get('message')}")
             elif item.get("type") == "custom_validation_failed" and "Invalid image file" in str(item.get("details")):
