@@ -93,7 +93,7 @@ def test_models_answer_says_when_comfyui_is_away(client):
 
 def test_an_sdxl_job_runs_sdxls_recipe(make_app, families):
     with LiveServer(make_app(comfyui_url=families.url, **RECIPE)) as server:
-        done = run(server, prompt="a lighthouse at dusk", checkpoint="juggernautXL_v9.safetensors")
+        done, _ = run(server, prompt="a lighthouse at dusk", checkpoint="juggernautXL_v9.safetensors")
     assert done["stage"] == "done", done["error"]
     nodes = sent(families)
     assert (nodes["KSampler"]["steps"], nodes["KSampler"]["cfg"], nodes["KSampler"]["sampler_name"],
@@ -104,7 +104,7 @@ def test_an_sdxl_job_runs_sdxls_recipe(make_app, families):
 
 def test_a_turbo_job_runs_few_steps_without_negative(make_app, families):
     with LiveServer(make_app(comfyui_url=families.url, **RECIPE)) as server:
-        done = run(server, transcript="a red kite over the sea", checkpoint="sd_xl_turbo_1.0_fp16.safetensors")
+        done, _ = run(server, transcript="a red kite over the sea", checkpoint="sd_xl_turbo_1.0_fp16.safetensors")
     assert done["stage"] == "done", done["error"]
     graph = families.posted[-1]["prompt"]
     assert graph["3"]["inputs"]["steps"] <= 4 and graph["3"]["inputs"]["cfg"] <= 2
@@ -113,7 +113,7 @@ def test_a_turbo_job_runs_few_steps_without_negative(make_app, families):
 
 def test_a_flux_job_is_sent_as_its_stock_graph_and_written_as_sentences(make_app, families):
     with LiveServer(make_app(comfyui_url=families.url, checkpoint="flux1-dev-fp8_e4m3fn.safetensors", **RECIPE)) as server:
-        done = run(server, transcript="um, can you draw me a red fox in the snow")
+        done, _ = run(server, transcript="um, can you draw me a red fox in the snow")
     assert done["stage"] == "done", done["error"]
     nodes = sent(families)
     assert nodes["DualCLIPLoader"]["type"] == "flux" and nodes["UNETLoader"]["unet_name"].startswith("flux1-dev")
@@ -124,7 +124,7 @@ def test_a_flux_job_is_sent_as_its_stock_graph_and_written_as_sentences(make_app
 
 def test_an_sd15_prompt_keeps_its_negative(make_app, families):
     with LiveServer(make_app(comfyui_url=families.url, checkpoint="v1-5-pruned-emaonly.safetensors")) as server:
-        done = run(server, transcript="a red fox in the snow")
+        done, _ = run(server, transcript="a red fox in the snow")
     assert done["stage"] == "done" and "blurry" in done["negative_prompt"] and "," in done["prompt"]
 
 
@@ -140,7 +140,7 @@ def test_rewrite_writes_for_the_chosen_model(make_app, families):
 def test_a_flux_model_without_text_encoders_is_refused_before_queueing(make_app):
     with FakeComfyUI(Knobs(**family_folders(text_encoders=[], vae=[]))) as comfy:
         with LiveServer(make_app(comfyui_url=comfy.url)) as server:
-            done = run(server, prompt="a fox", checkpoint="flux1-dev-fp8_e4m3fn.safetensors")
+            done, _ = run(server, prompt="a fox", checkpoint="flux1-dev-fp8_e4m3fn.safetensors")
         assert comfy.posted == []  # nothing was queued
     message = done["error"]["message"]
     assert done["stage"] == "error" and done["error"]["code"] == "model_companions_missing"
@@ -151,7 +151,7 @@ def test_a_flux_model_without_text_encoders_is_refused_before_queueing(make_app)
 def test_a_placeholder_that_fails_to_load_is_a_clear_error(make_app):
     with FakeComfyUI(Knobs(**family_folders(unloadable=("ae.safetensors",)))) as comfy:
         with LiveServer(make_app(comfyui_url=comfy.url)) as server:
-            done = run(server, prompt="a fox", checkpoint="flux1-dev-fp8_e4m3fn.safetensors")
+            done, _ = run(server, prompt="a fox", checkpoint="flux1-dev-fp8_e4m3fn.safetensors")
     assert done["stage"] == "error" and "ComfyUI failed in VAELoader" in done["error"]["message"]
     assert "size mismatch" in done["error"]["message"]
 
@@ -162,9 +162,9 @@ def test_a_lora_reaches_the_graph_and_its_words_the_prompt(make_app, families):
                                                                      "strength": 0.6}]})
     assert saved.status_code == 200 and saved.get_json()["settings"]["loras"][0]["strength"] == 0.6
     with LiveServer(app) as server:
-        done = run(server, prompt="a castle on a hill")
-        other = run(server, prompt="a castle", loras=[{"name": "anime-lines-sd15.safetensors", "strength": 1}])
-        none = run(server, prompt="a castle", loras=[])
+        done, _ = run(server, prompt="a castle on a hill")
+        other, _ = run(server, prompt="a castle", loras=[{"name": "anime-lines-sd15.safetensors", "strength": 1}])
+        none, _ = run(server, prompt="a castle", loras=[])
     assert done["stage"] == "done", done["error"]
     lora = next(n["inputs"] for n in families.posted[0]["prompt"].values() if n["class_type"] == "LoraLoader")
     assert (lora["lora_name"], lora["strength_model"]) == ("detail-tweaker-xl.safetensors", 0.6)
@@ -220,7 +220,7 @@ def test_real_comfyui_lists_families_by_metadata(make_app):
 def test_real_comfyui_accepts_each_familys_graph_and_the_load_failure_is_said(make_app):
     real_client(make_app)
     with LiveServer(make_app(comfyui_url=REAL_COMFYUI, steps=2, width=128, height=128)) as server:
-        jobs = {name: run(server, prompt="a fox", checkpoint=name) for name, _, _ in PLACEHOLDERS["diffusion_models"]
+        jobs = {name: run(server, prompt="a fox", checkpoint=name)[0] for name, _, _ in PLACEHOLDERS["diffusion_models"]
                 if name != "plain-name-a.safetensors"}  # Flux, SD3, Chroma, Qwen-Image, HiDream, Lumina 2
     for name, job in jobs.items():  # validation passed (nodes, inputs, file names); the placeholder failed to load
         assert job["stage"] == "error" and job["error"]["code"] == "comfyui_execution_error", (name, job["error"])

@@ -61,6 +61,12 @@ def test_the_cpu_estimate_scales_with_pixels_times_steps():
     assert cpu_estimate(20, *CPU_STEP_S[:1]) > CPU_WARN_S  # the usual 512² job on an untimed CPU: warned
 
 
+def test_the_estimate_follows_the_models_family():
+    from speech2image.picture.families import FAMILIES
+    sd15, sdxl, flux = (FAMILIES[name].step_cost for name in ("sd15", "sdxl", "flux"))
+    assert sd15 == 1.0 and sd15 < sdxl < flux  # a bigger denoiser: a dearer step at the same size
+
+
 def test_a_long_job_on_a_cpu_is_warned_about_until_the_cpu_is_timed(serve):
     with FakeComfyUI(Knobs(step_delay_s=0.002)) as comfy:
         server = serve(comfyui_url=comfy.url)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AbstractSet, Callable
 
 from ..detect import ModelInfo
-from ..families import Dialect, dialect_for
+from ..families import Dialect, dialect_for, family
 from ..prepare import RenderJob, graph_for
 from ..workflows import RenderParams, Workflow, WorkflowError, WorkflowLibrary
 from .client import CLIENT_PREFIX, ComfyClient
@@ -296,15 +296,17 @@ class ComfyPool:
     def _remember_speed(self, client: ComfyClient, used: dict, seconds_per_step: float | None) -> None:
         megapixels = self._megapixels(used)
         if seconds_per_step and megapixels and self._devices.get(client.base_url) == "cpu":
-            self._cpu_speed[client.base_url] = (megapixels, seconds_per_step)
+            # kept as an SD 1.5 step would have cost: another family's job scales it by its own cost
+            self._cpu_speed[client.base_url] = (megapixels, seconds_per_step / family(used.get("family")).step_cost)
 
     def _slow_on_cpu(self, client: ComfyClient, used: dict) -> str | None:
-        """A warning when ComfyUI has only a CPU and this size x steps would take more than CPU_WARN_S,
-        from the last render timed there, else from CPU_STEP_S (see cpu_estimate)."""
+        """A warning when ComfyUI has only a CPU and this size x steps x the model's family would take more
+        than CPU_WARN_S, from the last render timed there, else from CPU_STEP_S (see cpu_estimate)."""
         megapixels, steps = self._megapixels(used), used.get("steps")
         if not megapixels or not isinstance(steps, int) or self.device(client) != "cpu":
             return None
-        estimate = cpu_estimate(steps, megapixels, self._cpu_speed.get(client.base_url, CPU_STEP_S))
+        cost = family(used.get("family")).step_cost  # SDXL's step costs ~3 of SD 1.5's, Flux's ~14
+        estimate = cost * cpu_estimate(steps, megapixels, self._cpu_speed.get(client.base_url, CPU_STEP_S))
         if estimate <= CPU_WARN_S:
             return None
         about = f"{round(estimate / 60)} min" if estimate >= 90 else f"{round(estimate)} s"
