@@ -104,15 +104,19 @@ def clips_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def make_clip(clips_dir):
-    """make_clip(text, engine='piper'|'espeak', fmt='wav'|'webm'|'ogg') -> Path, cached per session."""
+    """make_clip(text, engine='piper'|'espeak'|'kokoro', fmt='wav'|'webm'|'ogg', language='en') -> Path, cached per
+    session; kokoro speaks Japanese (language 'ja') or, through espeak-ng's IPA, another language ('de')."""
     cache: dict[tuple, Path] = {}
 
-    def make(text: str, engine: str = "piper", fmt: str = "wav") -> Path:
-        key = (text, engine, fmt)
+    def make(text: str, engine: str = "piper", fmt: str = "wav", language: str = "ja") -> Path:
+        key = (text, engine, fmt, language if engine == "kokoro" else None)
         if key not in cache:
             stem = f"{engine}-{len(cache):03d}"
             wav = clips_dir / f"{stem}.wav"
-            (speech.piper_wav if engine == "piper" else speech.espeak_wav)(text, wav)
+            if engine == "kokoro":
+                speech.kokoro_wav(text, wav, language)
+            else:
+                (speech.piper_wav if engine == "piper" else speech.espeak_wav)(text, wav)
             cache[key] = wav if fmt == "wav" else speech.encode(wav, fmt)
         return cache[key]
 

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from speech2image.errors import BadInput
-from speech2image.prompt.writer import (
+from speech2image.prompt import (
     DEFAULT_NEGATIVE,
     PRESETS,
     QUALITY_WORDS,

@@ -44,6 +44,8 @@ class PromptPlan:
     elapsed_s: float = 0.0
     mode: str | None = None  # in a tab with a picture: "edit" (change it) or "new"; None: no picture to change
     strength: float | None = None  # for an edit: how much may change (img2img denoise)
+    language: str | None = None  # the language the person spoke, when it is not English: the caption's
+    words_from: str | None = None  # "translation": the prompt's words are Whisper's machine translation
 
     def to_dict(self) -> dict:
         data = asdict(self)

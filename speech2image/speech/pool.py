@@ -19,10 +19,11 @@ import numpy as np
 
 from ..config import Settings, SpeechServer, parse_speech_urls
 from ..errors import UserFacingError
-from .asr import Transcript, transcribe_upload
+from .asr import Heard, Transcript, transcribe_upload
+from .languages import fixed
 from .members import AsrMember, Member, TtsMember, asr_member, tts_member
 from .server import PROBE_TIMEOUT_S, ServerFailed
-from .tts import SpokenCaption, check_text, wav_info
+from .tts import SpokenCaption, check_text, voice_languages, wav_info
 
 log = logging.getLogger(__name__)
 DOWN_FOR_S = 10.0  # a server that failed is skipped this long while another can take the request
@@ -54,11 +55,12 @@ class SpeechPool:
         with self._lock:
             return dict(self._busy)
 
-    def _claim(self, tried: dict[str, str]) -> Member | None:
-        """The least busy member not tried yet, preferring those not down; counted busy at once."""
+    def _claim(self, tried: dict[str, str], among: frozenset[str] | None = None) -> Member | None:
+        """The least busy member not tried yet (of ``among``, when given), preferring those not down; counted
+        busy at once."""
         with self._lock:
             now = time.monotonic()
-            left = [m for m in self.members if m.url not in tried]
+            left = [m for m in self.members if m.url not in tried and (among is None or m.url in among)]
             up = [m for m in left if self._down.get(m.url, (0, ""))[0] <= now]
             pool = up or left
             if not pool:
@@ -78,11 +80,11 @@ class SpeechPool:
             else:
                 self._down[member.url] = (time.monotonic() + DOWN_FOR_S, failed.reason)
 
-    def call(self, work: Callable[[Member], object]):
-        """``work(member)`` on the least busy member; once more on another if that one fails."""
+    def call(self, work: Callable[[Member], object], among: frozenset[str] | None = None):
+        """``work(member)`` on the least busy member (of ``among``); once more on another if that one fails."""
         tried: dict[str, str] = {}
         for _ in range(2):
-            member = self._claim(tried)
+            member = self._claim(tried, among)
             if member is None:
                 break
             failed = None
@@ -158,6 +160,7 @@ SHOWN = 12
 
 def _trimmed(server: dict) -> dict:
     server = dict(server)
+    server.pop("voice_languages", None)
     for key in ("models", "voices", "languages"):
         if len(server.get(key) or []) > SHOWN:
             server[f"{key}_total"] = len(server[key])
@@ -170,25 +173,31 @@ class AsrPool:
 
     def __init__(self, servers: list[SpeechServer], settings: Settings, local: Callable[[], object]):
         self.model = settings.asr_model
-        self.language = None if settings.whisper_language in ("", "auto") else settings.whisper_language
+        self.language = settings.language
         self.max_audio_s = settings.max_audio_s
         members = [asr_member(s, settings, local) for s in servers]
         self.pool = SpeechPool(members, "speech recognition", "asr_unavailable")
 
-    def start_loading(self) -> None:
-        self.pool.start_loading()
+    def start_loading(self, language: str | None = None) -> None:
+        self.pool.start_loading()  # a local member loads the model of its own default language
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return all(m.wait_ready(timeout or 600) for m in self.pool.members)
 
-    def transcribe(self, audio: bytes) -> Transcript:
-        return transcribe_upload(audio, self.max_audio_s, self.transcribe_samples)
+    def transcribe(self, audio: bytes, language: str | None = None, translate: bool = False) -> Transcript:
+        return transcribe_upload(audio, self.max_audio_s,
+                                 lambda samples: self.transcribe_samples(samples, language=language,
+                                                                         translate=translate))
 
-    def transcribe_samples(self, samples: np.ndarray, beam_size: int | None = None) -> tuple[str, str]:
+    def transcribe_samples(self, samples: np.ndarray, beam_size: int | None = None, language: str | None = None,
+                           translate: bool = False) -> Heard:
+        """The servers' words (and a translation when the member is this app's own model)."""
+        wanted = fixed(language or self.language)
+
         def work(member: AsrMember):
-            return member.transcribe(samples, self.language, self.model, beam_size)
+            return member.transcribe(samples, wanted, self.model, beam_size, translate)
 
-        return self.pool.call(work), self.language or "auto"
+        return self.pool.call(work)
 
     def status(self) -> dict:
         answer = self.pool.summary("start the speech recognition server (e.g. python -m wyoming_faster_whisper "
@@ -211,19 +220,36 @@ class TtsPool:
     def start_loading(self) -> None:
         self.pool.start_loading()
 
-    def speak(self, text: str) -> SpokenCaption:
+    def speak(self, text: str, voice: str | None = None, among: frozenset[str] | None = None,
+              language: str | None = None) -> SpokenCaption:
+        """The caption in the configured voice, or in ``voice`` on the servers ``among`` (a language's voice)."""
         text = check_text(text)
         started = time.perf_counter()
+        voice = voice or self.voice
 
         def work(member: TtsMember):
-            wav, _first = member.synthesize(text, self.voice)
+            wav, _first = member.synthesize(text, voice)
             return member, wav
 
-        member, wav = self.pool.call(work)
+        member, wav = self.pool.call(work, among)
         sample_rate, duration = wav_info(wav)
         return SpokenCaption(wav=wav, sample_rate=sample_rate, duration_s=duration,
                              elapsed_s=time.perf_counter() - started, engine=member.protocol,
-                             voice=f"{member.voice_name(self.voice)} at {member.url}")
+                             voice=f"{member.voice_name(voice)} at {member.url}", language=language)
+
+    def voice_for(self, language: str) -> tuple[str, frozenset[str]] | None:
+        """A voice the servers list for a language, and the servers that list it; None when none does."""
+        found: dict[str, set[str]] = {}
+        for server in self.pool.servers():
+            if server.get("state") != "ready" or server["protocol"] == "local":
+                continue
+            for name in server.get("voices") or []:
+                if language in voice_languages(name, (server.get("voice_languages") or {}).get(name)):
+                    found.setdefault(name, set()).add(server["url"])
+        if not found:
+            return None
+        name = sorted(found)[0]
+        return name, frozenset(found[name])
 
     def status(self) -> dict:
         answer = self.pool.summary("start the voice server (e.g. python -m wyoming_piper --voice en_US-joe-medium "
