@@ -5,6 +5,7 @@
 - ``comfy``: a fresh fake ComfyUI for this test; ``fake_llm``: a fresh fake LLM server
 - ``live_server``: one warm app for the whole session (Whisper loads once), on ``fake_comfy``
 - ``make_clip``, ``clips_dir``: spoken clips, cached per session; ``artifacts_dir``: screenshots
+- ``models_dir``: the session's models folder (Whisper base joined once)
 - ``wyoming_whisper``, ``wyoming_piper``: the real Wyoming speech servers, one each per session;
   ``openai_audio``: a fresh OpenAI-compatible audio double; ``garbage_server``: a port that is no Wyoming
 """
@@ -95,6 +96,12 @@ def live_server(tmp_path_factory, fake_comfy):
         status = server.wait_for_whisper()
         assert status["state"] == "ready", status
         yield server
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """One models folder for the session's apps that hear other languages: Whisper base is joined there once."""
+    return tmp_path_factory.mktemp("models")
 
 
 @pytest.fixture(scope="session")

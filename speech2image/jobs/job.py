@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..config import KNOBS, Settings
 from ..prompt import PromptPlan
+from ..speech import unsure
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,10 @@ class Job:
         Whisper's English translation of the recording."""
         heard = self.request.heard or {}
         asked = self.settings.language
+        probability = heard.get("language_probability")
         return {"language": heard.get("language") or (None if asked in ("", "auto") else asked),
-                "language_probability": heard.get("language_probability"), "translation": heard.get("translation")}
+                "language_probability": probability, "language_unsure": unsure(probability),
+                "translation": heard.get("translation")}
 
     @property
     def language(self) -> str | None:

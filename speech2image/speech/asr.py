@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import BadInput, NoSpeech, NotReady, TooLarge, UserFacingError
 from . import window as whisper_window
-from .languages import fixed, is_english, language_name
+from .languages import fixed, is_english, language_name, unsure
 from .models import BUNDLED, model_for, model_path
 from .warm import BackgroundLoad
 
@@ -61,6 +61,7 @@ class Transcript:
             "language": self.language,
             "language_name": language_name(self.language) if self.language else None,
             "language_probability": None if self.language_probability is None else round(self.language_probability, 3),
+            "language_unsure": unsure(self.language_probability),  # the page asks the person which it was
             "duration_s": round(self.duration_s, 3),
             "elapsed_s": round(self.elapsed_s, 3),
         }

@@ -35,7 +35,7 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -224,6 +224,9 @@ class LiveStream:
         return heard is not None and bool(heard.text) and not is_english(heard.language) and heard.translation is None
 
     def took_pass(self, heard: Heard, covered: int) -> None:
+        previous = self.heard
+        if heard.probability is None and not self.asked and previous is not None and previous.language == heard.language:
+            heard = replace(heard, probability=previous.probability)  # told what an earlier pass detected
         self.heard = heard
         text = heard.text
         self._last_text = text

@@ -19,7 +19,7 @@ from flask_sock import ConnectionClosed, Sock
 from ..config import KNOBS
 from ..errors import BadInput, UserFacingError
 from ..jobs import JOB_ID
-from ..speech import check_start, frame
+from ..speech import check_start, frame, unsure
 from .api import job_request_from
 from .context import current_runtime
 
@@ -185,9 +185,10 @@ def close_after_page(ws, code: int, reason: str, grace_s: float = 2.0) -> None:
 def heard_fields(heard) -> dict:
     """What a recording's last pass heard, as the final frame and the job carry it."""
     if heard is None:
-        return {"language": None, "language_probability": None, "translation": None}
+        return {"language": None, "language_probability": None, "language_unsure": False, "translation": None}
     probability = None if heard.probability is None else round(heard.probability, 3)
-    return {"language": heard.language, "language_probability": probability, "translation": heard.translation}
+    return {"language": heard.language, "language_probability": probability, "language_unsure": unsure(probability),
+            "translation": heard.translation}
 
 
 def control_frame(message) -> dict:

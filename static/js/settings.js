@@ -3,6 +3,7 @@
 
 import { api, jsonPost } from "./api.js";
 import { capitalize, ui } from "./dom.js";
+import { showSavedLanguage } from "./language.js";
 
 let sources = {};
 
@@ -20,6 +21,7 @@ export async function loadSettings() {
     }
     showSources(answer);
     if (settings.llm_preset) ui.preset.value = settings.llm_preset;
+    showSavedLanguage(settings.language);
   } catch (err) {
     ui.settingsStatus.textContent = "Could not read the settings: " + err.message;
   }
