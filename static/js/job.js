@@ -161,6 +161,7 @@ async function cancel() {
 // (a recording is not kept once transcribed); null when there is nothing to run.
 function againRequest(snapshot) {
   const change = snapshot.edit_of ? { edit_of: snapshot.edit_of, denoise: snapshot.decision.strength } : {};
+  if (snapshot.language) change.language = snapshot.language;  // the caption is read in its language
   if (snapshot.prompt) {
     return { prompt: snapshot.prompt, negative_prompt: snapshot.negative_prompt || "", caption: snapshot.caption || "",
       ...change };
