@@ -203,5 +203,5 @@ def offline_note(language: str | None, translation: str) -> str | None:
     if translation:
         return (f"The prompt's words are Whisper's machine translation of your {name} (\u201c{translation}\u201d); "
                 f"the caption is what you said.")
-    return (f"Your {name} was not translated (no LLM, and no translation from the speech server), so the prompt is "
-            f"in {name}; image models understand English best.")
+    return (f"Your {name} was not translated (there is no LLM, and Whisper translates only recordings it heard "
+            f"itself), so the prompt is in {name}; image models understand English best.")

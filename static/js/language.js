@@ -102,9 +102,12 @@ function offerSwitch() {
 
 // The options read as names ("German (de)"), the tab's language comes back, and the offer is made.
 export function initLanguage() {
-  for (const option of ui.language.options) {
-    if (option.value === "auto") option.textContent = "Detect the language";
-    else if (option.value) option.textContent = `${languageName(option.value)} (${option.value})`;
+  const saved = ui.settingsForm.elements.language;  // the settings panel's menu of the same codes
+  for (const option of [...ui.language.options, ...(saved ? saved.options : [])]) {
+    const code = option.value;
+    option.value = code;  // an <option> without a value attribute would take its new label as its value
+    if (code === "auto") option.textContent = "Detect the language";
+    else if (code) option.textContent = `${languageName(code)} (${code})`;
   }
   const remembered = sessionStorage.getItem(TAB_KEY);
   if (remembered && hasChoice(remembered)) ui.language.value = remembered;
