@@ -223,7 +223,8 @@ class LiveStream:
         heard = self.heard
         return heard is not None and bool(heard.text) and not is_english(heard.language) and heard.translation is None
 
-    def took_pass(self, heard: Heard, covered: int) -> None:
+    def took_pass(self, heard: Heard, covered: int, asked: str | None) -> None:
+        """``asked``: the language asked for when the pass began; a correction since then reads it all again."""
         previous = self.heard
         if heard.probability is None and not self.asked and previous is not None and previous.language == heard.language:
             heard = replace(heard, probability=previous.probability)  # told what an earlier pass detected
@@ -234,7 +235,7 @@ class LiveStream:
         self.passes += 1
         self._covered = covered
         self._checked = covered  # what the VAD saw after it during the pass is looked at again
-        self._speech_since_pass = False
+        self._speech_since_pass = asked != self.asked  # corrected meanwhile: the next pass hears it anew
 
     def send(self, message: dict) -> None:
         try:
@@ -373,9 +374,10 @@ class LiveTranscriber:
             return
         stream.pass_after_stop = final
         samples = stream.audio()
+        asked = stream.asked
         heard = self._transcriber().transcribe_samples(samples, language=stream.pass_language(),
                                                        translate=kind != PARTIAL)
-        stream.took_pass(heard, samples.size)
+        stream.took_pass(heard, samples.size, asked)
         if final:
             stream.conclude()
         else:
