@@ -10,14 +10,14 @@ import json
 
 import pytest
 
-from speech2image.prompt.check import content_words, missing_words
-from speech2image.prompt.llm import LlmClient
-from speech2image.prompt.writer import (
+from speech2image.prompt import (
     DEFAULT_NEGATIVE,
     PRESETS,
     OfflineRewriter,
     PromptWriter,
 )
+from speech2image.prompt.check import content_words, missing_words
+from speech2image.prompt.llm import LlmClient
 
 EXAMPLE_CAPTION = "Here is a red fox sitting in a snowy forest at sunrise."  # from prompt/templates/system.txt
 
