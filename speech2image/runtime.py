@@ -34,6 +34,7 @@ from .picture import (
 from .prompt import PRESETS, LlmClient, PromptWriter
 from .speech import (
     ENGINES,
+    LANGUAGE_CHOICES,
     AsrPool,
     LiveTranscriber,
     Speaker,
@@ -45,7 +46,7 @@ from .speech import (
 log = logging.getLogger(__name__)
 
 # Choices a knob names that our own stages know (the others come from servers at run time).
-STAGE_CHOICES = {"presets": tuple(PRESETS), "engines": ENGINES}
+STAGE_CHOICES = {"presets": tuple(PRESETS), "engines": ENGINES, "languages": LANGUAGE_CHOICES}
 
 
 def _offered_by_speech_servers(pool, key: str) -> list[str] | None:
@@ -102,6 +103,10 @@ class Runtime:
         self.saved = self._load_saved()  # what the page saved, kept even where the environment wins now
         self.settings = self._current(self.saved)
         s = self.settings
+        if s.language not in LANGUAGE_CHOICES:  # from the environment: a saved one was checked
+            raise ValueError(f"{env_variable('language')}: '{s.language}' is not a language Whisper knows; use "
+                             f"one of {', '.join(LANGUAGE_CHOICES)}")
+        self.models_dir = Path(s.models_dir).expanduser() if s.models_dir else instance_path / "models"
         self.store = OutputStore(instance_path / "outputs")
         self.history = JobHistory(instance_path / "speech2image.db")
         self.metrics = Metrics()
@@ -155,12 +160,11 @@ class Runtime:
     def comfy(self):
         return self.pipeline.comfy
 
-    @staticmethod
-    def _transcriber(s: Settings) -> Transcriber | AsrPool:
-        """The Whisper model in this app, or the pool of SPEECH2IMAGE_ASR_URL (with it only if 'local' is listed)."""
+    def _transcriber(self, s: Settings) -> Transcriber | AsrPool:
+        """The Whisper models in this app, or the pool of SPEECH2IMAGE_ASR_URL (with them only if 'local' is listed)."""
         def local() -> Transcriber:
             return Transcriber(model=s.whisper_model, device=s.whisper_device, compute_type=s.whisper_compute_type,
-                               language=s.whisper_language, max_audio_s=s.max_audio_s)
+                               language=s.language, max_audio_s=s.max_audio_s, models_dir=self.models_dir)
 
         servers = parse_speech_urls(s.asr_url)
         return AsrPool(servers, s, local) if servers else local()
@@ -175,10 +179,10 @@ class Runtime:
         options = (s.tts_engine, s.tts_voice, s.tts_coqui_model_path, s.tts_coqui_config_path)
         servers = parse_speech_urls(s.tts_url)
         pool = TtsPool(servers, s, lambda: Speaker(*options)) if servers else None
-        return Voices(*options, servers=pool)
+        return Voices(*options, servers=pool, voices_dir=s.tts_voices_dir)
 
     def start_loading(self) -> None:
-        self.transcriber.start_loading()
+        self.transcriber.start_loading(self.settings.language)
         self.voices.get().start_loading()
         # Look for ComfyUI now (and start the person's own if so set), not when the first job needs it.
         threading.Thread(target=lambda: self.comfy.clients, name="comfyui-finder", daemon=True).start()
@@ -339,6 +343,9 @@ class Runtime:
             self.pipeline.configure(new, transcriber=transcriber, voices=voices)
             if transcriber is not None:
                 transcriber.start_loading()
+            elif "language" in changed:  # the models stay; the new default language's is loaded now
+                self.transcriber.language = new.language
+                self.transcriber.start_loading(new.language)
             if voices is not None:
                 voices.get().start_loading()
         if changed:

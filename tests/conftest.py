@@ -6,6 +6,7 @@
 - ``comfy``: a fresh fake ComfyUI for this test; ``fake_llm``: a fresh fake LLM server
 - ``live_server``: one warm app for the whole session (Whisper loads once), on ``fake_comfy``
 - ``make_clip``, ``clips_dir``: spoken clips, cached per session; ``artifacts_dir``: screenshots
+- ``models_dir``: the session's models folder (Whisper base joined once)
 - ``wyoming_whisper``, ``wyoming_piper``: the real Wyoming speech servers, one each per session;
   ``openai_whisper``: the real faster-whisper-server (OpenAI-compatible), per session, skipped where not installed;
   ``openai_audio``: a fresh OpenAI-compatible audio double; ``garbage_server``: a port that is no Wyoming
@@ -123,21 +124,31 @@ def live_server(tmp_path_factory, fake_comfy):
 
 
 @pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """One models folder for the session's apps that hear other languages: Whisper base is joined there once."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
 def clips_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("clips")
 
 
 @pytest.fixture(scope="session")
 def make_clip(clips_dir):
-    """make_clip(text, engine='piper'|'espeak', fmt='wav'|'webm'|'ogg') -> Path, cached per session."""
+    """make_clip(text, engine='piper'|'espeak'|'kokoro', fmt='wav'|'webm'|'ogg', language='en') -> Path, cached per
+    session; kokoro speaks Japanese (language 'ja') or, through espeak-ng's IPA, another language ('de')."""
     cache: dict[tuple, Path] = {}
 
-    def make(text: str, engine: str = "piper", fmt: str = "wav") -> Path:
-        key = (text, engine, fmt)
+    def make(text: str, engine: str = "piper", fmt: str = "wav", language: str = "ja") -> Path:
+        key = (text, engine, fmt, language if engine == "kokoro" else None)
         if key not in cache:
             stem = f"{engine}-{len(cache):03d}"
             wav = clips_dir / f"{stem}.wav"
-            (speech.piper_wav if engine == "piper" else speech.espeak_wav)(text, wav)
+            if engine == "kokoro":
+                speech.kokoro_wav(text, wav, language)
+            else:
+                (speech.piper_wav if engine == "piper" else speech.espeak_wav)(text, wav)
             cache[key] = wav if fmt == "wav" else speech.encode(wav, fmt)
         return cache[key]
 

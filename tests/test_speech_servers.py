@@ -82,7 +82,7 @@ def test_wyoming_speech_and_transcription(make_app, wyoming_whisper, wyoming_pip
 def test_openai_compatible_transcription_and_speech(make_app, openai_audio, make_clip):
     openai_audio.behaviour.token = "s3cret"
     app = make_app(asr_url=openai_audio.url, tts_url=openai_audio.url, tts_engine="piper",
-                   speech_api_key="s3cret", whisper_language="en")
+                   speech_api_key="s3cret", language="en")
     client = app.test_client()
     heard = transcribe(client, make_clip("A lighthouse on a cliff at sunset."))
     assert heard.status_code == 200 and heard.json["text"] == openai_audio.behaviour.text
@@ -276,7 +276,7 @@ def test_the_pool_spreads_concurrent_requests(wyoming_whisper, tmp_path, make_cl
         pool = AsrPool(parse_speech_urls(settings.asr_url), settings, local=lambda: None)
         samples = decode_audio(make_clip(SAID).read_bytes(), 30)
         results = []
-        threads = [threading.Thread(target=lambda: results.append(pool.transcribe_samples(samples)[0]))
+        threads = [threading.Thread(target=lambda: results.append(pool.transcribe_samples(samples).text))
                    for _ in range(6)]
         for t in threads:
             t.start()

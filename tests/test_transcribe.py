@@ -52,8 +52,9 @@ def test_spoken_requests_are_transcribed(live_server, make_clip, engine, fmt, mi
         response = post_audio(live_server, make_clip(text, engine, fmt), mimetype)
         assert response.status_code == 200, response.text
         body = response.json()
-        assert set(body) == {"text", "language", "duration_s", "elapsed_s"}
-        assert body["language"] == "en"
+        assert set(body) == {"text", "language", "language_name", "language_probability", "language_unsure",
+                             "duration_s", "elapsed_s"}
+        assert body["language"] == "en" and body["language_probability"] is None  # English: asked, not detected
         assert 1.0 < body["duration_s"] < 15.0
         assert body["elapsed_s"] > 0
         hypotheses.append(body["text"])

@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from speech2image.errors import BadInput
+from speech2image.speech import NothingToSay, Speaker, TtsError, Voices, wav_info
 from speech2image.speech.asr import Transcriber
-from speech2image.speech.tts import NothingToSay, Speaker, TtsError, Voices, wav_info
 
 from .support.coqui import tiny_vits
 from .support.fake_comfy import FakeComfyUI, Knobs

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ..config import KNOBS, Settings
 from ..prompt import PromptPlan
+from ..speech import unsure
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,10 @@ class JobRequest:
     mode: str = "auto"  # new, edit (the page's switch) or auto (the wording or the LLM decides)
     last_picture: str | None = None  # the tab's latest picture when the job was accepted: what "edit" changes
     request_id: str | None = None  # the page's own id for one request: sent twice (live, then upload), one job
+    heard: dict | None = None  # what its recording was heard as: language, language_probability, translation
 
     # What the durable row keeps of a request beyond its texts.
-    KEPT = ("overrides", "edit_of", "mode", "last_picture", "request_id")
+    KEPT = ("overrides", "edit_of", "mode", "last_picture", "request_id", "heard")
 
 
 @dataclass
@@ -134,6 +136,21 @@ class Job:
         return self.request.session
 
     @property
+    def heard(self) -> dict:
+        """The language the person spoke (as heard, else as asked; None: unknown), its probability, and
+        Whisper's English translation of the recording."""
+        heard = self.request.heard or {}
+        asked = self.settings.language
+        probability = heard.get("language_probability")
+        return {"language": heard.get("language") or (None if asked in ("", "auto") else asked),
+                "language_probability": probability, "language_unsure": unsure(probability),
+                "translation": heard.get("translation")}
+
+    @property
+    def language(self) -> str | None:
+        return self.heard["language"]
+
+    @property
     def finished(self) -> bool:
         return self.stage not in ACTIVE_STAGES
 
@@ -144,6 +161,7 @@ class Job:
             "stage": self.stage,
             "created": self.created,
             "transcript": self.transcript,
+            **self.heard,
             "prompt": plan.prompt if plan else None,
             "negative_prompt": plan.negative_prompt if plan else None,
             "caption": plan.caption if plan else None,

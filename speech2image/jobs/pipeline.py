@@ -40,7 +40,8 @@ from ..picture import (
     render_job,
 )
 from ..prompt import PromptPlan, PromptWriter, caption_for
-from ..speech import AsrPool, NothingToSay, Transcriber, Voices
+from ..speech import AsrPool, Transcriber, Voices
+from .caption import speak_caption, voice_failed
 from .edits import Pictures, decide
 from .job import ACTIVE_STAGES, EventHub, Job, JobCancelled, JobRequest
 from .journal import Journal
@@ -278,7 +279,7 @@ class Pipeline:
             self._transcribe(job)
             self._write_prompt(job)
             # The caption is spoken while ComfyUI renders, so the voice is ready with the picture.
-            speech = self._speech_executor.submit(self._speak, job)
+            speech = self._speech_executor.submit(speak_caption, job, self.voices, self.store, self._emit)
             try:
                 self._render(job)
             finally:
@@ -323,13 +324,15 @@ class Pipeline:
                                   "was not found on disk; record it again", code="recording_lost", status=410)
         self._set_stage(job, "transcribing")
         with timed(job.timings, "asr"):
-            transcript = self.transcriber.transcribe(audio)
-        self.journal.write(job, transcript=transcript.text, timings=job.timings)
+            transcript = self.transcriber.transcribe(audio, language=job.settings.language, translate=True)
+        request.heard = {"language": transcript.language, "language_probability": transcript.language_probability,
+                         "translation": transcript.translation}
+        self.journal.write(job, transcript=transcript.text, timings=job.timings, request=job.write_ahead()["request"])
         job.transcript = transcript.text
         request.audio = None  # the recording is not kept once its transcript is stored
         self.store.drop_upload(job.id)
         self._emit(job, {"type": "transcript", "text": transcript.text, "duration_s": transcript.duration_s,
-                         "elapsed_s": transcript.elapsed_s})
+                         "elapsed_s": transcript.elapsed_s, **job.heard})
 
     def _write_prompt(self, job: Job) -> None:
         self._check_cancel(job)
@@ -350,39 +353,17 @@ class Pipeline:
                 job.transcript, preset=job.settings.llm_preset, session=job.session, model=job.settings.llm_model or None,
                 on_token=lambda text: self._emit(job, {"type": "token", "text": text}), dialect=dialect,
                 can_edit=bool(request.edit_of or request.last_picture),
-                base=self.pictures.base(request.edit_of) if request.edit_of else None)
+                base=self.pictures.base(request.edit_of) if request.edit_of else None,
+                language=job.language, translation=job.heard["translation"],
+            )
         self.journal.write(job, plan=job.plan.to_dict(), timings=job.timings)
         self._emit(job, {"type": "prompt", "plan": job.plan.to_dict()})
-
-    def _speak(self, job: Job) -> None:
-        """Never raises: a voice that fails leaves the picture alone and says so."""
-        try:
-            assert job.plan is not None  # _write_prompt ran first
-            with timed(job.timings, "speech"):
-                spoken = self.voices.get(job.settings.tts_engine).speak(job.plan.caption)
-                if spoken is None:
-                    return
-                self.store.save_audio(job.id, spoken.wav)
-            job.audio_url = f"/outputs/{job.id}.wav"
-            self._emit(job, {"type": "audio", "url": job.audio_url, "duration_s": round(spoken.duration_s, 2),
-                             "engine": spoken.engine, "voice": spoken.voice})
-        except NothingToSay as exc:
-            self._no_voice(job, exc.message)
-        except UserFacingError as exc:
-            self._no_voice(job, f"The voice failed: {exc.message}")
-        except Exception:
-            log.exception("speech for job %s failed", job.id)
-            self._no_voice(job, "The voice failed: the voice could not speak this caption")
-
-    def _no_voice(self, job: Job, note: str) -> None:
-        job.notes.append(note)
-        self._emit(job, {"type": "audio_error", "message": note})
 
     def _await_speech(self, job: Job, speech) -> None:
         try:
             speech.result(timeout=self.speech_wait_s)
         except Exception:
-            self._no_voice(job, f"The voice failed: no audio after {self.speech_wait_s:g} s")
+            voice_failed(job, self._emit, f"no audio after {self.speech_wait_s:g} s")
 
     def _render(self, job: Job) -> None:
         self._check_cancel(job)

@@ -164,6 +164,8 @@ MIGRATIONS = (
      "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"),
     # 3: how a job was decided (new picture or a change of another, with its strength): the gallery's chains.
     ("ALTER TABLE jobs ADD COLUMN decision TEXT",),
+    # 4: the language the person spoke: the caption's voice when a picture is run again.
+    ("ALTER TABLE jobs ADD COLUMN language TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -180,7 +182,7 @@ class JobHistory:
 
     COLUMNS = ("id", "session", "created", "finished", "stage", "transcript", "prompt", "negative_prompt",
                "caption", "prompt_source", "render", "image_url", "thumb_url", "audio_url", "timings", "notes",
-               "error", "decision")
+               "error", "decision", "language")
     JSON_COLUMNS = ("render", "timings", "notes", "error", "decision")
     IN_FLIGHT_COLUMNS = ("session", "created", "stage", "request", "settings", "transcript", "plan", "render",
                          "server", "client_id", "prompt_id", "graph", "cancel_requested", "timings", "notes")

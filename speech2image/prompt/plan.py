@@ -45,6 +45,8 @@ class PromptPlan:
     mode: str | None = None  # in a tab with a picture: "edit" (change it) or "new"; None: no picture to change
     strength: float | None = None  # for an edit: how much may change (img2img denoise)
     family: str | None = None  # the kind of model the prompt was written for ("Flux.1"), when known
+    language: str | None = None  # the language the person spoke, when it is not English: the caption's
+    words_from: str | None = None  # "translation": the prompt's words are Whisper's machine translation
 
     def to_dict(self) -> dict:
         data = asdict(self)

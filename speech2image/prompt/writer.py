@@ -3,6 +3,11 @@
 An LLM writes the prompt when one answers; otherwise (or when it fails) the
 deterministic ``OfflineRewriter`` does, and the plan says so. Follow-ups such as
 "now make it at night" edit the previous prompt of the same browser session.
+
+A request in another language than English: the LLM is told the language, and asked for the prompt
+in English (image models understand English best) and the caption in the person's language. The
+offline rewriter reads English only, so it (and the wording cues of a change, "make it night") reads
+Whisper's machine translation of the recording instead; the caption is then the person's own words.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from string import Template
 from typing import Callable
 
 from ..errors import BadInput
+from ..speech import is_english, language_name
 from .check import AnswerCheck
 from .llm import LlmClient, LlmError
 from .offline import (
@@ -84,14 +90,19 @@ class PromptWriter:
         self.system_template = load_template("system.txt")
         self.refine_template = load_template("refine.txt")
         self.dialects = load_dialects()
-        self.check = AnswerCheck(self.system_template.template, self.refine_template.template, *self.dialects.values())
+        self.language_template = load_template("language.txt")
+        self.check = AnswerCheck(self.system_template.template, self.refine_template.template,
+                                 self.language_template.template, *self.dialects.values())
 
     def use_client(self, client: LlmClient | None) -> None:
         """Write with another LLM server from the next prompt on (the settings changed)."""
         self.client = client
 
-    def messages(self, transcript: str, preset: Preset, previous: Turn | None, dialect=None) -> list[dict]:
-        """The LLM's instructions for ``dialect`` (a ``picture.Dialect``; None: Stable Diffusion's tags)."""
+    def messages(self, transcript: str, preset: Preset, previous: Turn | None, dialect=None,
+                 language: str | None = None, translation: str | None = None) -> list[dict]:
+        """The LLM's instructions for ``dialect`` (a ``picture.Dialect``; None: Stable Diffusion's tags), with
+        the language paragraph for a request in another language than English; Whisper's machine translation
+        goes with the request, as a help."""
         negative = Template(self.dialects["negative"]).substitute(negative_words=DEFAULT_NEGATIVE)
         system = self.system_template.substitute(
             family=dialect.family if dialect else "Stable Diffusion", style_words=preset.style_words,
@@ -99,6 +110,10 @@ class PromptWriter:
             negative=negative if dialect is None or dialect.negative else self.dialects["no_negative"])
         if previous is not None:
             system += "\n\n" + self.refine_template.substitute(previous_prompt=previous.prompt)
+        if language and not is_english(language):
+            system += "\n\n" + self.language_template.substitute(language=language_name(language))
+            if translation:
+                transcript += f"\n\n(Machine translation into English: {translation})"
         return [{"role": "system", "content": system}, {"role": "user", "content": transcript}]
 
     def write(
@@ -111,24 +126,33 @@ class PromptWriter:
         can_edit: bool = False,
         base: Turn | None = None,
         dialect=None,
+        language: str | None = None,
+        translation: str | None = None,
     ) -> PromptPlan:
         """``can_edit``: the tab has a picture, so the plan says whether to change it (``mode``, ``strength``);
         ``base``: the picture's own turn, when a chosen picture is being changed; ``dialect`` (a
-        ``picture.Dialect``): what the model the picture is drawn with understands (None: SD 1.5's tags)."""
+        ``picture.Dialect``): what the model the picture is drawn with understands (None: SD 1.5's tags);
+        ``language``: the language spoken (None: unknown) and ``translation``: Whisper's English translation."""
         transcript = " ".join((transcript or "").split())
         if not transcript:
             raise BadInput("the transcript is empty: record or type a request first", code="empty_transcript")
         chosen = get_preset(preset)
         started = time.perf_counter()
+        foreign = language if language and not is_english(language) else None
+        translation = " ".join((translation or "").split()) if foreign else ""
+        words = translation or transcript  # what the offline rewriter and the wording cues read: English
         last = base or self.history.last(session)
-        wants_edit = can_edit and edit_cue(transcript)
-        follows = base is not None or looks_like_refinement(transcript) or wants_edit
+        wants_edit = can_edit and edit_cue(words)
+        follows = base is not None or looks_like_refinement(words) or wants_edit
         previous = last if last and follows else None
-        subject, offline_plan = self.offline.rewrite(transcript, chosen, previous.subject if previous else None,
+        subject, offline_plan = self.offline.rewrite(words, chosen, previous.subject if previous else None,
                                                      follow_up=base is not None or wants_edit, dialect=dialect)
         if can_edit or base is not None:
             offline_plan.mode = "edit" if wants_edit or base is not None else "new"
-            offline_plan.strength = strength_for(transcript) if offline_plan.mode == "edit" else None
+            offline_plan.strength = strength_for(words) if offline_plan.mode == "edit" else None
+        if foreign:
+            offline_plan.language, offline_plan.caption = foreign, transcript  # their own words, in their language
+            offline_plan.words_from = "translation" if translation else None
 
         plan, notice = None, None
         if self.client is None or self.client.off:
@@ -136,27 +160,29 @@ class PromptWriter:
         else:
             try:
                 fields, model_id, server = self.client.complete_json(
-                    self.messages(transcript, chosen, previous, dialect), chosen.sampling, model=model, on_token=on_token
-                )
+                    self.messages(transcript, chosen, previous, dialect, foreign, translation), chosen.sampling,
+                    model=model, on_token=on_token)
             except LlmError as exc:
                 log.warning("prompt written offline: %s", exc.message)
                 notice = f"Written offline: {exc.message}."
             else:
-                plan = self.checked_plan(fields, subject, offline_plan, model_id, server, dialect)
+                # the answer is checked against the English words asked for: none known without a translation
+                plan = self.checked_plan(fields, "" if foreign and not translation else subject, offline_plan,
+                                         model_id, server, dialect, foreign)
                 if plan is not offline_plan and offline_plan.mode is not None:
                     plan.mode = fields.get("mode") or offline_plan.mode
                     plan.strength = (clamp_strength(fields.get("strength")) or offline_plan.strength
                                      if plan.mode == "edit" else None)
         if plan is None:
             plan = offline_plan
-            plan.notice = notice
+            plan.notice = " ".join(filter(None, (notice, offline_note(foreign, translation))))
         plan.family = dialect.family if dialect else None
         plan.elapsed_s = time.perf_counter() - started
         self.history.add(session, Turn(transcript=transcript, subject=subject, prompt=plan.prompt))
         return plan
 
     def checked_plan(self, fields: dict, subject: str, offline_plan: PromptPlan, model: str, server: str,
-                     dialect=None) -> PromptPlan:
+                     dialect=None, language: str | None = None) -> PromptPlan:
         """The LLM's answer as a plan, once checked against what was asked for (``subject``).
 
         A prompt that will not do sets the whole answer aside: the offline plan is used and its
@@ -174,7 +200,9 @@ class PromptWriter:
             *((("negative_prompt", "negative prompt", DEFAULT_NEGATIVE, "the usual one is used"),) if uses_negative else ()),
         ):
             value = fields.get(field)
-            problem = self.check.problem(field, value, subject) if value else None
+            # a caption in the person's language cannot be held to the English words
+            against = "" if language and field == "caption" else subject
+            problem = self.check.problem(field, value, against) if value else None
             if problem:
                 log.info("the LLM's %s was set aside: %s", label, problem.code)
                 notes.append(f"The LLM's {label} was set aside ({problem.reason}); {instead}.")
@@ -184,4 +212,16 @@ class PromptWriter:
             prompt, negative = with_prefix(dialect.prefix, prompt), with_prefix(dialect.negative_prefix, negative)
         return PromptPlan(prompt=prompt, negative_prompt=negative, caption=chosen["caption"],
                           source="llm", preset=offline_plan.preset, model=model, server=server,
-                          notice=" ".join(notes) or None)
+                          notice=" ".join(notes) or None, language=language)
+
+
+def offline_note(language: str | None, translation: str) -> str | None:
+    """What the page says of an offline prompt for a request in another language than English."""
+    if not language:
+        return None
+    name = language_name(language)
+    if translation:
+        return (f"The prompt's words are Whisper's machine translation of your {name} (\u201c{translation}\u201d); "
+                f"the caption is what you said.")
+    return (f"Your {name} was not translated (there is no LLM, and Whisper translates only recordings it heard "
+            f"itself), so the prompt is in {name}; image models understand English best.")

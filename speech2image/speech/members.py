@@ -11,6 +11,7 @@ import numpy as np
 from ..config import Settings, SpeechServer
 from ..errors import UserFacingError
 from . import openai_audio, wyoming
+from .asr import Heard
 from .server import ServerFailed
 
 MODELS_FOR_S = 60.0  # an OpenAI-compatible server's model list is asked again after this long
@@ -59,7 +60,10 @@ class _OpenAi(Member):
 class AsrMember(Member):
     streams = False  # takes a recording's audio as it is spoken (open_stream)
 
-    def transcribe(self, samples: np.ndarray, language: str | None, model: str, beam_size: int | None) -> str:
+    def transcribe(self, samples: np.ndarray, language: str | None, model: str, beam_size: int | None,
+                   translate: bool = False) -> Heard:
+        """What the server heard: a remote one says only the words (in the language asked for, if any);
+        only the model in this app translates."""
         raise NotImplementedError
 
     def open_stream(self, language: str | None, model: str) -> wyoming.Upload:
@@ -91,8 +95,9 @@ class WyomingAsr(AsrMember):
         assert self._models is not None  # describe() keeps what it read
         return self._models[1]
 
-    def transcribe(self, samples, language, model, beam_size):
-        return wyoming.transcribe(self.server, samples, language, self.model_for(model), self.timeout_s)
+    def transcribe(self, samples, language, model, beam_size, translate=False):
+        return Heard(wyoming.transcribe(self.server, samples, language, self.model_for(model), self.timeout_s),
+                     language)
 
     streams = True
 
@@ -104,10 +109,11 @@ class OpenAiAsr(AsrMember, _OpenAi):
     def describe(self, timeout_s):
         return {"models": self.models(timeout_s), "program": "OpenAI-compatible audio API"}
 
-    def transcribe(self, samples, language, model, beam_size):
+    def transcribe(self, samples, language, model, beam_size, translate=False):
         model = self.model_for(model) or openai_audio.pick(self.models(), openai_audio.ASR_HINTS,
                                                            openai_audio.DEFAULT_ASR_MODEL)
-        return openai_audio.transcribe(self.server, samples, language, model, self.api_key, self.timeout_s)
+        return Heard(openai_audio.transcribe(self.server, samples, language, model, self.api_key, self.timeout_s),
+                     language)
 
 
 class _Local(Member):
@@ -139,9 +145,9 @@ class LocalAsr(AsrMember, _Local):
         status, info = self._state()
         return {**info, "models": [status["model"]], "program": f"faster-whisper on {status['device']}"}
 
-    def transcribe(self, samples, language, model, beam_size):
+    def transcribe(self, samples, language, model, beam_size, translate=False):
         try:
-            return self.model.transcribe_samples(samples, beam_size)[0]
+            return self.model.transcribe_samples(samples, beam_size, language=language or "auto", translate=translate)
         except UserFacingError as exc:
             raise ServerFailed(exc.message) from None
 

@@ -19,10 +19,11 @@ import numpy as np
 
 from ..config import Settings, SpeechServer, parse_speech_urls
 from ..errors import BadInput, UserFacingError
-from .asr import Transcript, transcribe_upload
+from .asr import Heard, Transcript, transcribe_upload
+from .languages import fixed
 from .members import AsrMember, Member, TtsMember, asr_member, tts_member
 from .server import PROBE_TIMEOUT_S, ServerFailed
-from .tts import SpokenCaption, check_text, wav_info
+from .tts import SpokenCaption, check_text, voice_languages, wav_info
 from .upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,12 @@ class SpeechPool(Generic[M]):
         with self._lock:
             return dict(self._busy)
 
-    def claim(self, tried: dict[str, str], among: list[M] | None = None) -> M | None:
-        """The least busy member (of ``among``) not tried yet, preferring those not down; counted busy at once."""
+    def claim(self, tried: dict[str, str], among: frozenset[str] | None = None) -> M | None:
+        """The least busy member not tried yet (of the servers ``among``, when given), preferring those not
+        down; counted busy at once."""
         with self._lock:
             now = time.monotonic()
-            left = [m for m in (among or self.members) if m.url not in tried]
+            left = [m for m in self.members if m.url not in tried and (among is None or m.url in among)]
             up = [m for m in left if self._down.get(m.url, (0, ""))[0] <= now]
             pool = up or left
             if not pool:
@@ -83,8 +85,9 @@ class SpeechPool(Generic[M]):
             else:
                 self._down[member.url] = (time.monotonic() + DOWN_FOR_S, failed.reason)
 
-    def call(self, work: Callable[[M], object], among: list[M] | None = None):
-        """``work(member)`` on the least busy member (of ``among``); once more on another if that one fails."""
+    def call(self, work: Callable[[M], object], among: frozenset[str] | None = None):
+        """``work(member)`` on the least busy member (of the servers ``among``); once more on another if that
+        one fails."""
         tried: dict[str, str] = {}
         for _ in range(2):
             member = self.claim(tried, among)
@@ -107,10 +110,10 @@ class SpeechPool(Generic[M]):
                 self.release(member, failed)
         raise SpeechServerError(self._none_left(tried, among), code=self.code)
 
-    def _none_left(self, tried: dict[str, str], among: list[M] | None = None) -> str:
+    def _none_left(self, tried: dict[str, str], among: frozenset[str] | None = None) -> str:
         said = [f"{url} {reason}" for url, reason in tried.items()]
         with self._lock:
-            for url in [m.url for m in among or self.members]:
+            for url in [m.url for m in self.members if among is None or m.url in among]:
                 if url not in tried:
                     down = self._down.get(url)
                     said.append(f"{url} was not tried (the request is retried once)" if down is None
@@ -163,6 +166,7 @@ SHOWN = 12
 
 def _trimmed(server: dict) -> dict:
     server = dict(server)
+    server.pop("voice_languages", None)
     for key in ("models", "voices", "languages"):
         if len(server.get(key) or []) > SHOWN:
             server[f"{key}_total"] = len(server[key])
@@ -175,29 +179,36 @@ class AsrPool:
 
     def __init__(self, servers: list[SpeechServer], settings: Settings, local: Callable[[], object]):
         self.model = settings.asr_model
-        self.language = None if settings.whisper_language in ("", "auto") else settings.whisper_language
+        self.language = settings.language
         self.max_audio_s = settings.max_audio_s
         members = [asr_member(s, settings, local) for s in servers]
         self.pool = SpeechPool(members, "speech recognition", "asr_unavailable")
 
-    def start_loading(self) -> None:
-        self.pool.start_loading()
+    def start_loading(self, language: str | None = None) -> None:
+        self.pool.start_loading()  # a local member loads the model of its own default language
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         return all(m.wait_ready(timeout or 600) for m in self.pool.members)
 
-    def transcribe(self, audio: bytes) -> Transcript:
-        return transcribe_upload(audio, self.max_audio_s, self.transcribe_samples)
+    def transcribe(self, audio: bytes, language: str | None = None, translate: bool = False) -> Transcript:
+        return transcribe_upload(audio, self.max_audio_s,
+                                 lambda samples: self.transcribe_samples(samples, language=language,
+                                                                         translate=translate))
 
-    def transcribe_samples(self, samples: np.ndarray, beam_size: int | None = None) -> tuple[str, str]:
+    def transcribe_samples(self, samples: np.ndarray, beam_size: int | None = None, language: str | None = None,
+                           translate: bool = False) -> Heard:
+        """The servers' words (and a translation when the member is this app's own model)."""
+        wanted = fixed(language or self.language)
+
         def work(member: AsrMember):
-            return member.transcribe(samples, self.language, self.model, beam_size)
+            return member.transcribe(samples, wanted, self.model, beam_size, translate)
 
-        return self.pool.call(work), self.language or "auto"
+        return self.pool.call(work)
 
     def open_upstream(self, so_far: Callable[[], bytes]) -> Upstream:
         """A live recording's audio on a server as it is spoken (``upstream``); ``so_far``: its PCM until now."""
-        return Upstream(self.pool, self.language, self.model, so_far, lambda samples: self.transcribe_samples(samples)[0])
+        return Upstream(self.pool, self.language, self.model, so_far,
+                        lambda samples: self.transcribe_samples(samples).text)
 
     def status(self) -> dict:
         answer = self.pool.summary("start the speech recognition server (e.g. python -m wyoming_faster_whisper "
@@ -220,21 +231,39 @@ class TtsPool:
     def start_loading(self) -> None:
         self.pool.start_loading()
 
-    def speak(self, text: str, engine: str = "") -> SpokenCaption:
-        """On any server, or with ``engine`` only on those that speak it (BadInput when none does)."""
+    def speak(self, text: str, engine: str = "", voice: str | None = None, among: frozenset[str] | None = None,
+              language: str | None = None) -> SpokenCaption:
+        """The caption in the configured voice, or in ``voice`` on the servers ``among`` (a language's voice);
+        with ``engine``, only on the servers that speak it (BadInput when none does)."""
         text = check_text(text)
-        among = self.speakers_of(engine) if engine else None
+        if engine:
+            among = frozenset(m.url for m in self.speakers_of(engine)) & (among or frozenset(m.url for m in self.pool.members))
         started = time.perf_counter()
+        voice = voice or self.voice
 
         def work(member: TtsMember):
-            wav, _first = member.synthesize(text, self.voice, engine)
+            wav, _first = member.synthesize(text, voice, engine)
             return member, wav
 
         member, wav = self.pool.call(work, among)
         sample_rate, duration = wav_info(wav)
         return SpokenCaption(wav=wav, sample_rate=sample_rate, duration_s=duration,
                              elapsed_s=time.perf_counter() - started, engine=member.protocol,
-                             voice=f"{member.voice_name(self.voice)} at {member.url}")
+                             voice=f"{member.voice_name(voice)} at {member.url}", language=language)
+
+    def voice_for(self, language: str) -> tuple[str, frozenset[str]] | None:
+        """A voice the servers list for a language, and the servers that list it; None when none does."""
+        found: dict[str, set[str]] = {}
+        for server in self.pool.servers():
+            if server.get("state") != "ready" or server["protocol"] == "local":
+                continue
+            for name in server.get("voices") or []:
+                if language in voice_languages(name, (server.get("voice_languages") or {}).get(name)):
+                    found.setdefault(name, set()).add(server["url"])
+        if not found:
+            return None
+        name = sorted(found)[0]
+        return name, frozenset(found[name])
 
     def speakers_of(self, engine: str) -> list[TtsMember]:
         """The servers that speak ``engine`` by what they tell (a Wyoming program's name, an OpenAI-compatible

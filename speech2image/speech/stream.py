@@ -25,6 +25,13 @@ last settled (an end-of-speech pass settles it; so does a phrase longer than ``w
 its last pause), so a pass costs the network and the server the same in a 30 s recording as in a
 3 s one.
 
+Languages: a stream hears the language its job asks for, or detects it (``auto``); a detection
+Whisper is sure of (``languages.UNSURE_BELOW``) holds for the rest of the recording, so the passes
+do not change language under the person's words. The page may correct the language while the
+person speaks (a ``language`` frame): the next passes, and the final text, use the correction.
+End-of-speech and final passes also translate a recording that is not English (the same encoding,
+decoded once more), so the job's English words are there at Stop too.
+
 The socket's frames are declared here once (``FRAMES``); ``web/live.py`` carries them.
 """
 from __future__ import annotations
@@ -35,13 +42,14 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..errors import BadInput, NoSpeech, UserFacingError
-from .asr import NO_SPEECH_MESSAGE, SAMPLE_RATE, Transcriber
+from .asr import NO_SPEECH_MESSAGE, SAMPLE_RATE, Heard, Transcriber
+from .languages import fixed, is_english, unsure
 from .window import speech_spans
 
 if TYPE_CHECKING:
@@ -55,10 +63,12 @@ BYTES_PER_SAMPLE = 2
 MAX_FRAME_BYTES = SAMPLE_RATE * BYTES_PER_SAMPLE  # one second; the page sends ~100 ms at a time
 FINAL, END_OF_SPEECH, PARTIAL = 0, 1, 2  # the passes' kinds, in the order they are run
 
-# page -> server: "start" {sample_rate, format, <job options as in POST /api/jobs>}, binary PCM frames, "stop".
-# server -> page: "ready"; "partial" {committed, tentative, audio_s}; "note" {message} (cut at the limit);
-# "final" {text, elapsed_s (Stop -> final), duration_s, passes, pass_after_stop}; "job" {snapshot}; "error" {code, message}.
-FRAMES = ("start", "stop", "ready", "partial", "note", "final", "job", "error")
+# page -> server: "start" {sample_rate, format, <job options as in POST /api/jobs>}, binary PCM frames,
+# "language" {language} (the person's correction), "stop".
+# server -> page: "ready"; "partial" {committed, tentative, audio_s, language, language_probability};
+# "note" {message} (cut at the limit); "final" {text, elapsed_s (Stop -> final), duration_s, passes,
+# pass_after_stop, language, language_probability, translation}; "job" {snapshot}; "error" {code, message}.
+FRAMES = ("start", "language", "stop", "ready", "partial", "note", "final", "job", "error")
 
 
 def frame(kind: str, **fields) -> dict:
@@ -115,6 +125,7 @@ class Final:
     passes: int
     cut: bool
     pass_after_stop: bool  # speech came after the last pass, so Stop waited for one more
+    heard: Heard | None = None  # the last pass's language, its probability, and the translation
 
 
 class LiveStream:
@@ -122,8 +133,11 @@ class LiveStream:
     transcript, ``close`` releases the audio. Partial transcripts go to ``listener`` (from the
     scheduler's thread)."""
 
-    def __init__(self, scheduler: "LiveTranscriber", listener: Callable[[dict], None], max_audio_s: float):
+    def __init__(self, scheduler: "LiveTranscriber", listener: Callable[[dict], None], max_audio_s: float,
+                 language: str = "auto"):
         self._scheduler = scheduler
+        self.asked = fixed(language)  # the language the job asks for (or the person's correction); None: detect
+        self.heard: Heard | None = None  # what the last pass heard
         self._listener = listener
         self.max_audio_s = max_audio_s
         self._limit = int(max_audio_s * SAMPLE_RATE) * BYTES_PER_SAMPLE
@@ -213,13 +227,42 @@ class LiveStream:
 
     # --- passes (called by the scheduler) --------------------------------------------------
 
-    def took_pass(self, text: str, covered: int) -> None:
+    def pass_language(self) -> str:
+        """What the next pass is told: the language asked for, else one detected surely, else auto."""
+        if self.asked:
+            return self.asked
+        if self.heard is not None and self.heard.text and not unsure(self.heard.probability):
+            return self.heard.language or "auto"
+        return "auto"
+
+    def correct_language(self, language: str) -> None:
+        """The person says which language it is: the next passes and the final text use it."""
+        with self._lock:
+            if fixed(language) == self.asked:
+                return
+            self.asked = fixed(language)
+            self.agreement = Agreement()  # words heard in another language are not kept
+            self._speech_since_pass = self.passes > 0 or self._speech_since_pass  # read again in this language
+        self._scheduler.consider(self)
+
+    def needs_translation(self) -> bool:
+        """The last pass heard another language than English without translating it."""
+        heard = self.heard
+        return heard is not None and bool(heard.text) and not is_english(heard.language) and heard.translation is None
+
+    def took_pass(self, heard: Heard, covered: int, asked: str | None) -> None:
+        """``asked``: the language asked for when the pass began; a correction since then reads it all again."""
+        previous = self.heard
+        if heard.probability is None and not self.asked and previous is not None and previous.language == heard.language:
+            heard = replace(heard, probability=previous.probability)  # told what an earlier pass detected
+        self.heard = heard
+        text = heard.text
         self._last_text = text
         self.agreement.update(text.split())
         self.passes += 1
         self._covered = covered
         self._checked = covered  # what the VAD saw after it during the pass is looked at again
-        self._speech_since_pass = False
+        self._speech_since_pass = asked != self.asked  # corrected meanwhile: the next pass hears it anew
 
     def settle(self, covered: int) -> None:
         self.agreement.settle()
@@ -233,8 +276,12 @@ class LiveStream:
             log.debug("live stream listener failed: %s", exc)
 
     def send_partial(self) -> None:
+        heard = self.heard
         self.send(frame("partial", committed=" ".join(self.agreement.committed),
-                        tentative=" ".join(self.agreement.tentative), audio_s=round(self._covered / SAMPLE_RATE, 2)))
+                        tentative=" ".join(self.agreement.tentative), audio_s=round(self._covered / SAMPLE_RATE, 2),
+                        language=heard.language if heard else None,
+                        language_probability=None if heard is None or heard.probability is None
+                        else round(heard.probability, 3)))
 
     def conclude(self, error: UserFacingError | None = None) -> None:
         with self._lock:
@@ -260,7 +307,7 @@ class LiveStream:
             busy = self.running
         if self.upstream is not None:
             self._finish_upstream()
-        elif busy or self.speech_after_pass():
+        elif busy or self.speech_after_pass() or self.needs_translation():
             self._scheduler.request(self, FINAL)
         else:
             self.conclude()
@@ -272,7 +319,7 @@ class LiveStream:
             raise NoSpeech(NO_SPEECH_MESSAGE, code="no_speech")
         return Final(text=self._final_text, elapsed_s=time.perf_counter() - started,
                      duration_s=self.samples / SAMPLE_RATE, passes=self.passes, cut=self.cut,
-                     pass_after_stop=self.pass_after_stop)
+                     pass_after_stop=self.pass_after_stop, heard=self.heard)
 
     def _finish_upstream(self) -> None:
         """The server that has the recording reads it once; nothing said (by the VAD): no read at all."""
@@ -317,8 +364,8 @@ class LiveTranscriber:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def open(self, listener: Callable[[dict], None], max_audio_s: float) -> LiveStream:
-        stream = LiveStream(self, listener, max_audio_s)
+    def open(self, listener: Callable[[dict], None], max_audio_s: float, language: str = "auto") -> LiveStream:
+        stream = LiveStream(self, listener, max_audio_s, language)
         stream.upstream = self._transcriber().open_upstream(stream.pcm)
         return stream
 
@@ -378,15 +425,17 @@ class LiveTranscriber:
 
     def _pass(self, stream: LiveStream, kind: int) -> None:
         final = kind == FINAL
-        if final and stream.passes and not stream.speech_after_pass():
+        if final and stream.passes and not stream.speech_after_pass() and not stream.needs_translation():
             stream.conclude()  # the last partial pass already heard everything
             return
         if stream.upstream is not None:
             return self._phrase_pass(stream, settle=kind == END_OF_SPEECH)
         stream.pass_after_stop = final
         samples = stream.audio()
-        text, _ = self._transcriber().transcribe_samples(samples)
-        stream.took_pass(text, samples.size)
+        asked = stream.asked
+        heard = self._transcriber().transcribe_samples(samples, language=stream.pass_language(),
+                                                       translate=kind != PARTIAL)
+        stream.took_pass(heard, samples.size, asked)
         if final:
             stream.conclude()
         else:
@@ -401,8 +450,10 @@ class LiveTranscriber:
         if samples.size > limit:
             samples = samples[:last_pause(samples[:limit]) or limit]
             settle = True
-        text, _ = self._transcriber().transcribe_samples(samples)
-        stream.took_pass(" ".join([*stream.settled, *text.split()]), start + samples.size)
+        asked = stream.asked
+        heard = self._transcriber().transcribe_samples(samples, language=asked)
+        stream.took_pass(replace(heard, text=" ".join([*stream.settled, *heard.text.split()])), start + samples.size,
+                         asked)
         if settle:
             stream.settle(start + samples.size)
         stream.send_partial()

@@ -13,8 +13,10 @@ from __future__ import annotations
 import glob
 import importlib.util
 import io
+import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -61,6 +63,7 @@ class SpokenCaption:
     elapsed_s: float
     engine: str
     voice: str
+    language: str | None = None  # the caption's language, when the voice was chosen for it
 
 
 def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
@@ -91,6 +94,34 @@ def check_text(text: str) -> str:
     if len(text) > MAX_TEXT:
         raise BadInput(f"the text to speak is longer than {MAX_TEXT} characters", code="text_too_long")
     return text
+
+
+# Kokoro's voice names start with a letter for their language (af_heart, jf_alpha): its servers list them so.
+KOKORO_PREFIXES = {"a": "en", "b": "en", "e": "es", "f": "fr", "h": "hi", "i": "it", "j": "ja", "p": "pt", "z": "zh"}
+
+
+def voice_languages(name: str, declared: list[str] | None = None) -> set[str]:
+    """The languages (Whisper's codes) a voice speaks: as its server declares them (de_DE, de), else as
+    its name says (Piper's de_DE-thorsten-medium, Kokoro's jf_alpha)."""
+    if declared:
+        return {code.replace("-", "_").split("_")[0].lower() for code in declared}
+    first = re.split(r"[-_]", name.lower(), maxsplit=1)[0]
+    if "_" in name and len(first) == 2 and first[0] in KOKORO_PREFIXES and first[1] in "fm":
+        return {KOKORO_PREFIXES[first[0]]}
+    return {first} if 2 <= len(first) <= 3 and re.fullmatch(r"[a-z]+", first) and "_" in name else set()
+
+
+def piper_voice_language(path: Path) -> str | None:
+    """A Piper voice's language from its .onnx.json (language.family, or the code de_DE), else its file name."""
+    try:
+        config = json.loads(Path(f"{path}.json").read_text(encoding="utf-8"))
+        language = config.get("language") or {}
+        code = language.get("family") or language.get("code") or (config.get("espeak") or {}).get("voice")
+    except (OSError, ValueError, AttributeError):
+        code = None
+    if code:
+        return str(code).replace("-", "_").split("_")[0].lower()
+    return next(iter(voice_languages(path.stem)), None)
 
 
 def bundled_piper_voice() -> Path:
@@ -270,37 +301,3 @@ class Speaker:
         return SpokenCaption(wav=data, sample_rate=sample_rate, duration_s=duration,
                              elapsed_s=time.perf_counter() - started, engine=self.engine_name,
                              voice=self.engine.describe())
-
-
-class Voices:
-    """One warm Speaker per engine, so switching engines on the page does not reload the others;
-    with voice servers configured, they speak for every engine but 'off' (a job's other engine: the
-    servers that speak it, else refused) and no engine's model is loaded here."""
-
-    def __init__(self, default_engine: str, voice: str = "", coqui_model_path: str = "", coqui_config_path: str = "",
-                 servers=None):
-        """``servers``: a pool of voice servers (speech.TtsPool) that speaks for the default engine, and for
-        another engine a job names through the servers that speak it."""
-        self.default_engine = default_engine
-        self.servers = servers
-        self.options = {"voice": voice, "coqui_model_path": coqui_model_path, "coqui_config_path": coqui_config_path}
-        self._speakers: dict[str, Speaker] = {}
-        self._lock = threading.Lock()
-
-    def check(self, engine: str) -> None:
-        """A job's engine choice: BadInput now, before anything runs, when the voice servers cannot speak it."""
-        if self.servers is not None and engine not in ("", "off", self.default_engine):
-            self.servers.speakers_of(engine)
-
-    def get(self, engine: str | None = None) -> Speaker:
-        name = engine or self.default_engine
-        if name not in ENGINES:
-            raise BadInput(f"unknown TTS engine '{name}'; choose one of {', '.join(ENGINES)}", code="bad_tts_engine")
-        if self.servers is not None and name != "off":
-            return self.servers if name == self.default_engine else self.servers.for_engine(name)
-        with self._lock:
-            if name not in self._speakers:
-                voice = self.options["voice"] if name == self.default_engine else ""
-                self._speakers[name] = Speaker(name, voice, self.options["coqui_model_path"],
-                                               self.options["coqui_config_path"])
-            return self._speakers[name]

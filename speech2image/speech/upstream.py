@@ -103,7 +103,7 @@ class Upstream:
         """A stream on the least busy server that streams and was not tried, with everything so far."""
         streamers = [m for m in self.pool.members if m.streams]
         while streamers:
-            member = self.pool.claim(self._tried, streamers)
+            member = self.pool.claim(self._tried, frozenset(m.url for m in streamers))
             if member is None:
                 break
             self.member = member

@@ -11,9 +11,12 @@ rate equals faster-whisper's own path (Piper 0.100 vs 0.109, espeak-ng 0.154 vs 
 half its time; with 5 s espeak-ng loses 2 points, with 1 s it loses 29; 15 or 20 s, or
 faster-whisper's 400 ms VAD margin, gain nothing (0.169–0.180 on espeak-ng, within noise).
 
-``transcribe`` answers None when the recording is not for this path (the speech does not fit
-one window, a multilingual model with no language set, or a decode that looks like a repetition
-loop): the caller then runs faster-whisper's own loop, with its temperature fallback.
+``encode`` answers the encoder's output for the speech (None when it does not fit one window,
+"" when there is no speech); ``detect`` reads the spoken language from that output (one decoder
+step, no second encoding) and ``decode`` the words, in the language spoken (``transcribe``) or in
+English (``translate``), several times from one encoding. ``decode`` answers None for a decode
+that looks like a repetition loop: the caller then runs faster-whisper's own loop, with its
+temperature fallback.
 """
 from __future__ import annotations
 
@@ -40,10 +43,9 @@ def speech_spans(samples: np.ndarray, min_silence_ms: int = 300, pad_ms: int = 0
     return [(span["start"], span["end"]) for span in found]
 
 
-def transcribe(model, samples: np.ndarray, language: str | None, beam_size: int) -> str | None:
-    """The text of 16 kHz float32 ``samples`` ("" when no speech), or None: use the full path."""
-    if language is None and model.model.is_multilingual:
-        return None
+def encode(model, samples: np.ndarray):
+    """The encoder's output for the speech in 16 kHz float32 ``samples``; "" when there is no speech,
+    None when the speech does not fit one window."""
     spans = speech_spans(samples, pad_ms=200)
     if not spans:
         return ""
@@ -54,12 +56,22 @@ def transcribe(model, samples: np.ndarray, language: str | None, beam_size: int)
     if window > MAX_FRAMES:
         return None
     features = np.pad(features, ((0, 0), (0, window - frames))).astype(np.float32)
+    return model.encode(features)
+
+
+def detect(model, encoded) -> tuple[str, float]:
+    """The language Whisper hears in an encoding, and its probability."""
+    token, probability = model.model.detect_language(encoded)[0][0]
+    return token[2:-2], float(probability)
+
+
+def decode(model, encoded, language: str | None, beam_size: int, task: str = "transcribe") -> str | None:
+    """The words of an encoding ("" when they are no speech), or None: use the full path."""
     from faster_whisper.tokenizer import Tokenizer
 
-    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
-                          language=language or "en")
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=task, language=language or "en")
     prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-    result = model.model.generate(model.encode(features), [prompt], beam_size=beam_size, max_length=model.max_length,
+    result = model.model.generate(encoded, [prompt], beam_size=beam_size, max_length=model.max_length,
                                   return_scores=True, return_no_speech_prob=True, suppress_blank=True,
                                   suppress_tokens=[-1])[0]
     tokens = result.sequences_ids[0]

@@ -154,7 +154,8 @@ def tts_info(info: Info) -> dict:
     voices = [v for program in info.tts for v in program.voices if v.installed]
     return {"program": ", ".join(f"{p.name} {p.version or ''}".strip() for p in info.tts) or None,
             "voices": [v.name for v in voices],
-            "languages": sorted({lang for v in voices for lang in (v.languages or [])})}
+            "languages": sorted({lang for v in voices for lang in (v.languages or [])}),
+            "voice_languages": {v.name: list(v.languages or []) for v in voices}}
 
 
 class Upload:

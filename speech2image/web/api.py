@@ -15,6 +15,7 @@ from ..config import KNOBS
 from ..errors import BadInput, UserFacingError, error_body
 from ..jobs import JOB_ID, JobRequest, new_job_id
 from ..picture import FAMILIES, MISS_HINT, VARIANTS, ComfyError, WorkflowError
+from ..speech import fixed
 from .context import current_runtime
 
 log = logging.getLogger(__name__)
@@ -92,14 +93,26 @@ def audio_upload(required: bool) -> bytes | None:
     return data
 
 
+def language_of(values: dict) -> str | None:
+    """The optional 'language' of a request (a Whisper code or 'auto'), refused with the list when unknown."""
+    value = values.get("language")
+    return None if value in (None, "") else current_runtime().check(KNOBS["language"], value, "job")
+
+
 @bp.post("/transcribe")
 def transcribe():
-    transcript = current_runtime().transcriber.transcribe(audio_upload(required=True))
+    """A recording's words in the language spoken, that language and Whisper's probability for it
+    (``translate=1``: also its English translation)."""
+    runtime = current_runtime()
+    transcript = runtime.transcriber.transcribe(audio_upload(required=True), language=language_of(request.form),
+                                                translate=request.form.get("translate") in ("1", "true"))
     log.info(
-        "transcribed %.1f s of %s audio in %.2f s",
+        "transcribed %.1f s of %s audio in %.2f s (%s, p=%s)",
         transcript.duration_s,
         request.files["audio"].mimetype or "unknown",
         transcript.elapsed_s,
+        transcript.language,
+        transcript.language_probability,
     )
     log.debug("transcript: %s", transcript.text)
     return jsonify(transcript.to_dict())
@@ -133,6 +146,8 @@ def prompt():
         "session": optional_text(body, "session"),
         "model": chosen.llm_model or None,
         "dialect": runtime.comfy.dialect(runtime.workflows, chosen),  # what the picture's model understands
+        "language": fixed(language_of(body)),
+        "translation": optional_text(body, "translation", 4000),
     }
     writer = runtime.prompt_writer
     if "text/event-stream" in request.headers.get("Accept", "") or body.get("stream") is True:
@@ -357,20 +372,21 @@ def speech_servers():
 
 @bp.post("/speak")
 def speak():
-    """Speak an (edited) caption again; answers the audio's URL."""
+    """Speak an (edited) caption again, by a voice of its ``language`` when that is not English; answers the
+    audio's URL and the voice that spoke."""
     body = json_body()
     text = body.get("text")
     if not isinstance(text, str):
         raise BadInput("send the caption as 'text'", code="empty_text")
     runtime = current_runtime()
-    spoken = runtime.voices.get(optional_text(body, "engine", 20)).speak(text)
+    spoken = runtime.voices.speak(text, optional_text(body, "engine", 20), language=fixed(language_of(body)))
     if spoken is None:
         return jsonify({"audio_url": None, "engine": "off"})
     audio_id = new_job_id()
     runtime.store.save_audio(audio_id, spoken.wav)
     return jsonify({"audio_url": f"/outputs/{audio_id}.wav", "duration_s": round(spoken.duration_s, 2),
                     "elapsed_s": round(spoken.elapsed_s, 3), "engine": spoken.engine, "voice": spoken.voice,
-                    "sample_rate": spoken.sample_rate})
+                    "language": spoken.language, "sample_rate": spoken.sample_rate})
 
 
 # --- settings and gallery -----------------------------------------------------------

@@ -16,9 +16,10 @@ import time
 from flask import Blueprint, request
 from flask_sock import ConnectionClosed, Sock
 
+from ..config import KNOBS
 from ..errors import BadInput, UserFacingError
 from ..jobs import JOB_ID
-from ..speech import check_start, frame
+from ..speech import check_start, frame, unsure
 from .api import job_request_from
 from .context import current_runtime
 
@@ -116,7 +117,9 @@ def audio_stream(ws):
         check_start(start)
         options = {key: value for key, value in start.items() if key not in ("type", "sample_rate", "format")}
         job_request = job_request_from(options, session, None)  # bad options are refused before any audio
-        stream = runtime.live.open(send, runtime.settings.max_audio_s)
+        stream = runtime.live.open(send, runtime.settings.max_audio_s,
+                                   job_request.overrides.get("language", runtime.settings.language))
+        runtime.transcriber.start_loading(stream.asked or "auto")  # the language's model, while the person speaks
         send(frame("ready"))
         while True:
             message = receive()
@@ -125,16 +128,25 @@ def audio_stream(ws):
                 if note:
                     send(frame("note", message=note))
                 continue
-            if control_frame(message).get("type") != "stop":
-                raise BadInput("expected audio or 'stop'", code="bad_frame")
+            control = control_frame(message)
+            if control.get("type") == "language":  # the person corrects the language while speaking
+                language = runtime.check(KNOBS["language"], control.get("language"), "job")
+                log.info("live stream of %s: the language is %s (the person's correction)", session, language)
+                job_request.overrides["language"] = language
+                stream.correct_language(language)
+                runtime.transcriber.start_loading(language)
+                continue
+            if control.get("type") != "stop":
+                raise BadInput("expected audio, 'language' or 'stop'", code="bad_frame")
             break
         final = stream.finish()
         log.info("live transcript of %.1f s ready %.3f s after stop (%d passes%s)", final.duration_s,
                  final.elapsed_s, final.passes, ", one after Stop" if final.pass_after_stop else "")
+        heard = heard_fields(final.heard)
         send(frame("final", text=final.text, elapsed_s=round(final.elapsed_s, 3),
                    duration_s=round(final.duration_s, 2), passes=final.passes,
-                   pass_after_stop=final.pass_after_stop))
-        job = runtime.pipeline.submit(dataclasses.replace(job_request, transcript=final.text,
+                   pass_after_stop=final.pass_after_stop, **heard))
+        job = runtime.pipeline.submit(dataclasses.replace(job_request, transcript=final.text, heard=heard,
                                                           timings={"asr": final.elapsed_s}))
         send(frame("job", snapshot=job.snapshot()))
         close_after_page(ws, 1000, "done")
@@ -168,6 +180,15 @@ def close_after_page(ws, code: int, reason: str, grace_s: float = 2.0) -> None:
         ws.close(code, reason)
     except ConnectionClosed:
         pass
+
+
+def heard_fields(heard) -> dict:
+    """What a recording's last pass heard, as the final frame and the job carry it."""
+    if heard is None:
+        return {"language": None, "language_probability": None, "language_unsure": False, "translation": None}
+    probability = None if heard.probability is None else round(heard.probability, 3)
+    return {"language": heard.language, "language_probability": probability, "language_unsure": unsure(probability),
+            "translation": heard.translation}
 
 
 def control_frame(message) -> dict:

@@ -128,6 +128,7 @@ function runEntryAgain(sameSeed) {
   for (const field of jobFields()) if (field !== "seed" && render[field]) body[field] = render[field];
   delete body.edit_of;  // an edit runs again as a change of the same parent, at its strength
   if (openEntry.edit_of) Object.assign(body, { edit_of: openEntry.edit_of, denoise: openEntry.decision.strength });
+  if (openEntry.language) body.language = openEntry.language;  // its caption is read in its language
   if (sameSeed && render.seed !== undefined) body.seed = render.seed;
   else delete body.seed;
   openEntry = null;

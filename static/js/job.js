@@ -13,6 +13,7 @@ import { whenComfyReady } from "./health.js";
 import { clearStep, hideFailure, hideStrip, showCancelling, showFailure, showProgressStep, showStep, showStrip,
   showWaiting, waitingToRender } from "./strip.js";
 import { typedSent } from "./typed.js";
+import { forgetHeard, showHeard } from "./language.js";
 import { resultShown, voiceKnown, voiceReady } from "./voice.js";
 
 // phase: "idle", "starting" (POST /api/jobs sent, no id yet) or "running" (id known).
@@ -98,6 +99,7 @@ export function sendRecording(blob, fileName, seconds, liveAnswer = Promise.reso
   ui.prompt.value = "";
   showMessage("");
   return followStart(liveAnswer.then((snapshot) => {
+    if (!snapshot) forgetHeard();
     if (snapshot) return snapshot;
     ui.transcript.value = "";
     showMessage(`Uploading ${seconds.toFixed(1)} s of audio…`, "busy");
@@ -125,6 +127,7 @@ function sendTyped(event) {
   if (!text || busy()) return;
   ui.transcript.value = text;
   ui.transcriptMeta.textContent = "";  // it spoke of the last recording
+  forgetHeard();
   ui.prompt.value = "";
   typedSent(text);
   startJob(jsonPost({ ...jobOptions(), transcript: text }));
@@ -158,6 +161,7 @@ async function cancel() {
 // (a recording is not kept once transcribed); null when there is nothing to run.
 function againRequest(snapshot) {
   const change = snapshot.edit_of ? { edit_of: snapshot.edit_of, denoise: snapshot.decision.strength } : {};
+  if (snapshot.language) change.language = snapshot.language;  // the caption is read in its language
   if (snapshot.prompt) {
     return { prompt: snapshot.prompt, negative_prompt: snapshot.negative_prompt || "", caption: snapshot.caption || "",
       ...change };
@@ -220,6 +224,7 @@ function renderWhenBack(again) {
 function applySnapshot(snapshot) {
   setStage(snapshot.stage, { position: snapshot.queue_position });
   if (snapshot.transcript) ui.transcript.value = snapshot.transcript;
+  showHeard(snapshot);
   if (snapshot.prompt) {
     job.plan = snapshot.prompt;
     ui.prompt.value = snapshot.prompt;
@@ -250,6 +255,7 @@ const HANDLERS = new Map(Object.entries({
   transcript(event) {
     ui.transcript.value = event.text;
     ui.transcriptMeta.textContent = `${event.duration_s.toFixed(1)} s of speech transcribed in ${event.elapsed_s.toFixed(2)} s`;
+    showHeard(event);
   },
   token: (event) => job.prompt.add(event.text),
   prompt(event) {
@@ -278,7 +284,7 @@ const HANDLERS = new Map(Object.entries({
     ui.preview.hidden = false;
   },
   cancelling: () => showCancelling(),
-  audio: (event) => voiceReady(event.url),
+  audio: (event) => voiceReady(event.url, event),
   audio_error: (event) => addNotes([event.message]),
   image(event) {
     showImage(event.url, event.render, job.plan);

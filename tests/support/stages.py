@@ -26,7 +26,7 @@ class Transcriber:
         self.text = text
         self.heard: list[bytes] = []
 
-    def transcribe(self, audio: bytes) -> Transcript:
+    def transcribe(self, audio: bytes, language: str | None = None, translate: bool = False) -> Transcript:
         self.heard.append(audio)
         return Transcript(text=self.text, language="en", duration_s=1.5, elapsed_s=0.01)
 
