@@ -41,7 +41,7 @@ class PromptWriter:
         self.asked: list[str] = []
 
     def write(self, transcript, preset=None, session=None, model=None, on_token=None, can_edit=False,
-              base=None, dialect=None) -> PromptPlan:
+              base=None, dialect=None, language=None, translation=None) -> PromptPlan:
         self.asked.append(transcript)
         self.entered.set()
         if self.hold is not None:
@@ -78,7 +78,10 @@ class Voices:
         self.engines.append(engine)
         return self
 
-    def speak(self, text: str) -> SpokenCaption:
+    def speak(self, text: str, engine: str | None = None, language: str | None = None) -> SpokenCaption:
+        """As ``speech.Voices.speak``: the caption, by the job's engine (noted), in its language."""
+        if engine is not None or language is not None:
+            self.engines.append(engine)
         if self.before is not None:
             self.before(text)
         if self.fail is not None:
