@@ -345,11 +345,12 @@ def test_at_start_prompts_of_ours_that_no_job_follows_are_removed_from_comfyui(s
     """Only ours (this data folder's client id), by their ids: another app's prompt stays queued."""
     comfy.knobs.step_delay_s = 0.2
     prefix = f"{CLIENT_PREFIX}{JobHistory(tmp_path / 'instance' / 'speech2image.db').instance_id}-"
-    running = occupy(comfy, client_id=f"{prefix}left-behind-1")
-    queued = occupy(comfy, client_id=f"{prefix}left-behind-2")
-    others = occupy(comfy, client_id="s2i-another-instance-x")
+    # long enough (100 steps of 0.2 s) that the first still runs and the others still wait when the app starts
+    running = occupy(comfy, client_id=f"{prefix}left-behind-1", steps=100)
+    queued = occupy(comfy, client_id=f"{prefix}left-behind-2", steps=100)
+    others = occupy(comfy, client_id="s2i-another-instance-x", steps=100)
     server = serve(comfyui_url=comfy.url)  # its start removes ours
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while queued not in comfy.deletes or not comfy.interrupts:
         assert time.monotonic() < deadline, (comfy.deletes, comfy.interrupts)
         time.sleep(0.1)
