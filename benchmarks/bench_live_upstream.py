@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import ROOT, require, summary
+from benchlib import ROOT, require, save_results, summary
 
 require(modules=("jiwer", "wyoming_faster_whisper"), programs=())
 
@@ -91,10 +91,7 @@ def main() -> int:
                 results[name] = [live(tap, pcm) for _ in range(args.repeats)]
                 for row in results[name]:
                     print(name, json.dumps(row), flush=True)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written to {out}")
+    save_results(args.json, results)
     return 0
 
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import requests
-from benchlib import ROOT, peak_rss_mb, require, summary
+from benchlib import ROOT, peak_rss_mb, require, save_results, summary
 
 require(modules=("jiwer",), programs=())
 
@@ -135,10 +135,7 @@ def main() -> int:
                 curve[name] = concurrency(tmp / f"c-{name}", comfy.url, clip, levels, **settings)
                 print(name, json.dumps(curve[name]), flush=True)
             results["concurrency"] = curve
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written to {out}")
+    save_results(args.json, results)
     return 0
 
 

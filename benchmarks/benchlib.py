@@ -73,3 +73,11 @@ def follow_job(ws, job_id: str) -> tuple[dict, list[tuple[int, float]], float]:
             steps.append((event["value"], now))
         if event["type"] == "stage" and event["stage"] in ("done", "error", "cancelled"):
             return event, steps, now
+
+
+def save_results(path, results) -> None:
+    """The benchmark's numbers as JSON at ``path`` (its folder made if need be), and where they went."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"written to {out}")
