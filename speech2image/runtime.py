@@ -61,6 +61,7 @@ def _offered_by_speech_servers(pool, key: str) -> list[str] | None:
 SERVER_CHOICES = {
     "checkpoints": lambda rt: ("ComfyUI", rt.comfy.offered("checkpoints")),
     "samplers": lambda rt: ("ComfyUI", rt.comfy.offered("samplers")),
+    "schedulers": lambda rt: ("ComfyUI", rt.comfy.offered("schedulers")),
     "models": lambda rt: ("the LLM server", (lambda found: found[1] if found[0] else None)(rt.llm.discover())),
     "asr_models": lambda rt: ("the speech recognition servers",
                               _offered_by_speech_servers(getattr(rt.transcriber, "pool", None), "models")),

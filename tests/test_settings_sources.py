@@ -67,8 +67,14 @@ def test_a_choice_a_server_offers_is_checked_against_its_list_when_it_answers(ma
     assert message.startswith("'sampler': ComfyUI has no 'no_such_sampler'; it offers euler") and "dpmpp_2m" in message
     assert client.post("/api/settings", json={"checkpoint": "nope.safetensors"}).status_code == 400
     assert client.post("/api/settings", json={"llm_model": "no-such-model"}).status_code == 400
-    answer = client.post("/api/settings", json={"sampler": "dpmpp_2m", "llm_model": "fake-model-1b"})
+    assert client.post("/api/settings", json={"scheduler": "no_such_scheduler"}).status_code == 400
+    answer = client.post("/api/settings", json={"sampler": "dpmpp_2m", "llm_model": "fake-model-1b",
+                                                "scheduler": "karras"})
     assert answer.status_code == 200 and answer.get_json()["warnings"] == [], answer.get_json()
+    # the Model setting takes a file of any model folder: a diffusion model too
+    comfy.knobs.diffusion_models = ["flux1-schnell-fp8.safetensors"]
+    taken = client.post("/api/settings", json={"checkpoint": "flux1-schnell-fp8.safetensors"})
+    assert taken.status_code == 200 and taken.get_json()["warnings"] == [], taken.get_json()
 
 
 def test_a_choice_is_taken_with_a_warning_while_its_server_is_down(make_app):

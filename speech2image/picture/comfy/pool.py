@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AbstractSet, Callable
 
 from ..detect import ModelInfo
-from ..families import Dialect, dialect_for, family
+from ..families import MODEL_FOLDERS, Dialect, dialect_for, family
 from ..prepare import RenderJob, graph_for
 from ..workflows import RenderParams, Workflow, WorkflowError, WorkflowLibrary
 from .client import CLIENT_PREFIX, ComfyClient
@@ -222,10 +222,14 @@ class ComfyPool:
         return servers
 
     def offered(self, source: str) -> list[str] | None:
-        """What the first server offers for a setting whose choices come from ComfyUI (checkpoints, samplers);
-        None when it does not answer or cannot say (asked with a short timeout)."""
+        """What the first server offers for a setting whose choices come from ComfyUI (the model files of
+        every model folder, samplers, schedulers); None when it does not answer or cannot say (asked with a
+        short timeout)."""
         try:
-            return self._probe(self.first).choices(source)
+            client = self._probe(self.first)
+            if source == "checkpoints":  # the Model setting takes a file of any model folder
+                return sorted({name for folder in MODEL_FOLDERS for name in client.model_files(folder)})
+            return client.choices(source)
         except ComfyError:
             return None
 
