@@ -85,7 +85,7 @@ def test_a_server_lost_mid_recording_hands_what_it_heard_to_another(tmp_path, ma
 def test_a_live_recording_on_the_real_openai_compatible_server(make_app, openai_whisper, make_clip):
     """faster-whisper-server takes only whole recordings: the passes send the phrase, Stop sends it all once."""
     pcm = spoken([make_clip(s) for s in SENTENCES[:2]])
-    with LiveServer(make_app(asr_url=openai_whisper.url, whisper_language="en")) as server:
+    with LiveServer(make_app(asr_url=openai_whisper.url, language="en")) as server:
         final, partials = record(server, pcm)
     assert wer(" ".join(SENTENCES[:2]), final["text"]) <= WER_BOUND, final
     assert partials

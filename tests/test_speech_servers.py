@@ -105,7 +105,7 @@ def test_openai_compatible_transcription_and_speech(make_app, openai_audio, make
 def test_openai_transcription_against_the_real_faster_whisper_server(make_app, openai_whisper, tmp_path, make_clip):
     """faster-whisper-server has no GET /v1/models (404) and reads only POST /v1/audio/transcriptions: it is
     still ready, used with the OpenAI default model name, and its FastAPI error shape is read."""
-    app = make_app(asr_url=openai_whisper.url, whisper_language="en")
+    app = make_app(asr_url=openai_whisper.url, language="en")
     client = app.test_client()
     heard = transcribe(client, make_clip(SAID))
     assert heard.status_code == 200, heard.json

@@ -217,7 +217,7 @@ class Transcriber:
             info["error"] = loader.error.message
         return info
 
-    def open_upstream(self, so_far) -> None:
+    def open_upstream(self, so_far, language: str | None = None) -> None:
         """A live recording needs no server stream here: the model reads the audio in this process."""
         return None
 

@@ -205,10 +205,11 @@ class AsrPool:
 
         return self.pool.call(work)
 
-    def open_upstream(self, so_far: Callable[[], bytes]) -> Upstream:
-        """A live recording's audio on a server as it is spoken (``upstream``); ``so_far``: its PCM until now."""
-        return Upstream(self.pool, self.language, self.model, so_far,
-                        lambda samples: self.transcribe_samples(samples).text)
+    def open_upstream(self, so_far: Callable[[], bytes], language: str | None = None) -> Upstream:
+        """A live recording's audio on a server as it is spoken (``upstream``); ``so_far``: its PCM until now;
+        ``language``: the one its job asks for (None: detected)."""
+        return Upstream(self.pool, language, self.model, so_far,
+                        lambda samples: self.transcribe_samples(samples, language=language).text)
 
     def status(self) -> dict:
         answer = self.pool.summary("start the speech recognition server (e.g. python -m wyoming_faster_whisper "

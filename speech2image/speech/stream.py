@@ -366,7 +366,7 @@ class LiveTranscriber:
 
     def open(self, listener: Callable[[dict], None], max_audio_s: float, language: str = "auto") -> LiveStream:
         stream = LiveStream(self, listener, max_audio_s, language)
-        stream.upstream = self._transcriber().open_upstream(stream.pcm)
+        stream.upstream = self._transcriber().open_upstream(stream.pcm, stream.asked)
         return stream
 
     def consider(self, stream: LiveStream) -> None:
