@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from speech2image.picture.comfy.events import StepClock
-from speech2image.picture.comfy.pool import CPU_STEP_S, CPU_WARN_S, cpu_estimate
+from speech2image.picture.comfy.events import CPU_STEP_S, CPU_WARN_S, StepClock, cpu_estimate
 
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.relay import run

@@ -19,6 +19,7 @@ from .asr import (
            decode_audio,
            transcribe_upload,
 )
+from .frames import check_start, frame
 from .languages import (
            AUTO,
            LANGUAGE_CHOICES,
@@ -32,7 +33,7 @@ from .languages import (
 from .models import BUNDLED, bundled_model_path, multilingual_model_path
 from .pool import AsrPool, SpeechServerError, TtsPool
 from .server import ServerFailed
-from .stream import LiveTranscriber, check_start, frame
+from .stream import LiveTranscriber
 from .tts import (
            ENGINES,
            NothingToSay,

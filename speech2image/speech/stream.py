@@ -32,7 +32,7 @@ person speaks (a ``language`` frame): the next passes, and the final text, use t
 End-of-speech and final passes also translate a recording that is not English (the same encoding,
 decoded once more), so the job's English words are there at Stop too.
 
-The socket's frames are declared here once (``FRAMES``); ``web/live.py`` carries them.
+The socket's frames are declared once, in ``frames`` (``FRAMES``); ``web/live.py`` carries them.
 """
 from __future__ import annotations
 
@@ -49,8 +49,9 @@ import numpy as np
 
 from ..errors import BadInput, NoSpeech, UserFacingError
 from .asr import NO_SPEECH_MESSAGE, SAMPLE_RATE, Heard, Transcriber
+from .frames import BYTES_PER_SAMPLE, MAX_FRAME_BYTES, SAMPLE_FORMAT, frame
 from .languages import fixed, is_english, unsure
-from .window import speech_spans
+from .window import last_pause, speech_spans
 
 if TYPE_CHECKING:
     from .pool import AsrPool
@@ -58,29 +59,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLE_FORMAT = "s16le"
-BYTES_PER_SAMPLE = 2
-MAX_FRAME_BYTES = SAMPLE_RATE * BYTES_PER_SAMPLE  # one second; the page sends ~100 ms at a time
 FINAL, END_OF_SPEECH, PARTIAL = 0, 1, 2  # the passes' kinds, in the order they are run
-
-# page -> server: "start" {sample_rate, format, <job options as in POST /api/jobs>}, binary PCM frames,
-# "language" {language} (the person's correction), "stop".
-# server -> page: "ready"; "partial" {committed, tentative, audio_s, language, language_probability};
-# "note" {message} (cut at the limit); "final" {text, elapsed_s (Stop -> final), duration_s, passes,
-# pass_after_stop, language, language_probability, translation}; "job" {snapshot}; "error" {code, message}.
-FRAMES = ("start", "language", "stop", "ready", "partial", "note", "final", "job", "error")
-
-
-def frame(kind: str, **fields) -> dict:
-    assert kind in FRAMES, kind
-    return {"type": kind, **fields}
-
-
-def check_start(message: dict) -> None:
-    """The start frame names the one sample format the server reads."""
-    if message.get("sample_rate") != SAMPLE_RATE or message.get("format") != SAMPLE_FORMAT:
-        raise BadInput(f"send {SAMPLE_RATE} Hz mono {SAMPLE_FORMAT} audio (start: sample_rate {SAMPLE_RATE}, "
-                       f"format '{SAMPLE_FORMAT}')", code="bad_audio_format")
 
 
 def _plain(word: str) -> str:
@@ -457,9 +436,3 @@ class LiveTranscriber:
         if settle:
             stream.settle(start + samples.size)
         stream.send_partial()
-
-
-def last_pause(samples: np.ndarray) -> int | None:
-    """Where the last pause between two stretches of speech is (its middle), if the VAD hears one."""
-    spans = speech_spans(samples, min_silence_ms=100)
-    return (spans[-2][1] + spans[-1][0]) // 2 if len(spans) >= 2 else None

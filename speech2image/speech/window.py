@@ -82,3 +82,9 @@ def decode(model, encoded, language: str | None, beam_size: int, task: str = "tr
     if text and len(text.encode()) / len(zlib.compress(text.encode())) > MAX_COMPRESSION:
         return None
     return text
+
+
+def last_pause(samples: np.ndarray) -> int | None:
+    """Where the last pause between two stretches of speech is (its middle), if the VAD hears one."""
+    spans = speech_spans(samples, min_silence_ms=100)
+    return (spans[-2][1] + spans[-1][0]) // 2 if len(spans) >= 2 else None

@@ -20,26 +20,11 @@ from ..prepare import RenderJob, graph_for
 from ..workflows import RenderParams, Workflow, WorkflowError, WorkflowLibrary
 from .client import CLIENT_PREFIX, ComfyClient
 from .discovery import ComfyDiscovery, device_kind
-from .events import RenderEvents
+from .events import CPU_STEP_S, CPU_WARN_S, RenderEvents, cpu_estimate
 from .protocol import START_HINT, ComfyError, ComfyUnavailable, PromptLost
 
 if TYPE_CHECKING:
     from ..catalog import ModelCatalog
-
-# A sampler step on a CPU, until a render on that server has been timed: SD 1.5 at 512x512 on a typical
-# desktop CPU (2 cores here: about 8 s). A step's cost grows a little faster than its pixels (attention
-# over more latent tokens): measured on ComfyUI 0.3.64 here, 128² 0.34 s, 256² 1.33 s, 384² 4.2 s per step,
-# so an estimate scales the timed step by (pixels / its pixels) ** CPU_PIXEL_POWER. The warning comes for a
-# job estimated above CPU_WARN_S.
-CPU_STEP_S = (512 * 512 / 1e6, 6.0)  # (megapixels, seconds per step)
-CPU_PIXEL_POWER = 1.2
-CPU_WARN_S = 60.0
-
-
-def cpu_estimate(steps: int, megapixels: float, timed: tuple[float, float] = CPU_STEP_S) -> float:
-    """Seconds for ``steps`` at ``megapixels`` on a CPU whose step took ``timed`` = (megapixels, seconds)."""
-    at, seconds = timed
-    return steps * seconds * (megapixels / at) ** CPU_PIXEL_POWER
 
 log = logging.getLogger(__name__)
 
