@@ -11,7 +11,7 @@ from speech2image.speech.stream import Agreement
 from .support import speech
 from .support.audio_stream import AudioStream, pcm16k
 from .support.relay import Relay, finished, start_job
-from .support.speech import NORMALIZE
+from .support.speech import word_error_rate
 
 
 def passes(*hypotheses):
@@ -59,12 +59,6 @@ SAID = ("draw me a lighthouse on a rocky coast during a storm with huge waves an
 # The upload path's bound for Piper (tests/test_transcribe.py) + issue 16's margin: the final text is a
 # pass over the whole recording with the upload's beam.
 WER_BOUND = 0.10 + 0.02
-
-
-def word_error_rate(reference, hypothesis):
-    import jiwer
-
-    return jiwer.wer(reference, hypothesis, reference_transform=NORMALIZE, hypothesis_transform=NORMALIZE)
 
 
 def test_streamed_recording_shows_partials_and_starts_the_job(live_server, make_clip, clips_dir):

@@ -46,9 +46,9 @@ async function correct(body, afterChange) {
   ui.modelsStatus.textContent = "Saving…";
   try {
     const answer = await api("/api/models", jsonPost(body));
+    await Promise.all([loadModelsPanel(afterChange), afterChange()]);  // the rows show it before it is said
     ui.modelsStatus.textContent = body.family ? `${answer.name} is drawn as ${answer.label || body.family} from now on.`
       : `${answer.name} is detected again.`;
-    await Promise.all([loadModelsPanel(afterChange), afterChange()]);
   } catch (err) {
     ui.modelsStatus.textContent = capitalize(err.message) + ".";
   }

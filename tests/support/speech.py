@@ -21,6 +21,13 @@ NORMALIZE = jiwer.Compose(
     ]
 )
 
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Words missed, added or changed per word said, after NORMALIZE."""
+    return jiwer.wer(reference, hypothesis, reference_transform=NORMALIZE, hypothesis_transform=NORMALIZE)
+
+
 _piper: PiperEngine | None = None
 
 
