@@ -56,13 +56,19 @@ def _offered_by_speech_servers(pool, key: str) -> list[str] | None:
     return sorted({name for srv in answering for name in srv.get(key) or []}) if answering else None
 
 
+def _offered_by_llm(llm) -> list[str] | None:
+    """The models the LLM server lists; None when none answers."""
+    server, models = llm.discover()
+    return models if server else None
+
+
 # Knob choices that come from a server: where they come from (for the message) and what it offers now
 # (None: it does not answer). A value is checked against them when it is saved or sent with a job.
 SERVER_CHOICES = {
     "checkpoints": lambda rt: ("ComfyUI", rt.comfy.offered("checkpoints")),
     "samplers": lambda rt: ("ComfyUI", rt.comfy.offered("samplers")),
     "schedulers": lambda rt: ("ComfyUI", rt.comfy.offered("schedulers")),
-    "models": lambda rt: ("the LLM server", (lambda found: found[1] if found[0] else None)(rt.llm.discover())),
+    "models": lambda rt: ("the LLM server", _offered_by_llm(rt.llm)),
     "asr_models": lambda rt: ("the speech recognition servers",
                               _offered_by_speech_servers(getattr(rt.transcriber, "pool", None), "models")),
     "server_voices": lambda rt: ("the voice servers", _offered_by_speech_servers(
