@@ -364,6 +364,8 @@ class Settings:
     max_upload_mb: float = setting(25.0, "Largest accepted upload, in MB.")
     max_audio_s: float = setting(120.0, "Longest accepted recording, in seconds.")
     stream_idle_s: float = setting(10.0, "A live recording stream that sends nothing this long is closed.")
+    drafts: bool = setting(True, "Start the render of a live recording at the speaker's pause, as a draft the job "
+                                 "takes over at Stop when the words did not change; off: render only after Stop.")
 
     def __post_init__(self):
         """A speech server list that cannot be used is refused at start, with the accepted forms."""

@@ -72,6 +72,7 @@ EVENTS = {
     "audio": "the caption is spoken",
     "audio_error": "the caption could not be spoken",
     "cancelling": "a cancel is being carried out",
+    "draft": "the tab's live recording is being drawn before Stop (state drawing, with its progress; or cancelled)",
 }
 
 
@@ -128,6 +129,7 @@ class Job:
     submitted: dict | None = None  # server, client_id, prompt_id, graph: where ComfyUI has its render
     recovered: bool = False  # picked up after a restart
     decision: dict | None = None  # mode (new/edit), who decided, the picture changed (or that could be), strength
+    draft: dict | None = None  # a live recording's draft: adopted, seconds it ran before Stop, render seconds wasted
 
     @property
     def session(self) -> str:
@@ -161,6 +163,7 @@ class Job:
             "recovered": self.recovered,
             "decision": self.decision,
             "edit_of": self.decision["parent"] if self.decision and self.decision["mode"] == "edit" else None,
+            "draft": self.draft,
         }
 
     def summary(self) -> dict:

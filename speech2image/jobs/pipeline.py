@@ -32,18 +32,19 @@ from ..picture import (
     ComfyPool,
     ComfyUnavailable,
     RenderCancelled,
-    RenderParams,
+    Rendered,
     ServerLoad,
     WorkflowLibrary,
     launch_address,
     parse_urls,
-    render_job,
 )
 from ..prompt import PromptPlan, PromptWriter, caption_for
-from ..speech import AsrPool, NothingToSay, Transcriber, Voices
-from .edits import Pictures, decide
+from ..speech import AsrPool, Transcriber, Voices
+from .drafts import Drafts, prepare
+from .edits import Pictures
 from .job import ACTIVE_STAGES, EventHub, Job, JobCancelled, JobRequest
 from .journal import Journal
+from .spoken import Speaker
 from .store import JobHistory, OutputStore, new_job_id
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,7 @@ class Pipeline:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self.journal = Journal(history, store)
         self.metrics = metrics or Metrics()
-        self.speech_wait_s = speech_wait_s
-        self._speech_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="speech")
+        self.speaker = Speaker(self._emit, store, speech_wait_s)  # the caption, spoken beside the render
         self._server_load = ServerLoad()  # outlives pools, so a new URL list keeps counting our jobs
         self._discovery = comfy_discovery or ComfyDiscovery()  # used while no ComfyUI URL is configured
         self._comfy: ComfyPool | None = None
@@ -91,6 +91,7 @@ class Pipeline:
         self.voices = voices or Voices("off")
         self.settings = settings
         self.pictures = Pictures(history, store, self.jobs_for)  # the pictures jobs change
+        self.drafts = Drafts(self)  # live recordings' renders started at the pause
         self.configure(settings)
 
     # --- public interface -------------------------------------------------------
@@ -130,21 +131,33 @@ class Pipeline:
             raise UserFacingError("the server is shutting down and takes no new jobs; jobs under way carry on "
                                   "when it is back. Try again in a moment.", code="shutting_down", status=503)
         self.pictures.resolve(request)
+        settings = dataclasses.replace(self.settings, **request.overrides)
         with self._lock:
             same = self._same_request(request)
             if same is not None:
                 log.info("job %s: the same request came again (%s); answering the job it started", same.id,
                          request.request_id)
                 return same
-            job = Job(id=new_job_id(), request=request, has_audio=request.audio is not None,
-                      settings=dataclasses.replace(self.settings, **request.overrides), timings=dict(request.timings))
-            in_flight = sum(1 for j in self._jobs.values() if j.session == request.session and not j.finished)
-            if in_flight >= self.settings.max_jobs_per_session:
-                raise UserFacingError(f"you already have {in_flight} jobs running; wait for one to finish or "
-                                      "cancel it", code="too_many_jobs", status=429)
-            self.journal.accept(job)
-            self._jobs[job.id] = job
-            self._forget_old()
+        draft = self.drafts.take(request, settings)  # the tab's draft, when it is this request's
+        try:
+            with self._lock:
+                job = Job(id=draft.id if draft else new_job_id(), request=request, has_audio=request.audio is not None,
+                          settings=settings, timings=dict(request.timings))
+                in_flight = sum(1 for j in self._jobs.values() if j.session == request.session and not j.finished)
+                if in_flight >= self.settings.max_jobs_per_session:
+                    raise UserFacingError(f"you already have {in_flight} jobs running; wait for one to finish or "
+                                          "cancel it", code="too_many_jobs", status=429)
+                self.journal.accept(job)
+                self._jobs[job.id] = job
+                self._forget_old()
+        except BaseException:
+            if draft is not None:
+                self.drafts.drop(draft, "its job was refused")
+            raise
+        if draft is not None:
+            self.drafts.adopt(draft, job)
+        self.drafts.record(job)
+        self.drafts.yield_to(request.session)
         self._emit(job, {"type": "job", "stage": job.stage})
         self.metrics.job_started()
         self._executor.submit(self._run, job)
@@ -197,7 +210,7 @@ class Pipeline:
 
     def orphans(self) -> dict[str, list[str]]:
         """Prompts in ComfyUI's queues that carry this instance's client id but belong to no job of ours."""
-        return self.comfy.orphans(lambda: self.journal.known_prompts() | {
+        return self.comfy.orphans(lambda: self.journal.known_prompts() | self.drafts.prompt_ids() | {
             j.submitted["prompt_id"] for j in self.unfinished() if j.submitted})
 
     def remove_orphans(self) -> dict[str, dict[str, str]]:
@@ -223,8 +236,9 @@ class Pipeline:
     def shutdown(self) -> None:
         for job in list(self._jobs.values()):
             job.cancel_event.set()
+        self.drafts.shutdown()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._speech_executor.shutdown(wait=False, cancel_futures=True)
+        self.speaker.shutdown()
         self.stop_started_comfyui()
 
     def stop_started_comfyui(self) -> None:
@@ -259,6 +273,7 @@ class Pipeline:
     def _run(self, job: Job) -> None:
         with timed(job.timings, "total"):
             outcome, extra = self._stages(job)
+        self.drafts.release(job)
         # What the person waited for: a live recording's transcript, ready at Stop, came before the job.
         job.timings["total"] += sum(job.request.timings.values())
         # Recorded before it is announced: a page told "done" finds it in the gallery and the metrics.
@@ -275,11 +290,11 @@ class Pipeline:
             self._transcribe(job)
             self._write_prompt(job)
             # The caption is spoken while ComfyUI renders, so the voice is ready with the picture.
-            speech = self._speech_executor.submit(self._speak, job)
+            speech = self.speaker.start(job, self.voices)
             try:
                 self._render(job)
             finally:
-                self._await_speech(job, speech)
+                self.speaker.wait(job, speech)
             job.percent = 100.0
         except (JobCancelled, RenderCancelled) as exc:
             outcome = "cancelled"
@@ -334,6 +349,12 @@ class Pipeline:
             return  # written before a restart
         request = job.request
         prompt = (request.prompt or "").strip()
+        drafted = None if prompt else self.drafts.plan_for(job)
+        if drafted is not None:  # written for the tab's draft from these same words
+            job.plan = drafted
+            self.journal.write(job, plan=job.plan.to_dict(), timings=job.timings)
+            self._emit(job, {"type": "prompt", "plan": job.plan.to_dict()})
+            return
         if prompt:
             job.plan = PromptPlan(prompt=prompt, negative_prompt=(request.negative_prompt or "").strip(),
                                   caption=(request.caption or "").strip() or caption_for(job.transcript or prompt),
@@ -352,66 +373,19 @@ class Pipeline:
         self.journal.write(job, plan=job.plan.to_dict(), timings=job.timings)
         self._emit(job, {"type": "prompt", "plan": job.plan.to_dict()})
 
-    def _speak(self, job: Job) -> None:
-        """Never raises: a voice that fails leaves the picture alone and says so."""
-        try:
-            assert job.plan is not None  # _write_prompt ran first
-            with timed(job.timings, "speech"):
-                spoken = self.voices.get(job.settings.tts_engine).speak(job.plan.caption)
-                if spoken is None:
-                    return
-                self.store.save_audio(job.id, spoken.wav)
-            job.audio_url = f"/outputs/{job.id}.wav"
-            self._emit(job, {"type": "audio", "url": job.audio_url, "duration_s": round(spoken.duration_s, 2),
-                             "engine": spoken.engine, "voice": spoken.voice})
-        except NothingToSay as exc:
-            self._no_voice(job, exc.message)
-        except UserFacingError as exc:
-            self._voice_failed(job, exc.message)
-        except Exception:
-            log.exception("speech for job %s failed", job.id)
-            self._voice_failed(job, "the voice could not speak this caption")
-
-    def _voice_failed(self, job: Job, message: str) -> None:
-        self._no_voice(job, f"The voice failed: {message}")
-
-    def _no_voice(self, job: Job, note: str) -> None:
-        job.notes.append(note)
-        self._emit(job, {"type": "audio_error", "message": note})
-
-    def _await_speech(self, job: Job, speech) -> None:
-        try:
-            speech.result(timeout=self.speech_wait_s)
-        except Exception:
-            self._voice_failed(job, f"no audio after {self.speech_wait_s:g} s")
-
     def _render(self, job: Job) -> None:
         self._check_cancel(job)
-        self._set_stage(job, "submitting")
-        settings, plan = job.settings, job.plan
-        assert plan is not None  # _write_prompt ran first
-        job.decision = decide(job.request, plan, settings)
-        self._emit(job, {"type": "decision", "decision": job.decision})
-        parent = job.decision["parent"]
-        edit = self.pictures.edit(parent, job.decision["strength"]) if job.decision["mode"] == "edit" else None
-        params = RenderParams.from_settings(plan.prompt, plan.negative_prompt, settings)
-        render = render_job(self.workflows.load(settings.workflow), params, edit,
-                            chosen=frozenset(job.request.overrides), last_model=self.pictures.last_model())
-        job.notes.extend(note for note in render.notes if note not in job.notes)
-        on_event = lambda event: self._render_event(job, event)  # noqa: E731
-        with timed(job.timings, "render"):
-            if job.submitted:  # ComfyUI had it before a restart: follow it, collect it, or send it again
-                rendered = self.comfy.resume(render, job.submitted, job.render, on_event, self._submitted(job),
-                                             cancel=job.cancel_event, wait_s=self.recover_wait_s)
-            else:
-                rendered = self.comfy.render(render, on_event, self._submitted(job), cancel=job.cancel_event)
+        rendered = self.drafts.follow(job) or self._render_here(job)  # the draft it took over, else its own
+        plan, decision = job.plan, job.decision
+        assert plan is not None and decision is not None  # both come before the render
+        parent, edit = decision["parent"], decision["mode"] == "edit"
         job.notes.extend(rendered.notes)
         self._set_stage(job, "saving")
         with timed(job.timings, "save"):
             size = self.store.save_image(job.id, rendered.image, {
                 "transcript": job.transcript, "prompt": plan.prompt, "negative_prompt": plan.negative_prompt,
                 "caption": plan.caption, "comfyui_prompt_id": rendered.prompt_id, **rendered.used,
-                **({"edit_of": parent, "strength": job.decision["strength"]} if edit is not None else {}),
+                **({"edit_of": parent, "strength": decision["strength"]} if edit else {}),
             }, rendered.graph)
         job.render.update(size)
         job.image_url = f"/outputs/{job.id}.png"
@@ -419,13 +393,29 @@ class Pipeline:
         self._emit(job, {"type": "image", "url": job.image_url, "thumb_url": job.thumb_url, "render": job.render,
                          "notes": list(job.notes)})
 
-    def _submitted(self, job: Job):
-        """The hook ComfyUI's client calls before it posts the prompt: where it goes, recorded first so a
-        restart can find it."""
-        def record(submitted: dict) -> None:
-            job.submitted = submitted
-            self.journal.write(job, render=job.render, notes=job.notes, **submitted)
-        return record
+    def _render_here(self, job: Job) -> Rendered:
+        self._set_stage(job, "submitting")
+        assert job.plan is not None  # _write_prompt ran first
+        decision, render = prepare(self, job.request, job.plan, job.settings)
+        self.decided(job, decision)
+        job.notes.extend(note for note in render.notes if note not in job.notes)
+        on_event = lambda event: self.render_event(job, event)  # noqa: E731
+        on_submit = lambda submitted: self.record_submitted(job, submitted)  # noqa: E731
+        with timed(job.timings, "render"):
+            if job.submitted:  # ComfyUI had it before a restart: follow it, collect it, or send it again
+                return self.comfy.resume(render, job.submitted, job.render, on_event, on_submit,
+                                         cancel=job.cancel_event, wait_s=self.recover_wait_s)
+            return self.comfy.render(render, on_event, on_submit, cancel=job.cancel_event)
+
+    def decided(self, job: Job, decision: dict) -> None:
+        job.decision = decision
+        self._emit(job, {"type": "decision", "decision": decision})
+
+    def record_submitted(self, job: Job, submitted: dict) -> None:
+        """Where ComfyUI gets the job's prompt (server, client id, prompt id, graph), recorded before it is
+        posted (the hook ComfyUI's client calls) or when a draft that ComfyUI has becomes the job."""
+        job.submitted = submitted
+        self.journal.write(job, render=job.render, notes=job.notes, **submitted)
 
     def _cancel_in_comfy(self, job: Job) -> None:
         """A cancel asked for before a restart, carried out on the prompt ComfyUI still has."""
@@ -438,7 +428,7 @@ class Pipeline:
             log.warning("job %s: could not cancel its ComfyUI prompt %s: %s", job.id, submitted["prompt_id"],
                         exc.message)
 
-    def _render_event(self, job: Job, event: dict) -> None:
+    def render_event(self, job: Job, event: dict) -> None:
         """ComfyUI's progress, already in the page's terms, onto the job and its tab."""
         kind = event["type"]
         if kind == "note":

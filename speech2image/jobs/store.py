@@ -164,6 +164,8 @@ MIGRATIONS = (
      "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"),
     # 3: how a job was decided (new picture or a change of another, with its strength): the gallery's chains.
     ("ALTER TABLE jobs ADD COLUMN decision TEXT",),
+    # 4: what became of a live recording's draft (adopted, how long it ran before Stop, render seconds wasted).
+    ("ALTER TABLE jobs ADD COLUMN draft TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -180,8 +182,8 @@ class JobHistory:
 
     COLUMNS = ("id", "session", "created", "finished", "stage", "transcript", "prompt", "negative_prompt",
                "caption", "prompt_source", "render", "image_url", "thumb_url", "audio_url", "timings", "notes",
-               "error", "decision")
-    JSON_COLUMNS = ("render", "timings", "notes", "error", "decision")
+               "error", "decision", "draft")
+    JSON_COLUMNS = ("render", "timings", "notes", "error", "decision", "draft")
     IN_FLIGHT_COLUMNS = ("session", "created", "stage", "request", "settings", "transcript", "plan", "render",
                          "server", "client_id", "prompt_id", "graph", "cancel_requested", "timings", "notes")
     IN_FLIGHT_JSON = ("request", "settings", "plan", "render", "graph", "timings", "notes")

@@ -97,9 +97,11 @@ class PromptWriter:
         on_token: Callable[[str], None] | None = None,
         can_edit: bool = False,
         base: Turn | None = None,
+        on_turn: Callable[[Turn], None] | None = None,
     ) -> PromptPlan:
         """``can_edit``: the tab has a picture, so the plan says whether to change it (``mode``, ``strength``);
-        ``base``: the picture's own turn, when a chosen picture is being changed."""
+        ``base``: the picture's own turn, when a chosen picture is being changed; ``on_turn``: gets the turn
+        instead of the session's history (a draft's prompt is remembered only if its job takes it)."""
         transcript = " ".join((transcript or "").split())
         if not transcript:
             raise BadInput("the transcript is empty: record or type a request first", code="empty_transcript")
@@ -136,7 +138,11 @@ class PromptWriter:
             plan = offline_plan
             plan.notice = notice
         plan.elapsed_s = time.perf_counter() - started
-        self.history.add(session, Turn(transcript=transcript, subject=subject, prompt=plan.prompt))
+        turn = Turn(transcript=transcript, subject=subject, prompt=plan.prompt)
+        if on_turn is not None:
+            on_turn(turn)
+        else:
+            self.history.add(session, turn)
         return plan
 
     def checked_plan(self, fields: dict, subject: str, offline_plan: PromptPlan, model: str, server: str) -> PromptPlan:

@@ -108,9 +108,13 @@ class LiveStream:
     transcript, ``close`` releases the audio. Partial transcripts go to ``listener`` (from the
     scheduler's thread)."""
 
-    def __init__(self, scheduler: "LiveTranscriber", listener: Callable[[dict], None], max_audio_s: float):
+    def __init__(self, scheduler: "LiveTranscriber", listener: Callable[[dict], None], max_audio_s: float,
+                 on_pause: Callable[[str | None], None] | None = None):
         self._scheduler = scheduler
         self._listener = listener
+        # on_pause(text): an end-of-speech pass heard all of this; on_pause(None): speech came again after it
+        self._on_pause = on_pause
+        self.paused = False  # the last pass was an end-of-speech pass and no speech came since
         self.max_audio_s = max_audio_s
         self._limit = int(max_audio_s * SAMPLE_RATE) * BYTES_PER_SAMPLE
         self._pcm = bytearray()
@@ -177,6 +181,9 @@ class LiveStream:
         if spans:
             self._speech_since_pass = True
             self.speech_end = max(self.speech_end, start + spans[-1][1])
+            if self.paused and self.state == "open":
+                self.paused = False
+                self.pause_changed(None)
 
     def speech_after_pass(self) -> bool:
         """Has speech come after the audio the last pass saw? (The VAD reads what it has not read.)"""
@@ -202,6 +209,14 @@ class LiveStream:
             self._listener(message)
         except Exception as exc:  # a page that went away: its stream ends when its socket does
             log.debug("live stream listener failed: %s", exc)
+
+    def pause_changed(self, text: str | None) -> None:
+        if self._on_pause is None:
+            return
+        try:
+            self._on_pause(text)
+        except Exception:
+            log.exception("live stream pause listener failed")
 
     def send_partial(self) -> None:
         self.send(frame("partial", committed=" ".join(self.agreement.committed),
@@ -266,8 +281,11 @@ class LiveTranscriber:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def open(self, listener: Callable[[dict], None], max_audio_s: float) -> LiveStream:
-        return LiveStream(self, listener, max_audio_s)
+    def open(self, listener: Callable[[dict], None], max_audio_s: float,
+             on_pause: Callable[[str | None], None] | None = None) -> LiveStream:
+        """A new recording's stream; ``on_pause`` hears each end-of-speech pass's text, and None when speech
+        comes again after it (from the transcriber's thread and the feeding one)."""
+        return LiveStream(self, listener, max_audio_s, on_pause)
 
     def consider(self, stream: LiveStream) -> None:
         """After new audio: an end-of-speech pass once the speaker is quiet, else a partial pass when
@@ -313,7 +331,7 @@ class LiveTranscriber:
                 stream.running = True
                 stream.last_pass_started = time.monotonic()
             try:
-                self._pass(stream, final)
+                self._pass(stream, kind)
             except UserFacingError as exc:
                 stream.conclude(exc)
             except Exception:
@@ -323,7 +341,8 @@ class LiveTranscriber:
             finally:
                 stream.running = False
 
-    def _pass(self, stream: LiveStream, final: bool) -> None:
+    def _pass(self, stream: LiveStream, kind: int) -> None:
+        final = kind == FINAL
         if final and stream.passes and not stream.speech_after_pass():
             stream.conclude()  # the last partial pass already heard everything
             return
@@ -333,5 +352,8 @@ class LiveTranscriber:
         stream.took_pass(text, samples.size)
         if final:
             stream.conclude()
-        else:
-            stream.send_partial()
+            return
+        stream.send_partial()
+        if kind == END_OF_SPEECH and text.strip() and stream.state == "open" and not stream.speech_after_pass():
+            stream.paused = True  # heard all so far, and still quiet: what to draw is known
+            stream.pause_changed(text)

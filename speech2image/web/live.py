@@ -107,6 +107,7 @@ def audio_stream(ws):
         return message
 
     stream = None
+    submitted = False
     try:
         if not SESSION.match(session):
             raise BadInput("open /ws/audio?session=<id>", code="bad_session")
@@ -116,7 +117,15 @@ def audio_stream(ws):
         check_start(start)
         options = {key: value for key, value in start.items() if key not in ("type", "sample_rate", "format")}
         job_request = job_request_from(options, session, None)  # bad options are refused before any audio
-        stream = runtime.live.open(send, runtime.settings.max_audio_s)
+        drafts = runtime.pipeline.drafts
+
+        def on_pause(text: str | None) -> None:  # the pause starts the picture; new words cancel it
+            if text is None:
+                drafts.cancel(session, "the speaker went on")
+            else:
+                drafts.start(dataclasses.replace(job_request, transcript=text, overrides=dict(job_request.overrides)))
+
+        stream = runtime.live.open(send, runtime.settings.max_audio_s, on_pause)
         send(frame("ready"))
         while True:
             message = receive()
@@ -136,6 +145,7 @@ def audio_stream(ws):
                    pass_after_stop=final.pass_after_stop))
         job = runtime.pipeline.submit(dataclasses.replace(job_request, transcript=final.text,
                                                           timings={"asr": final.elapsed_s}))
+        submitted = True
         send(frame("job", snapshot=job.snapshot()))
         close_after_page(ws, 1000, "done")
     except UserFacingError as exc:
@@ -156,6 +166,8 @@ def audio_stream(ws):
     finally:
         if stream is not None:
             stream.close()
+            if not submitted:  # no job came of this recording: its draft is not wanted
+                runtime.pipeline.drafts.cancel(session, "the recording ended without a job")
 
 
 def close_after_page(ws, code: int, reason: str, grace_s: float = 2.0) -> None:

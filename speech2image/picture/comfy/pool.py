@@ -184,6 +184,11 @@ class ComfyPool:
         url = self.load.claim_least_busy(reachable)
         return next(c for c in candidates if c.base_url == url)
 
+    def queued(self) -> int | None:
+        """Prompts queued or running on all reachable servers (anyone's); None when none answers."""
+        lengths = [n for n in self._ask_each(self._queue_length, self.clients) if n is not None]
+        return sum(lengths) if lengths else None
+
     def release(self, client: ComfyClient) -> None:
         self.load.release(client.base_url)
 
