@@ -15,7 +15,7 @@ import threading
 import wave
 
 from speech2image.jobs import EventHub, JobHistory
-from speech2image.prompt import PromptPlan
+from speech2image.prompt import PromptPlan, SessionHistory, Turn
 from speech2image.speech import SpokenCaption, Transcript
 
 HOLD_LIMIT_S = 30.0  # a held stage goes on after this, so a test that forgot to release it fails instead of hanging
@@ -39,9 +39,10 @@ class PromptWriter:
         self.hold = hold
         self.entered = threading.Event()
         self.asked: list[str] = []
+        self.history = SessionHistory()
 
     def write(self, transcript, preset=None, session=None, model=None, on_token=None, can_edit=False,
-              base=None) -> PromptPlan:
+              base=None, on_turn=None) -> PromptPlan:
         self.asked.append(transcript)
         self.entered.set()
         if self.hold is not None:
@@ -50,8 +51,14 @@ class PromptWriter:
             raise self.fail
         if on_token is not None:
             on_token(transcript.split()[0])  # as an LLM streams its answer
-        return PromptPlan(prompt=f"{transcript}, highly detailed", negative_prompt="blurry",
+        plan = PromptPlan(prompt=f"{transcript}, highly detailed", negative_prompt="blurry",
                           caption=f"Here is {transcript}.", source="offline")
+        turn = Turn(transcript=transcript, subject=transcript, prompt=plan.prompt)
+        if on_turn is not None:
+            on_turn(turn)
+        else:
+            self.history.add(session, turn)
+        return plan
 
 
 def silent_wav(seconds: float = 0.5, rate: int = 16000) -> bytes:
