@@ -9,14 +9,18 @@ import time
 import uuid
 from contextlib import contextmanager
 
+import requests
+
 from speech2image.config import Settings
 from speech2image.jobs import JobHistory, JobRequest, OutputStore, Pipeline
 from speech2image.picture import WorkflowLibrary
 
-from .support import stages
+from .support import speech, stages
+from .support.audio_stream import AudioStream, pcm16k
 from .support.data import ROOT
 from .support.fake_comfy import FakeComfyUI, Knobs
 from .support.fake_llm import dead_url
+from .support.relay import Relay, finished
 
 HEARD = "a red fox in the snow"
 
@@ -94,7 +98,7 @@ def test_new_words_cancel_the_running_draft_and_the_job_draws_the_final_words(tm
         assert snapshot["stage"] == "done" and snapshot["prompt"].startswith(HEARD + " at night")
         assert snapshot["draft"]["adopted"] is False and snapshot["draft"]["wasted_s"] > 0
         assert comfy.history[drafted]["status"]["status_str"] != "success"  # interrupted, not finished
-        assert [e["job_id"] for e in pipe.journal.history.list()] == [job.id]  # no gallery entry for the draft
+        assert wait_for(lambda: [e["job_id"] for e in pipe.journal.history.list()]) == [job.id]  # none for the draft
         assert not (tmp_path / "outputs" / f"{drafted}.png").exists()
         events = [tab.get_nowait() for _ in range(tab.qsize())]
         assert any(e["type"] == "draft" and e["state"] == "cancelled" for e in events)
@@ -194,3 +198,44 @@ def test_a_draft_left_by_a_crash_is_removed_at_the_next_start(tmp_path):
             wait_for(lambda: draft.done.is_set(), what="the draft's end")
         assert not comfy.pending and comfy.running is None
         assert JobHistory(tmp_path / "speech2image.db").list() == []
+
+
+# --- over the socket, with the real model: a pause, then Stop; a pause, then more words ------------------
+
+
+def test_a_pause_before_stop_starts_the_picture_and_the_job_takes_it_over(live_server, make_clip, clips_dir):
+    wav = speech.pad_wav(make_clip("a red barn in a snowy field"), clips_dir / "draft-pause.wav", lead_s=0.3,
+                         tail_s=2.0)
+    with Relay(live_server) as relay:
+        stream = AudioStream(live_server.url, relay.session, {"steps": 4})
+        assert stream.until("ready")["type"] == "ready"
+        stream.play(pcm16k(wav))
+        drawing = relay.until(lambda e: e["type"] == "draft")[-1]  # drawn before Stop
+        stream.send({"type": "stop"})
+        job = stream.until("job")["snapshot"]
+        assert job["job_id"] == drawing["job_id"]  # the draft is the job
+        end = relay.until(lambda e: finished(e) and e["job_id"] == job["job_id"])[-1]["snapshot"]
+        assert end["stage"] == "done" and end["draft"]["adopted"] is True, end
+        assert "barn" in end["prompt"]
+        stream.close()
+
+
+def test_words_after_the_pause_cancel_its_draft_and_the_picture_is_of_all_of_them(live_server, make_clip,
+                                                                                    clips_dir):
+    wav = speech.join_wavs([make_clip("a red barn in a snowy field"), make_clip("with a black horse")],
+                           clips_dir / "draft-more.wav", gap_s=3.0, tail_s=0.2)
+    with Relay(live_server) as relay:
+        stream = AudioStream(live_server.url, relay.session, {"steps": 4})
+        assert stream.until("ready")["type"] == "ready"
+        stream.play(pcm16k(wav))
+        stream.send({"type": "stop"})
+        job = stream.until("job")["snapshot"]
+        events = relay.until(lambda e: finished(e) and e["job_id"] == job["job_id"])
+        end = events[-1]["snapshot"]
+        first = next(e["job_id"] for e in events if e["type"] == "draft")
+        assert any(e["type"] == "draft" and e["state"] == "cancelled" and e["job_id"] == first for e in events)
+        assert job["job_id"] != first and end["stage"] == "done"
+        assert "horse" in end["transcript"] and "horse" in end["prompt"], end
+        assert requests.get(f"{live_server.url}/outputs/{first}.png", timeout=10).status_code == 404
+        assert live_server.app.extensions["speech2image"].history.get(first) is None  # no gallery entry
+        stream.close()

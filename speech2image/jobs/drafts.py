@@ -199,6 +199,8 @@ class Drafts:
             job.draft = {"adopted": True, "ran_s": round(time.monotonic() - draft.started, 3),
                          "render_s": round(draft.render_s(), 3), "wasted_s": self._take_wasted(job.session)}
             self._adopted[job.id] = draft
+            if draft.stage in ("queued", "rendering"):  # the job's first snapshot carries on where the page is
+                job.stage, job.percent, job.queue_position = draft.stage, draft.percent, draft.queue_position
             if draft.submitted is not None:
                 self.pipeline.record_submitted(job, draft.submitted)
         self.pipeline.metrics.draft("adopted")

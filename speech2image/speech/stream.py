@@ -18,6 +18,10 @@ quiet) the stream gets an end-of-speech pass at once: people pause before they p
 that pass has usually heard everything when Stop comes, and the final transcript is its text,
 ready at Stop. Only when speech came after the last pass does Stop cost one more pass.
 
+A pause also tells the stream's ``on_pause`` what was heard (the end-of-speech pass's text, or the
+last pass's when it already heard every word), and ``None`` at the first speech after it: the
+job stage starts drawing at the pause and cancels that at new words (``jobs/drafts.py``).
+
 The socket's frames are declared here once (``FRAMES``); ``web/live.py`` carries them.
 """
 from __future__ import annotations
@@ -132,7 +136,7 @@ class LiveStream:
         self.speech_end = 0  # where the VAD last heard speech end (samples; the end when still speaking)
         self._finished = threading.Event()
         self._final_text: str | None = None
-        self._last_text = ""  # the last pass's whole text
+        self.last_text = ""  # the last pass's whole text
         self.pass_after_stop = False
         self._error: UserFacingError | None = None
 
@@ -197,7 +201,7 @@ class LiveStream:
     # --- passes (called by the scheduler) --------------------------------------------------
 
     def took_pass(self, text: str, covered: int) -> None:
-        self._last_text = text
+        self.last_text = text
         self.agreement.update(text.split())
         self.passes += 1
         self._covered = covered
@@ -227,7 +231,7 @@ class LiveStream:
             if error is None:
                 # The last pass read the whole recording with the upload's beam: its text is the
                 # final one (the committed words of the preview were read from shorter audio).
-                self._final_text = self._last_text
+                self._final_text = self.last_text
             self._error = error
             self.state = "done"
         self._finished.set()
@@ -293,6 +297,10 @@ class LiveTranscriber:
         if stream.state != "open" or stream.pending is not None or stream.running:
             return
         stream.listen()
+        if not stream._speech_since_pass and stream.passes and not stream.paused \
+                and stream.quiet_s() >= self.endpoint_s and stream.last_text.strip():
+            stream.paused = True  # quiet, and the last pass already heard every word: what to draw is known
+            stream.pause_changed(stream.last_text)
         if not stream._speech_since_pass or stream.samples < self.first_pass_s * SAMPLE_RATE:
             return
         cadence = self.cadence_s if stream.agreement.text() else self.cadence_s / 2  # no words yet: sooner
