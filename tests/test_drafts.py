@@ -70,7 +70,8 @@ def test_a_draft_with_the_same_words_is_the_job(tmp_path):
         assert snapshot["stage"] == "done" and snapshot["image_url"]
         assert snapshot["draft"]["adopted"] is True and snapshot["draft"]["ran_s"] > 0
         assert len(comfy.posted) == 1 and pipe.prompt_writer.asked == [HEARD]  # one prompt, one render
-        assert pipe.journal.history.get(job.id)["draft"]["adopted"] is True  # the job's record says so
+        kept = wait_for(lambda: pipe.journal.history.get(job.id), what="the gallery entry")
+        assert kept["draft"]["adopted"] is True  # the job's record says so
         assert [e["job_id"] for e in pipe.journal.history.list()] == [job.id]
         events = [tab.get_nowait() for _ in range(tab.qsize())]
         drawing = [e for e in events if e["type"] == "draft"]
