@@ -191,6 +191,9 @@ def setting(default, doc: str, knob: Knob | None = None, **kwargs):
     return field(default=default, metadata=metadata, **kwargs)
 
 
+# A model whose last full render took less than this (seconds) is sketched while the person speaks ("auto").
+FAST_RENDER_S = 1.5
+
 # What 0 (or empty) means for a render value: the model's recipe, or a person's own workflow's value.
 RECIPE = "uses the model's recipe (your own workflow: its value)"
 
@@ -358,6 +361,12 @@ class Settings:
     max_upload_mb: float = setting(25.0, "Largest accepted upload, in MB.")
     max_audio_s: float = setting(120.0, "Longest accepted recording, in seconds.")
     stream_idle_s: float = setting(10.0, "A live recording stream that sends nothing this long is closed.")
+    drafts: str = setting(
+        "auto", "Drawing a live recording before Stop: 'pause' (the render starts at the speaker's pause, as a draft "
+        "the job takes over at Stop when the words did not change), 'sketch' (that, and while the person speaks a "
+        "quick small sketch of each new phrase), 'auto' (sketches only for a model whose last render took under "
+        f"{FAST_RENDER_S:g} s), 'off' (render only after Stop).",
+        Knob("Draw before Stop", "comfyui", job="drafts", max_len=10, choices=("auto", "sketch", "pause", "off")))
 
     def __post_init__(self):
         """A speech server list that cannot be used is refused at start, with the accepted forms."""

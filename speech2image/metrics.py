@@ -18,6 +18,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 STAGES = ("asr", "prompt", "render", "speech", "save", "total")
+DRAFT_EVENTS = ("started", "adopted", "cancelled", "sketched")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320)
 
 
@@ -34,6 +35,12 @@ class Metrics:
                                registry=self.registry)
         self.comfyui_up = Gauge("speech2image_comfyui_up", "1 when the ComfyUI server answered the last check.",
                                 ["url"], registry=self.registry)
+        self.drafts = Counter("speech2image_drafts_total", "Drafts of live recordings (renders started at the "
+                              "speaker's pause), by what became of them; sketched: live sketches shown.", ["event"], registry=self.registry)
+        self.draft_wasted = Counter("speech2image_draft_wasted_render_seconds_total",
+                                    "Render seconds spent on drafts that were thrown away.", registry=self.registry)
+        for event in DRAFT_EVENTS:
+            self.drafts.labels(event)
         for outcome in ("done", "prompt_ready", "error", "cancelled"):
             self.jobs.labels(outcome)
         for stage in STAGES:
@@ -48,6 +55,11 @@ class Metrics:
         for stage, seconds in timings.items():
             if stage in STAGES:
                 self.stage_seconds.labels(stage).observe(seconds)
+
+    def draft(self, event: str, wasted_s: float = 0.0) -> None:
+        self.drafts.labels(event).inc()
+        if wasted_s > 0:
+            self.draft_wasted.inc(wasted_s)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

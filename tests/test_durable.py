@@ -288,7 +288,7 @@ def test_database_of_the_first_release_is_upgraded_and_keeps_its_history(tmp_pat
     db.commit()
     db.close()
     history = JobHistory(path)
-    assert history.schema_version() == SCHEMA_VERSION == 4
+    assert history.schema_version() == SCHEMA_VERSION == 5
     with sqlite3.connect(path) as check:
         assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     [old] = history.list()

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..config import Settings
 from ..errors import BadInput, UserFacingError
-from ..picture import Edit
+from ..picture import Edit, RenderJob, RenderParams, Workflow, render_job
 from ..prompt import DEFAULT_STRENGTH, PromptPlan, Turn, subject_of
 from .job import JobRequest
 from .store import JOB_ID, JobHistory, OutputStore
@@ -98,6 +98,15 @@ class Pictures:
         size = (rendered["width"], rendered["height"]) if isinstance(rendered.get("width"), int) else None
         keeps = {name: rendered.get(name) for name in KEPT_BY_A_CHANGE}
         return Edit(job_id, self.png(job_id), self.seed(job_id), strength, size, keeps)
+
+    def prepare(self, request: JobRequest, plan: PromptPlan, settings: Settings,
+                workflow: Workflow) -> tuple[dict, RenderJob]:
+        """A job's (a draft's, a sketch's) render: a new picture or a change (the decision), and what to send."""
+        decision = decide(request, plan, settings)
+        edit = self.edit(decision["parent"], decision["strength"]) if decision["mode"] == "edit" else None
+        params = RenderParams.from_settings(plan.prompt, plan.negative_prompt, settings)
+        return decision, render_job(workflow, params, edit, chosen=frozenset(request.overrides),
+                                    last_model=self.last_model())
 
     def last_model(self) -> str | None:
         """The model of the newest picture: the automatic choice stays on it when models are added."""

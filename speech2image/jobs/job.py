@@ -73,6 +73,8 @@ EVENTS = {
     "audio": "the caption is spoken",
     "audio_error": "the caption could not be spoken",
     "cancelling": "a cancel is being carried out",
+    "draft": "the tab's live recording is being drawn before Stop (state drawing, with its progress; or cancelled)",
+    "sketch": "a quick sketch of the words heard so far, while the person speaks (url: a JPEG data URL)",
 }
 
 
@@ -107,6 +109,17 @@ class JobRequest:
     KEPT = ("overrides", "edit_of", "mode", "last_picture", "request_id", "heard")
 
 
+def heard_of(request: JobRequest, settings) -> dict:
+    """What a request's prompt and voice go by: the language spoken (as heard, else as asked; None:
+    unknown), its probability, and Whisper's English translation of the recording."""
+    heard = request.heard or {}
+    asked = settings.language
+    probability = heard.get("language_probability")
+    return {"language": heard.get("language") or (None if asked in ("", "auto") else asked),
+            "language_probability": probability, "language_unsure": unsure(probability),
+            "translation": heard.get("translation")}
+
+
 @dataclass
 class Job:
     id: str
@@ -130,6 +143,7 @@ class Job:
     submitted: dict | None = None  # server, client_id, prompt_id, graph: where ComfyUI has its render
     recovered: bool = False  # picked up after a restart
     decision: dict | None = None  # mode (new/edit), who decided, the picture changed (or that could be), strength
+    draft: dict | None = None  # a live recording's draft: adopted, seconds it ran before Stop, render seconds wasted
 
     @property
     def session(self) -> str:
@@ -139,12 +153,7 @@ class Job:
     def heard(self) -> dict:
         """The language the person spoke (as heard, else as asked; None: unknown), its probability, and
         Whisper's English translation of the recording."""
-        heard = self.request.heard or {}
-        asked = self.settings.language
-        probability = heard.get("language_probability")
-        return {"language": heard.get("language") or (None if asked in ("", "auto") else asked),
-                "language_probability": probability, "language_unsure": unsure(probability),
-                "translation": heard.get("translation")}
+        return heard_of(self.request, self.settings)
 
     @property
     def language(self) -> str | None:
@@ -179,6 +188,7 @@ class Job:
             "recovered": self.recovered,
             "decision": self.decision,
             "edit_of": self.decision["parent"] if self.decision and self.decision["mode"] == "edit" else None,
+            "draft": self.draft,
         }
 
     def summary(self) -> dict:

@@ -1,9 +1,8 @@
-"""The pipeline: a job runs transcribe -> write_prompt -> render in a background worker and reports every
-step as an event to its browser session.
-
-Each stage is a plain object with one job (asr, prompt_writer, comfy + workflows, store); this module
-composes them, keeps per-stage timings, and turns failures into a definite end state with a message for
-the page. Finished results are on disk before the job says done.
+"""The pipeline: a job runs transcribe -> write_prompt -> render (its caption spoken beside it) in a
+background worker and reports every step as an event to its browser session. Each stage is a plain object
+(asr, prompt_writer, comfy + workflows, store); this module composes them, keeps per-stage timings, and
+turns failures into a definite end state with a message for the page. Finished results are on disk before
+the job says done. A live recording's job takes over the draft drawn at the pause (``drafts``).
 
 Durable: the pipeline holds a ``Journal``, and every job has a write-ahead row in it from the moment it
 is accepted, updated before each stage's effect is visible (the ComfyUI server, client id and prompt id
@@ -32,18 +31,18 @@ from ..picture import (
     ComfyUnavailable,
     ModelCatalog,
     RenderCancelled,
-    RenderParams,
+    Rendered,
     ServerLoad,
     WorkflowLibrary,
     launch_address,
     parse_urls,
-    render_job,
 )
 from ..prompt import PromptPlan, PromptWriter, caption_for
 from ..speech import AsrPool, Transcriber, Voices
-from .caption import speak_caption, voice_failed
-from .edits import Pictures, decide
-from .job import ACTIVE_STAGES, EventHub, Job, JobCancelled, JobRequest
+from .caption import Speaker
+from .drafts import Drafts
+from .edits import Pictures
+from .job import ACTIVE_STAGES, EventHub, Job, JobCancelled, JobRequest, heard_of
 from .journal import Journal
 from .store import JobHistory, OutputStore, new_job_id
 
@@ -79,8 +78,7 @@ class Pipeline:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self.journal = Journal(history, store)
         self.metrics = metrics or Metrics()
-        self.speech_wait_s = speech_wait_s
-        self._speech_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="speech")
+        self.speaker = Speaker(self._emit, store, speech_wait_s)  # the caption, spoken beside the render
         self._server_load = ServerLoad()  # outlives pools, so a new URL list keeps counting our jobs
         self._discovery = comfy_discovery or ComfyDiscovery()  # used while no ComfyUI URL is configured
         self.catalog = catalog or ModelCatalog()  # the servers' models and their families, for every pool
@@ -94,6 +92,7 @@ class Pipeline:
         self.voices = voices or Voices("off")
         self.settings = settings
         self.pictures = Pictures(history, store, self.jobs_for)  # the pictures jobs change
+        self.drafts = Drafts(self)  # live recordings' renders started at the pause
         self.configure(settings)
 
     # --- public interface -------------------------------------------------------
@@ -134,21 +133,30 @@ class Pipeline:
             raise UserFacingError("the server is shutting down and takes no new jobs; jobs under way carry on "
                                   "when it is back. Try again in a moment.", code="shutting_down", status=503)
         self.pictures.resolve(request)
+        settings = dataclasses.replace(self.settings, **request.overrides)
         with self._lock:
             same = self._same_request(request)
             if same is not None:
                 log.info("job %s: the same request came again (%s); answering the job it started", same.id,
                          request.request_id)
                 return same
-            job = Job(id=new_job_id(), request=request, has_audio=request.audio is not None,
-                      settings=dataclasses.replace(self.settings, **request.overrides), timings=dict(request.timings))
-            in_flight = sum(1 for j in self._jobs.values() if j.session == request.session and not j.finished)
-            if in_flight >= self.settings.max_jobs_per_session:
-                raise UserFacingError(f"you already have {in_flight} jobs running; wait for one to finish or "
-                                      "cancel it", code="too_many_jobs", status=429)
-            self.journal.accept(job)
-            self._jobs[job.id] = job
-            self._forget_old()
+        draft = self.drafts.take(request, settings)  # the tab's draft, when it is this request's
+        try:
+            with self._lock:
+                job = Job(id=draft.id if draft else new_job_id(), request=request, has_audio=request.audio is not None,
+                          settings=settings, timings=dict(request.timings))
+                in_flight = sum(1 for j in self._jobs.values() if j.session == request.session and not j.finished)
+                if in_flight >= self.settings.max_jobs_per_session:
+                    raise UserFacingError(f"you already have {in_flight} jobs running; wait for one to finish or "
+                                          "cancel it", code="too_many_jobs", status=429)
+                self.journal.accept(job)
+                self._jobs[job.id] = job
+                self._forget_old()
+        except BaseException:
+            if draft is not None:
+                self.drafts.drop(draft, "its job was refused")
+            raise
+        self.drafts.accepted(job, draft)  # the job is the draft from now on; other tabs' drafts give way
         self._emit(job, {"type": "job", "stage": job.stage})
         self.metrics.job_started()
         self._executor.submit(self._run, job)
@@ -201,7 +209,7 @@ class Pipeline:
 
     def orphans(self) -> dict[str, list[str]]:
         """Prompts in ComfyUI's queues that carry this instance's client id but belong to no job of ours."""
-        return self.comfy.orphans(lambda: self.journal.known_prompts() | {
+        return self.comfy.orphans(lambda: self.journal.known_prompts() | self.drafts.prompt_ids() | {
             j.submitted["prompt_id"] for j in self.unfinished() if j.submitted})
 
     def remove_orphans(self) -> dict[str, dict[str, str]]:
@@ -217,18 +225,17 @@ class Pipeline:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._lock:
-                busy = [j for j in self._jobs.values() if not j.finished and
-                        (j.stage == "saving" or j.cancel_event.is_set())]
-            if not busy:
-                return True
+                if not any(j.stage == "saving" or j.cancel_event.is_set() for j in self._jobs.values() if not j.finished):
+                    return True
             time.sleep(0.05)
         return False
 
     def shutdown(self) -> None:
         for job in list(self._jobs.values()):
             job.cancel_event.set()
+        self.drafts.shutdown()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._speech_executor.shutdown(wait=False, cancel_futures=True)
+        self.speaker.shutdown()
         self.stop_started_comfyui()
 
     def stop_started_comfyui(self) -> None:
@@ -263,6 +270,7 @@ class Pipeline:
     def _run(self, job: Job) -> None:
         with timed(job.timings, "total"):
             outcome, extra = self._stages(job)
+        self.drafts.release(job)
         # What the person waited for: a live recording's transcript, ready at Stop, came before the job.
         job.timings["total"] += sum(job.request.timings.values())
         # Recorded before it is announced: a page told "done" finds it in the gallery and the metrics.
@@ -279,11 +287,11 @@ class Pipeline:
             self._transcribe(job)
             self._write_prompt(job)
             # The caption is spoken while ComfyUI renders, so the voice is ready with the picture.
-            speech = self._speech_executor.submit(speak_caption, job, self.voices, self.store, self._emit)
+            speech = self.speaker.start(job, self.voices)
             try:
                 self._render(job)
             finally:
-                self._await_speech(job, speech)
+                self.speaker.wait(job, speech)
             job.percent = 100.0
         except (JobCancelled, RenderCancelled) as exc:
             outcome = "cancelled"
@@ -346,52 +354,39 @@ class Pipeline:
                                   source="user")
             self._emit(job, {"type": "prompt", "plan": job.plan.to_dict()})
             return
-        self._set_stage(job, "writing_prompt")
-        with timed(job.timings, "prompt"):
-            dialect = self.comfy.dialect(self.workflows, job.settings)  # what the model the picture needs understands
-            job.plan = self.prompt_writer.write(
-                job.transcript, preset=job.settings.llm_preset, session=job.session, model=job.settings.llm_model or None,
-                on_token=lambda text: self._emit(job, {"type": "token", "text": text}), dialect=dialect,
-                can_edit=bool(request.edit_of or request.last_picture),
-                base=self.pictures.base(request.edit_of) if request.edit_of else None,
-                language=job.language, translation=job.heard["translation"],
-            )
+        job.plan = self.drafts.plan_for(job)  # written for the tab's draft from these same words
+        if job.plan is None:
+            self._set_stage(job, "writing_prompt")
+            with timed(job.timings, "prompt"):
+                job.plan = self.write_plan(request, job.settings, job.transcript,
+                                           on_token=lambda text: self._emit(job, {"type": "token", "text": text}))
         self.journal.write(job, plan=job.plan.to_dict(), timings=job.timings)
         self._emit(job, {"type": "prompt", "plan": job.plan.to_dict()})
 
-    def _await_speech(self, job: Job, speech) -> None:
-        try:
-            speech.result(timeout=self.speech_wait_s)
-        except Exception:
-            voice_failed(job, self._emit, f"no audio after {self.speech_wait_s:g} s")
+    def write_plan(self, request: JobRequest, settings: Settings, transcript: str | None, **hooks) -> PromptPlan:
+        """The prompt for a request's words, in the dialect of the model its picture needs and with the
+        language they were heard in; ``hooks``: the writer's ``on_token`` / ``on_turn``. A job's and a
+        draft's prompt are written here alike."""
+        heard = heard_of(request, settings)
+        return self.prompt_writer.write(
+            transcript, preset=settings.llm_preset, session=request.session, model=settings.llm_model or None,
+            dialect=self.comfy.dialect(self.workflows, settings), can_edit=bool(request.edit_of or request.last_picture),
+            base=self.pictures.base(request.edit_of) if request.edit_of else None,
+            language=heard["language"], translation=heard["translation"], **hooks)
 
     def _render(self, job: Job) -> None:
         self._check_cancel(job)
-        self._set_stage(job, "submitting")
-        settings, plan = job.settings, job.plan
-        assert plan is not None  # _write_prompt ran first
-        job.decision = decide(job.request, plan, settings)
-        self._emit(job, {"type": "decision", "decision": job.decision})
-        parent = job.decision["parent"]
-        edit = self.pictures.edit(parent, job.decision["strength"]) if job.decision["mode"] == "edit" else None
-        params = RenderParams.from_settings(plan.prompt, plan.negative_prompt, settings)
-        render = render_job(self.workflows.load(settings.workflow), params, edit,
-                            chosen=frozenset(job.request.overrides), last_model=self.pictures.last_model())
-        job.notes.extend(note for note in render.notes if note not in job.notes)
-        on_event = lambda event: self._render_event(job, event)  # noqa: E731
-        with timed(job.timings, "render"):
-            if job.submitted:  # ComfyUI had it before a restart: follow it, collect it, or send it again
-                rendered = self.comfy.resume(render, job.submitted, job.render, on_event, self._submitted(job),
-                                             cancel=job.cancel_event, wait_s=self.recover_wait_s)
-            else:
-                rendered = self.comfy.render(render, on_event, self._submitted(job), cancel=job.cancel_event)
+        rendered = self.drafts.follow(job) or self._render_here(job)  # the draft it took over, else its own
+        plan, decision = job.plan, job.decision
+        assert plan is not None and decision is not None  # both come before the render
+        parent, edit = decision["parent"], decision["mode"] == "edit"
         job.notes.extend(rendered.notes)
         self._set_stage(job, "saving")
         with timed(job.timings, "save"):
             size = self.store.save_image(job.id, rendered.image, {
                 "transcript": job.transcript, "prompt": plan.prompt, "negative_prompt": plan.negative_prompt,
                 "caption": plan.caption, "comfyui_prompt_id": rendered.prompt_id, **rendered.used,
-                **({"edit_of": parent, "strength": job.decision["strength"]} if edit is not None else {}),
+                **({"edit_of": parent, "strength": decision["strength"]} if edit else {}),
             }, rendered.graph)
         job.render.update(size)
         job.image_url = f"/outputs/{job.id}.png"
@@ -399,13 +394,30 @@ class Pipeline:
         self._emit(job, {"type": "image", "url": job.image_url, "thumb_url": job.thumb_url, "render": job.render,
                          "notes": list(job.notes)})
 
-    def _submitted(self, job: Job):
-        """The hook ComfyUI's client calls before it posts the prompt: where it goes, recorded first so a
-        restart can find it."""
-        def record(submitted: dict) -> None:
-            job.submitted = submitted
-            self.journal.write(job, render=job.render, notes=job.notes, **submitted)
-        return record
+    def _render_here(self, job: Job) -> Rendered:
+        self._set_stage(job, "submitting")
+        assert job.plan is not None  # _write_prompt ran first
+        decision, render = self.pictures.prepare(job.request, job.plan, job.settings,
+                                                 self.workflows.load(job.settings.workflow))
+        self.decided(job, decision)
+        job.notes.extend(note for note in render.notes if note not in job.notes)
+        on_event = lambda event: self.render_event(job, event)  # noqa: E731
+        on_submit = lambda submitted: self.record_submitted(job, submitted)  # noqa: E731
+        with timed(job.timings, "render"):
+            if job.submitted:  # ComfyUI had it before a restart: follow it, collect it, or send it again
+                return self.comfy.resume(render, job.submitted, job.render, on_event, on_submit,
+                                         cancel=job.cancel_event, wait_s=self.recover_wait_s)
+            return self.comfy.render(render, on_event, on_submit, cancel=job.cancel_event)
+
+    def decided(self, job: Job, decision: dict) -> None:
+        job.decision = decision
+        self._emit(job, {"type": "decision", "decision": decision})
+
+    def record_submitted(self, job: Job, submitted: dict) -> None:
+        """Where ComfyUI gets the job's prompt (server, client id, prompt id, graph), recorded before it is
+        posted (the hook ComfyUI's client calls) or when a draft that ComfyUI has becomes the job."""
+        job.submitted = submitted
+        self.journal.write(job, render=job.render, notes=job.notes, **submitted)
 
     def _cancel_in_comfy(self, job: Job) -> None:
         """A cancel asked for before a restart, carried out on the prompt ComfyUI still has."""
@@ -418,7 +430,7 @@ class Pipeline:
             log.warning("job %s: could not cancel its ComfyUI prompt %s: %s", job.id, submitted["prompt_id"],
                         exc.message)
 
-    def _render_event(self, job: Job, event: dict) -> None:
+    def render_event(self, job: Job, event: dict) -> None:
         """ComfyUI's progress, already in the page's terms, onto the job and its tab."""
         kind = event["type"]
         if kind == "note":

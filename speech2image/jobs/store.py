@@ -166,6 +166,8 @@ MIGRATIONS = (
     ("ALTER TABLE jobs ADD COLUMN decision TEXT",),
     # 4: the language the person spoke: the caption's voice when a picture is run again.
     ("ALTER TABLE jobs ADD COLUMN language TEXT",),
+    # 5: what became of a live recording's draft (adopted, how long it ran before Stop, render seconds wasted).
+    ("ALTER TABLE jobs ADD COLUMN draft TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -182,8 +184,8 @@ class JobHistory:
 
     COLUMNS = ("id", "session", "created", "finished", "stage", "transcript", "prompt", "negative_prompt",
                "caption", "prompt_source", "render", "image_url", "thumb_url", "audio_url", "timings", "notes",
-               "error", "decision", "language")
-    JSON_COLUMNS = ("render", "timings", "notes", "error", "decision")
+               "error", "decision", "language", "draft")
+    JSON_COLUMNS = ("render", "timings", "notes", "error", "decision", "draft")
     IN_FLIGHT_COLUMNS = ("session", "created", "stage", "request", "settings", "transcript", "plan", "render",
                          "server", "client_id", "prompt_id", "graph", "cancel_requested", "timings", "notes")
     IN_FLIGHT_JSON = ("request", "settings", "plan", "render", "graph", "timings", "notes")

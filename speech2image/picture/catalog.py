@@ -40,6 +40,7 @@ class ModelCatalog:
         self._detected: dict[tuple, ModelInfo] = {}
         self._listings: dict[tuple[str, str], tuple[float, tuple[ModelInfo, ...]]] = {}
         self._choices = self._load_choices()
+        self._render_s: dict[str, float] = {}  # model -> seconds ComfyUI last took to draw a full picture with it
 
     def configure(self, comfyui_dir: str) -> None:
         """The ComfyUI folder this app may read (SPEECH2IMAGE_COMFYUI_DIR), or '' for none."""
@@ -50,6 +51,17 @@ class ModelCatalog:
     def forget(self) -> None:
         with self._lock:
             self._listings.clear()
+
+    def timed(self, used: dict, seconds: float) -> None:
+        """A full render (not a sketch) with ``used``'s model took ``seconds`` from its start in ComfyUI."""
+        if isinstance(used.get("checkpoint"), str):
+            with self._lock:
+                self._render_s[used["checkpoint"]] = seconds
+
+    def render_seconds(self, model: str | None) -> float | None:
+        """How long the last full render with ``model`` took in ComfyUI; None when none was timed."""
+        with self._lock:
+            return self._render_s.get(model) if model else None
 
     # --- the person's word on a file --------------------------------------------------
 

@@ -159,6 +159,23 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 )}
 DEFAULT_FAMILY = "sd15"  # what a model nothing can be told about is drawn as (and said so)
 
+
+@dataclass(frozen=True)
+class Sketch:
+    """A live sketch's recipe, from the model's own: each side scaled (to a multiple of 64, at least
+    ``min_side``, never over the picture's own) and at most ``steps`` steps; the sampler, CFG and shape stay the model's."""
+
+    scale: float = 0.5
+    min_side: int = 256
+    steps: int = 4
+
+    def side(self, value: int) -> int:
+        """A side of the sketch: scaled, but never under ``min_side`` unless the picture itself is smaller."""
+        return min(value, max(self.min_side, int(value * self.scale) // 64 * 64))
+
+
+SKETCH = Sketch()
+
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("turbo", "Turbo", {"steps": 4, "cfg": 1.0, "sampler": "euler_ancestral", "scheduler": "sgm_uniform"}),
     Variant("lightning", "Lightning", {"steps": 6, "cfg": 1.0, "sampler": "euler", "scheduler": "sgm_uniform"}),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..config import MAX_SEED
 from .comfy.protocol import ComfyError
 from .detect import ModelInfo, detect
-from .families import Recipe, text_to_image, uses_negative
+from .families import SKETCH, Recipe, text_to_image, uses_negative
 from .graphs import companions, family_form, lora_problem, with_loras
 from .img2img import img2img_form, txt2img_form
 from .workflows import RenderParams, Workflow, fill
@@ -44,6 +44,7 @@ class RenderJob:
     notes: tuple[str, ...] = ()
     size: tuple[int, int] | None = None  # a change's picture size: its graph takes it from the picture
     last_model: str | None = None  # the model used last, the automatic choice when the workflow's is not there
+    sketch: bool = False  # a live sketch: small and few steps (``families.SKETCH``), never kept
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,13 @@ def with_recipe(params: RenderParams, recipe: Recipe) -> RenderParams:
     return dataclasses.replace(params, **open_values)
 
 
+def sketched(params: RenderParams) -> RenderParams:
+    """A live sketch's values: the size and steps cut down (``SKETCH``); what is left open stays open."""
+    return dataclasses.replace(params, width=params.width and SKETCH.side(params.width),
+                               height=params.height and SKETCH.side(params.height),
+                               steps=params.steps and min(params.steps, SKETCH.steps))
+
+
 def _loras(params: RenderParams, server: ServerFacts, model: ModelInfo | None) -> tuple[list, list[str], list[str]]:
     """The job's LoRAs as (name, strength), their trigger words and notes; ``ComfyError`` for one that cannot go."""
     named = {m.name: m for m in server.loras or ()}
@@ -163,6 +171,8 @@ def graph_for(job: RenderJob, server: ServerFacts) -> tuple[dict, dict, list[str
         if params.negative_text and not uses_negative(model.family, params.cfg or model.recipe.cfg):
             notes.append(f"{model.label} at CFG {params.cfg:g} does not use a negative prompt; it was left out.")
             params = dataclasses.replace(params, negative_text="")
+    if job.sketch:
+        params = sketched(params)
     loras, words, lora_notes = _loras(params, server, model)
     if loras:
         workflow = with_loras(workflow, loras, model_only=bool(model and model.diffusion_model))

@@ -128,11 +128,15 @@ class PromptWriter:
         dialect=None,
         language: str | None = None,
         translation: str | None = None,
+        on_turn: Callable[[Turn], None] | None = None,
+        offline: bool = False,
     ) -> PromptPlan:
         """``can_edit``: the tab has a picture, so the plan says whether to change it (``mode``, ``strength``);
         ``base``: the picture's own turn, when a chosen picture is being changed; ``dialect`` (a
         ``picture.Dialect``): what the model the picture is drawn with understands (None: SD 1.5's tags);
-        ``language``: the language spoken (None: unknown) and ``translation``: Whisper's English translation."""
+        ``language``: the language spoken (None: unknown) and ``translation``: Whisper's English translation;
+        ``on_turn``: gets the turn instead of the session's history (a draft's prompt is remembered only if its
+        job takes it); ``offline``: the offline rewriter only, with no LLM wait (a live sketch)."""
         transcript = " ".join((transcript or "").split())
         if not transcript:
             raise BadInput("the transcript is empty: record or type a request first", code="empty_transcript")
@@ -155,7 +159,9 @@ class PromptWriter:
             offline_plan.words_from = "translation" if translation else None
 
         plan, notice = None, None
-        if self.client is None or self.client.off:
+        if offline:
+            pass
+        elif self.client is None or self.client.off:
             notice = "The LLM is switched off; the prompt was written offline."
         else:
             try:
@@ -178,7 +184,11 @@ class PromptWriter:
             plan.notice = " ".join(filter(None, (notice, offline_note(foreign, translation))))
         plan.family = dialect.family if dialect else None
         plan.elapsed_s = time.perf_counter() - started
-        self.history.add(session, Turn(transcript=transcript, subject=subject, prompt=plan.prompt))
+        turn = Turn(transcript=transcript, subject=subject, prompt=plan.prompt)
+        if on_turn is not None:
+            on_turn(turn)
+        else:
+            self.history.add(session, turn)
         return plan
 
     def checked_plan(self, fields: dict, subject: str, offline_plan: PromptPlan, model: str, server: str,

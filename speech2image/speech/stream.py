@@ -1,8 +1,7 @@
 """Live transcription: the page streams the microphone while the person speaks, Whisper re-reads
 the audio so far at a steady cadence, and the final transcript is ready when Record stops.
 
-- ``Agreement``: LocalAgreement-2 for the words shown while speaking. A word is committed once
-  two consecutive passes agree on it; committed words never change, the tentative tail may.
+- ``Agreement`` (``agreement.py``): LocalAgreement-2 for the words shown while speaking.
 - ``LiveStream``: one recording's audio (16 kHz mono s16le, bounded by the recording limit)
   and its agreement; ``finish()`` answers the final transcript: the text of the last pass,
   which read the whole recording (the preview's committed words were read from less of it, so
@@ -32,6 +31,11 @@ person speaks (a ``language`` frame): the next passes, and the final text, use t
 End-of-speech and final passes also translate a recording that is not English (the same encoding,
 decoded once more), so the job's English words are there at Stop too.
 
+The stream tells ``on_heard(kind, heard)`` what it hears for the picture stage to draw early
+(``jobs/drafts.py``, ``jobs/sketches.py``): ``words`` when the committed words grow (``heard.text`` is
+them), ``pause`` when the speaker went quiet and the last pass heard every word (the end-of-speech
+pass's, or the last pass's when it already had), and ``speaking`` (``None``) at the first speech after it.
+
 The socket's frames are declared once, in ``frames`` (``FRAMES``); ``web/live.py`` carries them.
 """
 from __future__ import annotations
@@ -39,7 +43,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -48,6 +51,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..errors import BadInput, NoSpeech, UserFacingError
+from .agreement import Agreement
 from .asr import NO_SPEECH_MESSAGE, SAMPLE_RATE, Heard, Transcriber
 from .frames import BYTES_PER_SAMPLE, MAX_FRAME_BYTES, SAMPLE_FORMAT, frame
 from .languages import fixed, is_english, unsure
@@ -60,40 +64,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FINAL, END_OF_SPEECH, PARTIAL = 0, 1, 2  # the passes' kinds, in the order they are run
-
-
-def _plain(word: str) -> str:
-    return re.sub(r"[^\w']", "", word.lower())
-
-
-class Agreement:
-    """LocalAgreement-2 over whole-audio passes: the words after the committed ones are compared
-    with the previous pass's words at the same places; the common prefix is committed. The last
-    word of a pass is never committed by it: the audio may end in the middle of that word."""
-
-    def __init__(self):
-        self.committed: list[str] = []
-        self.tentative: list[str] = []
-        self._previous: list[str] = []
-
-    def update(self, words: list[str]) -> None:
-        start = len(self.committed)
-        new, old = words[start:], self._previous[start:]
-        agreed = 0
-        while agreed < min(len(new) - 1, len(old)) and _plain(new[agreed]) == _plain(old[agreed]):
-            agreed += 1
-        self.committed.extend(new[:agreed])
-        self.tentative = new[agreed:]
-        self._previous = words
-
-    def text(self) -> str:
-        return " ".join(self.committed + self.tentative)
-
-    def settle(self) -> None:
-        """Every word heard so far is kept (the speaker ended a phrase): the next passes add to them."""
-        self.committed += self.tentative
-        self.tentative = []
-        self._previous = list(self.committed)
 
 
 @dataclass(frozen=True)
@@ -113,8 +83,11 @@ class LiveStream:
     scheduler's thread)."""
 
     def __init__(self, scheduler: "LiveTranscriber", listener: Callable[[dict], None], max_audio_s: float,
-                 language: str = "auto"):
+                 language: str = "auto", on_heard: Callable[[str, Heard | None], None] | None = None):
         self._scheduler = scheduler
+        self._on_heard = on_heard  # words, pause, speaking: see the module's doc
+        self.paused = False  # the last pass heard every word, the speaker is quiet, and on_heard was told
+        self._told_words = ""  # the committed words on_heard was last told
         self.asked = fixed(language)  # the language the job asks for (or the person's correction); None: detect
         self.heard: Heard | None = None  # what the last pass heard
         self._listener = listener
@@ -182,7 +155,7 @@ class LiveStream:
             raw = bytes(self._pcm[start * BYTES_PER_SAMPLE:])
         return np.frombuffer(raw, dtype=np.int16).astype(np.float32) / 32768.0
 
-    def listen(self, every_s: float = 0.2, look_back_s: float = 0.3) -> None:
+    def listen(self, every_s: float = 0.1, look_back_s: float = 0.3) -> None:
         """Run the VAD over the audio it has not read yet (with a little look-back, so a word cut at
         the edge is heard): notes speech after the last pass, and where speech last ended."""
         total = self.samples
@@ -194,6 +167,9 @@ class LiveStream:
         if spans:
             self._speech_since_pass = True
             self.speech_end = max(self.speech_end, start + spans[-1][1])
+            if self.paused and self.state == "open":
+                self.paused = False
+                self.tell("speaking", None)
 
     def speech_after_pass(self) -> bool:
         """Has speech come after the audio the last pass saw? (The VAD reads what it has not read.)"""
@@ -254,6 +230,21 @@ class LiveStream:
         except Exception as exc:  # a page that went away: its stream ends when its socket does
             log.debug("live stream listener failed: %s", exc)
 
+    def heard_all(self) -> None:
+        """The speaker is quiet and the last pass heard every word: ``on_heard`` is told what (once)."""
+        heard = self.heard
+        if self.paused or self.state != "open" or heard is None or not heard.text.strip() or self.speech_after_pass():
+            return
+        self.paused = True
+        self.tell("pause", heard)
+
+    def tell(self, kind: str, heard: Heard | None) -> None:
+        if self._on_heard is not None:
+            try:
+                self._on_heard(kind, heard)
+            except Exception:
+                log.exception("live stream listener (%s) failed", kind)
+
     def send_partial(self) -> None:
         heard = self.heard
         self.send(frame("partial", committed=" ".join(self.agreement.committed),
@@ -261,6 +252,10 @@ class LiveStream:
                         language=heard.language if heard else None,
                         language_probability=None if heard is None or heard.probability is None
                         else round(heard.probability, 3)))
+        words = " ".join(self.agreement.committed)
+        if heard is not None and words and words != self._told_words and self.state == "open":
+            self._told_words = words
+            self.tell("words", replace(heard, text=words, translation=None))
 
     def conclude(self, error: UserFacingError | None = None) -> None:
         with self._lock:
@@ -331,20 +326,25 @@ class LiveTranscriber:
     """Schedules every live stream's passes on the current warm Whisper model, one at a time."""
 
     def __init__(self, transcriber: Callable[[], Transcriber | AsrPool], cadence_s: float = 1.0, min_new_s: float = 0.3,
-                 first_pass_s: float = 0.8, endpoint_s: float = 0.5, window_s: float = 6.0):
+                 first_pass_s: float = 0.8, endpoint_s: float = 0.3, window_s: float = 6.0):
         self._transcriber = transcriber  # the current one: a settings change may rebuild it
         self.cadence_s = cadence_s  # at most one partial pass per stream this often
         self.min_new_s = min_new_s  # new audio a partial pass needs
         self.first_pass_s = first_pass_s  # audio the first pass needs: fewer words are not worth a pass
-        self.endpoint_s = endpoint_s  # quiet after speech that asks for an end-of-speech pass
+        # quiet after speech that asks for an end-of-speech pass: 0.3 s (was 0.5), so a draft starts sooner; a
+        # shorter pause within a request costs a pass in place of a partial, and a draft cancelled early
+        self.endpoint_s = endpoint_s
         self.window_s = window_s  # with recognition on servers, the most audio one pass reads
         self._heap: list = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    def open(self, listener: Callable[[dict], None], max_audio_s: float, language: str = "auto") -> LiveStream:
-        stream = LiveStream(self, listener, max_audio_s, language)
+    def open(self, listener: Callable[[dict], None], max_audio_s: float, language: str = "auto",
+             on_heard: Callable[[str, Heard | None], None] | None = None) -> LiveStream:
+        """A new recording's stream; ``on_heard`` hears its words, pauses and speech after them (from the
+        transcriber's thread and the feeding one)."""
+        stream = LiveStream(self, listener, max_audio_s, language, on_heard)
         stream.upstream = self._transcriber().open_upstream(stream.pcm, stream.asked)
         return stream
 
@@ -354,6 +354,8 @@ class LiveTranscriber:
         if stream.state != "open" or stream.pending is not None or stream.running:
             return
         stream.listen()
+        if not stream._speech_since_pass and stream.passes and stream.quiet_s() >= self.endpoint_s:
+            stream.heard_all()  # quiet, and the last pass already heard every word: what to draw is known
         if not stream._speech_since_pass or stream.samples < self.first_pass_s * SAMPLE_RATE:
             return
         cadence = self.cadence_s if stream.agreement.text() else self.cadence_s / 2  # no words yet: sooner
@@ -408,7 +410,7 @@ class LiveTranscriber:
             stream.conclude()  # the last partial pass already heard everything
             return
         if stream.upstream is not None:
-            return self._phrase_pass(stream, settle=kind == END_OF_SPEECH)
+            return self._phrase_pass(stream, end_of_speech=kind == END_OF_SPEECH)
         stream.pass_after_stop = final
         samples = stream.audio()
         asked = stream.asked
@@ -416,16 +418,17 @@ class LiveTranscriber:
                                                        translate=kind != PARTIAL)
         stream.took_pass(heard, samples.size, asked)
         if final:
-            stream.conclude()
-        else:
-            stream.send_partial()
+            return stream.conclude()
+        stream.send_partial()
+        if kind == END_OF_SPEECH:
+            stream.heard_all()
 
-    def _phrase_pass(self, stream: LiveStream, settle: bool) -> None:
+    def _phrase_pass(self, stream: LiveStream, end_of_speech: bool) -> None:
         """A preview pass of a recording on a server: the audio after the settled words, at most
         ``window_s`` (cut at its last pause; the final text is the server's read of the whole)."""
         start = stream.anchor
         samples = stream.audio(start)
-        limit = int(self.window_s * SAMPLE_RATE)
+        limit, settle = int(self.window_s * SAMPLE_RATE), end_of_speech
         if samples.size > limit:
             samples = samples[:last_pause(samples[:limit]) or limit]
             settle = True
@@ -436,3 +439,5 @@ class LiveTranscriber:
         if settle:
             stream.settle(start + samples.size)
         stream.send_partial()
+        if end_of_speech:
+            stream.heard_all()

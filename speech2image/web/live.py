@@ -108,6 +108,7 @@ def audio_stream(ws):
         return message
 
     stream = None
+    submitted = False
     try:
         if not SESSION.match(session):
             raise BadInput("open /ws/audio?session=<id>", code="bad_session")
@@ -117,8 +118,15 @@ def audio_stream(ws):
         check_start(start)
         options = {key: value for key, value in start.items() if key not in ("type", "sample_rate", "format")}
         job_request = job_request_from(options, session, None)  # bad options are refused before any audio
+        drafts = runtime.pipeline.drafts
+
+        def on_heard(kind: str, heard) -> None:  # words are sketched, the pause starts the picture, new words cancel it
+            drafts.heard(kind, dataclasses.replace(
+                job_request, transcript=heard.text if heard else None, heard=heard_fields(heard) if heard else None,
+                overrides=dict(job_request.overrides)))
+
         stream = runtime.live.open(send, runtime.settings.max_audio_s,
-                                   job_request.overrides.get("language", runtime.settings.language))
+                                   job_request.overrides.get("language", runtime.settings.language), on_heard)
         runtime.transcriber.start_loading(stream.asked or "auto")  # the language's model, while the person speaks
         send(frame("ready"))
         while True:
@@ -148,6 +156,7 @@ def audio_stream(ws):
                    pass_after_stop=final.pass_after_stop, **heard))
         job = runtime.pipeline.submit(dataclasses.replace(job_request, transcript=final.text, heard=heard,
                                                           timings={"asr": final.elapsed_s}))
+        submitted = True
         send(frame("job", snapshot=job.snapshot()))
         close_after_page(ws, 1000, "done")
     except UserFacingError as exc:
@@ -168,6 +177,8 @@ def audio_stream(ws):
     finally:
         if stream is not None:
             stream.close()
+            if not submitted:  # no job came of this recording: its draft is not wanted
+                runtime.pipeline.drafts.cancel(session, "the recording ended without a job")
 
 
 def close_after_page(ws, code: int, reason: str, grace_s: float = 2.0) -> None:

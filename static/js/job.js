@@ -4,6 +4,7 @@
 import { SESSION_ID, api, jsonPost } from "./api.js";
 import { showError, showMessage, ui } from "./dom.js";
 import { editOptions, jobAccepted, loadChain, showDecision } from "./edit.js";
+import { draftShown, forgetDraft, onEarly } from "./draft.js";
 import { addNotes } from "./notes.js";
 import { PromptStream, showPlan } from "./plan.js";
 import { FINISHED, drawStages, fillBar, setProgress, setStage, timingsThatRan } from "./progress.js";
@@ -70,19 +71,24 @@ export function startJob(fetchOptions) {
 }
 
 // answer: the promise of the started job's snapshot (from POST /api/jobs or the live stream).
+// A draft in view (drawn at the pause) stays while the answer comes: the job may be that draft.
 async function followStart(answer) {
-  resetResult();
+  const drafted = draftShown();
+  if (!drafted) resetResult();
   showMessage("");  // the last job's "Done." is not this one's; the strip shows the stage
   setBusy(true);
-  setStage("pending");
+  if (!drafted) setStage("pending");
   Object.assign(job, { phase: "starting", id: null, earlyEvents: [] });
   try {
     const snapshot = await answer;
+    forgetDraft();
+    if (drafted && snapshot.job_id !== drafted) resetResult();  // not the draft: the job starts afresh
     jobAccepted();
     follow(snapshot.job_id);
     applySnapshot(snapshot);
     for (const event of job.earlyEvents.splice(0)) handleEvent(event);
   } catch (err) {
+    forgetDraft();
     stopFollowing();
     setBusy(false);
     hideStrip();  // no job to follow; the message says why
@@ -303,6 +309,9 @@ function resume(event) {
 export function handleEvent(event) {
   if (event.type === "resume") {
     resume(event);
+  } else if (event.type === "draft" || event.type === "sketch") {
+    // recording, or Stop pressed and the job not yet known
+    if (job.phase !== "running") onEarly(event, { starting: job.phase === "starting" });
   } else if (job.phase === "starting" && event.job_id) {
     job.earlyEvents.push(event);
   } else if (event.job_id && event.job_id === job.id && HANDLERS.has(event.type)) {

@@ -16,6 +16,7 @@ export function resetResult() {
   ui.renderInfo.textContent = "";
   ui.canvas.hidden = false;
   ui.preview.hidden = true;
+  ui.preview.alt = "Live preview";  // a sketch's words are not the job's preview
   ui.download.hidden = true;
   resetVoice();
 }

@@ -114,6 +114,21 @@ def pad_wav(source: Path, target: Path, lead_s: float, tail_s: float) -> Path:
     return target
 
 
+def join_wavs(sources: list[Path], target: Path, gap_s: float, tail_s: float = 0.0) -> Path:
+    """Clips of one voice one after the other, ``gap_s`` of silence between them (a pause mid-request)."""
+    chunks, params = [], None
+    for source in sources:
+        with wave.open(str(source), "rb") as src:
+            params = src.getparams()
+            chunks.append(src.readframes(src.getnframes()))
+    assert params is not None
+    pad = b"\x00" * (params.sampwidth * params.nchannels)
+    with wave.open(str(target), "wb") as dst:
+        dst.setparams(params)
+        dst.writeframes((pad * int(gap_s * params.framerate)).join(chunks) + pad * int(tail_s * params.framerate))
+    return target
+
+
 def wav_seconds(path: Path) -> float:
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / w.getframerate()

@@ -7,15 +7,20 @@ give the pipeline the fake ComfyUI server (``fake_comfy``) instead.
 - ``PromptWriter``: ``write(transcript, ...) -> PromptPlan``, streaming one token; ``fail`` raises, ``hold`` waits
 - ``Voices``: ``get(engine).speak(text) -> SpokenCaption``; ``fail`` raises, ``before`` runs first
 - ``WatchedHub``: an ``EventHub`` that notes the job's durable rows as each event is published
+- ``pipeline``: a ``Pipeline`` of these stages on a ComfyUI URL, in a temporary data folder; ``wait_for``
 """
 from __future__ import annotations
 
 import io
 import threading
+import time
 import wave
+from contextlib import contextmanager
 
-from speech2image.jobs import EventHub, JobHistory
-from speech2image.prompt import PromptPlan
+from speech2image.config import Settings
+from speech2image.jobs import EventHub, JobHistory, OutputStore, Pipeline
+from speech2image.picture import WorkflowLibrary
+from speech2image.prompt import PromptPlan, SessionHistory, Turn
 from speech2image.speech import SpokenCaption, Transcript
 
 HOLD_LIMIT_S = 30.0  # a held stage goes on after this, so a test that forgot to release it fails instead of hanging
@@ -39,9 +44,12 @@ class PromptWriter:
         self.hold = hold
         self.entered = threading.Event()
         self.asked: list[str] = []
+        self.history = SessionHistory()
 
     def write(self, transcript, preset=None, session=None, model=None, on_token=None, can_edit=False,
-              base=None, dialect=None, language=None, translation=None) -> PromptPlan:
+              base=None, dialect=None, language=None, translation=None, on_turn=None, offline=False) -> PromptPlan:
+        if offline:  # the offline rewriter: no LLM asked, nothing held
+            return PromptPlan(prompt=f"{transcript}, sketch", negative_prompt="", caption=transcript, source="offline")
         self.asked.append(transcript)
         self.entered.set()
         if self.hold is not None:
@@ -50,8 +58,14 @@ class PromptWriter:
             raise self.fail
         if on_token is not None:
             on_token(transcript.split()[0])  # as an LLM streams its answer
-        return PromptPlan(prompt=f"{transcript}, highly detailed", negative_prompt="blurry",
+        plan = PromptPlan(prompt=f"{transcript}, highly detailed", negative_prompt="blurry",
                           caption=f"Here is {transcript}.", source="offline")
+        turn = Turn(transcript=transcript, subject=transcript, prompt=plan.prompt)
+        if on_turn is not None:
+            on_turn(turn)
+        else:
+            self.history.add(session, turn)
+        return plan
 
 
 def silent_wav(seconds: float = 0.5, rate: int = 16000) -> bytes:
@@ -113,3 +127,31 @@ class WatchedHub(EventHub):
         for hook in list(self.hooks):
             hook(event)
         super().publish(session, event)
+
+
+@contextmanager
+def pipeline(tmp_path, comfyui_url: str, writer: PromptWriter | None = None, transcript: str = "a red fox in the snow",
+             **settings):
+    """A Pipeline of stand-in stages (64x64, 6 steps unless ``settings`` say otherwise), shut down after."""
+    from .data import ROOT
+
+    history = JobHistory(tmp_path / "speech2image.db")
+    running = Pipeline(Transcriber(transcript), writer or PromptWriter(),
+                       WorkflowLibrary(ROOT / "workflows", tmp_path / "workflows"), OutputStore(tmp_path / "outputs"),
+                       Settings(**{"comfyui_url": comfyui_url, "steps": 6, "width": 64, "height": 64, **settings}),
+                       hub=WatchedHub(history), voices=Voices(), history=history)
+    try:
+        yield running
+    finally:
+        running.shutdown()
+
+
+def wait_for(condition, timeout: float = 20.0, what: str = "the condition"):
+    """``condition()``'s first true value, asked every 20 ms; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")

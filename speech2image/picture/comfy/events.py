@@ -84,10 +84,13 @@ class RenderEvents:
         self.emit = emit
         self.last_preview = 0.0
         self.steps = StepClock()
+        self.started: float | None = None  # when ComfyUI began to run the prompt (monotonic)
 
     def __call__(self, event: dict) -> None:
         kind = event["type"]
-        if kind == "preview":
+        if kind == "started":
+            self.started = time.monotonic()
+        elif kind == "preview":
             now = time.monotonic()
             if now - self.last_preview < PREVIEW_INTERVAL_S:
                 return

@@ -178,6 +178,11 @@ class ComfyPool:
         url = self.load.claim_least_busy(reachable)
         return next(c for c in candidates if c.base_url == url)
 
+    def queued(self) -> int | None:
+        """Prompts queued or running on all reachable servers (anyone's); None when none answers."""
+        lengths = [n for n in self._ask_each(self._queue_length, self.clients) if n is not None]
+        return sum(lengths) if lengths else None
+
     def release(self, client: ComfyClient) -> None:
         self.load.release(client.base_url)
 
@@ -390,6 +395,8 @@ class ComfyPool:
             result = client.render(graph, events, on_submit=on_submit, cancel=cancel,
                                    heavy_nodes={workflow.roles.sampler}, output_nodes={workflow.roles.output})
             self._remember_speed(client, used, events.steps.seconds_per_step)
+            if events.started is not None and not job.sketch:  # what "auto" live sketches go by
+                self.catalog.timed(used, time.monotonic() - events.started)
         finally:
             self.release(client)
         return Rendered(image=result.images[0].data, graph=graph, used=used, prompt_id=result.prompt_id,

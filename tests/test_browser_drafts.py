@@ -1,0 +1,61 @@
+"""The page draws a draft at the speaker's pause (headless Chromium, fake microphone): labelled as drawing
+what was heard so far, then, at Stop, the same bar carries on as the job, which took the draft over."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from .support.browser import speaking_page
+
+pytestmark = pytest.mark.browser
+
+# Every stage label the page shows, and how many progress bars the page holds at each change.
+WATCH = """
+window.__labels = [];
+window.__bars = new Set();
+document.addEventListener('DOMContentLoaded', () => {
+  const stage = document.querySelector('#stage');
+  new MutationObserver(() => {
+    const text = stage.textContent;
+    if (window.__labels[window.__labels.length - 1] !== text) window.__labels.push(text);
+    window.__bars.add(document.querySelectorAll('[role=progressbar]').length);
+  }).observe(stage, {childList: true, characterData: true, subtree: true});
+});
+"""
+DRAWING = "Drawing what was heard so far…"
+
+
+def test_the_pause_draws_and_stop_carries_on_as_the_job(playwright, live_server, fake_comfy, clips_dir,
+                                                         artifacts_dir):
+    server, comfy = live_server, fake_comfy
+    was, comfy.knobs.step_delay_s = comfy.knobs.step_delay_s, 0.5  # a render still under way at Stop
+    posted, kept = len(comfy.posted), len(requests.get(server.url + "/api/gallery?all=1", timeout=10).json()["entries"])
+    browser, page, _ = speaking_page(playwright, clips_dir, "a red kite over the sea", "drafts", tail_s=20.0)
+    try:
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.add_init_script(WATCH)
+        page.goto(server.url)
+        page.wait_for_selector("#health-whisper.ok", timeout=60_000)
+        page.click("#record")
+        page.wait_for_selector("#record.recording")
+        # the pause after the words: the result area draws what was heard, before Stop
+        page.wait_for_function(f"document.querySelector('#stage').textContent === '{DRAWING}'", timeout=30_000)
+        page.wait_for_function("Number(document.querySelector('#progress').getAttribute('aria-valuenow')) > 30",
+                               timeout=30_000)
+        page.screenshot(path=str(artifacts_dir / "browser-draft-drawing.png"), full_page=True)
+        page.click("#record")
+        page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=60_000)
+        labels = page.evaluate("window.__labels")
+        assert labels.count(DRAWING) == 1, labels  # said once, not on every step
+        after = labels[labels.index(DRAWING) + 1:]
+        assert "Starting…" not in after and "Sending to ComfyUI…" not in after, labels  # no fresh start
+        assert page.evaluate("[...window.__bars]") == [1]  # one bar all along
+        assert len(comfy.posted) == posted + 1  # the draft's render was the job's
+        entries = requests.get(server.url + "/api/gallery?all=1", timeout=10).json()["entries"]
+        assert len(entries) == kept + 1 and entries[0]["draft"]["adopted"] is True, entries
+        assert not comfy.pending and comfy.running is None
+        assert errors == []
+    finally:
+        comfy.knobs.step_delay_s = was
+        browser.close()
