@@ -59,3 +59,48 @@ def test_the_pause_draws_and_stop_carries_on_as_the_job(playwright, live_server,
     finally:
         comfy.knobs.step_delay_s = was
         browser.close()
+
+
+SKETCHING = "Sketching what was heard so far…"
+
+
+def test_while_speaking_a_fast_model_sketches_each_phrase_then_the_pause_draws(playwright, live_server, fake_comfy,
+                                                                              clips_dir, artifacts_dir):
+    server, comfy = live_server, fake_comfy
+    kept = len(requests.get(server.url + "/api/gallery?all=1", timeout=10).json()["entries"])
+    assert requests.post(server.url + "/api/settings", json={"drafts": "sketch"}, timeout=10).status_code == 200
+    # long enough that passes agree on words while it is spoken
+    said = ("a red kite flying high over the stormy sea at sunset with three white seagulls "
+            "and a small wooden fishing boat with a yellow sail far below")
+    browser, page, _ = speaking_page(playwright, clips_dir, said, "sketches", tail_s=20.0)
+    try:
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.add_init_script(WATCH)
+        page.goto(server.url)
+        page.wait_for_selector("#health-whisper.ok", timeout=60_000)
+        posted = len(comfy.posted)
+        page.click("#record")
+        page.wait_for_selector("#record.recording")
+        # while the person speaks: the picture's place shows a sketch of the words heard so far
+        page.wait_for_function("document.querySelector('#preview').src.startsWith('data:image/jpeg')", timeout=30_000)
+        assert page.is_visible("#preview") and page.inner_text("#stage") in (SKETCHING, DRAWING)
+        alt = page.get_attribute("#preview", "alt")
+        assert alt.startswith("Sketch of: ") and "red" in alt.lower(), alt  # what it is a sketch of, for screen readers
+        page.screenshot(path=str(artifacts_dir / "browser-sketch.png"), full_page=True)
+        # the pause: the draft, with the full recipe, takes over; Stop carries it on as the job
+        page.wait_for_function(f"document.querySelector('#stage').textContent === '{DRAWING}'", timeout=30_000)
+        page.click("#record")
+        page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=60_000)
+        labels = page.evaluate("window.__labels")
+        assert labels.count(SKETCHING) == 1 and labels.index(SKETCHING) < labels.index(DRAWING), labels
+        sketches = [body for body in comfy.posted[posted:]
+                    if any(n["class_type"] == "KSampler" and n["inputs"]["steps"] <= 4 for n in body["prompt"].values())]
+        assert sketches and len(comfy.posted) > posted + 1  # sketched, then the draft that became the job
+        entries = requests.get(server.url + "/api/gallery?all=1", timeout=10).json()["entries"]
+        assert len(entries) == kept + 1 and entries[0]["draft"]["adopted"] is True, entries  # sketches are not kept
+        assert not comfy.pending and comfy.running is None
+        assert errors == []
+    finally:
+        requests.post(server.url + "/api/settings", json={"drafts": "auto"}, timeout=10)
+        browser.close()

@@ -79,16 +79,19 @@ def test_auto_sketches_a_model_whose_render_was_measured_fast(tmp_path):
 def test_the_pause_hands_over_to_the_draft_and_others_come_first(tmp_path):
     with FakeComfyUI(Knobs(step_delay_s=0.3)) as comfy, pipeline(tmp_path, comfy.url, drafts="sketch") as pipe:
         session = uuid.uuid4().hex
-        pipe.drafts.heard("words", words(session, "a red fox"))
+        pipe.drafts.heard("words", words(session, "a red"))
+        wait_for(lambda: len(comfy.posted) == 1 and comfy.running is None, what="a first sketch drawn")
+        wait_for(lambda: not pipe.drafts.sketches.drawing(), what="its worker to end")
+        pipe.drafts.heard("words", words(session, "a red fox"))  # the same tab again, by a new worker
         sketch = wait_for(lambda: comfy.running and comfy.running[1], what="the sketch to run")
         pipe.drafts.heard("pause", words(session, "a red fox in the snow"))  # the draft takes over at once
-        wait_for(lambda: len(comfy.posted) == 2, what="the draft")
+        wait_for(lambda: len(comfy.posted) == 3, what="the draft")
         assert any(i.get("prompt_id") == sketch for i in comfy.interrupts)  # the sketch left ComfyUI first
         assert comfy.history[sketch]["status"]["status_str"] != "success"
         pipe.drafts.heard("words", words(session, "a red fox in the snow"))  # late words: no sketch over the draft
         job = pipe.submit(JobRequest(session=session, transcript="a red fox in the snow"))
         wait_for(lambda: pipe.get(job.id).finished, what="the job")
-        assert pipe.get(job.id).snapshot()["draft"]["adopted"] is True and len(comfy.posted) == 2
+        assert pipe.get(job.id).snapshot()["draft"]["adopted"] is True and len(comfy.posted) == 3
     hold = threading.Event()
     with FakeComfyUI() as comfy, pipeline(tmp_path / "busy", comfy.url, writer=stages.PromptWriter(hold=hold),
                                           drafts="sketch") as pipe:

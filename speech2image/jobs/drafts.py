@@ -131,6 +131,7 @@ class Drafts:
     def heard(self, kind: str, request: JobRequest) -> None:
         """What a tab's live recording heard (``speech.LiveStream``'s ``on_heard``): ``words`` (committed
         words, ``request.transcript``) are sketched, a ``pause`` starts the draft, ``speaking`` cancels it."""
+        log.debug("live recording of %s: %s %s", request.session, kind, request.transcript or "")
         if kind == "words":
             self.sketches.update(request)
         elif kind == "pause":

@@ -93,6 +93,7 @@ class Sketches:
             if tab.drawing:
                 return True  # drawn when the sketch under way is done
             tab.drawing = True
+            tab.idle.clear()  # set again when this worker ends (a tab may be drawn by several in turn)
             self._drawing[request.session] = tab
         self._executor.submit(self._run, request.session, tab)
         return True
@@ -146,6 +147,7 @@ class Sketches:
             log.debug("no sketch for %s: %s", session, busy)
             return
         settings = dataclasses.replace(pipeline.settings, **request.overrides)
+        log.debug("sketch for %s: %s", session, request.transcript)
         try:
             plan = pipeline.write_plan(request, settings, request.transcript, offline=True, on_turn=lambda turn: None)
             _, render = pipeline.pictures.prepare(request, plan, settings, pipeline.workflows.load(settings.workflow))
