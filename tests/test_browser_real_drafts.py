@@ -192,6 +192,8 @@ def test_a_confirmed_job_of_another_tab_waits_behind_no_draft(playwright, real_s
         assert errors == []
         note_times(artifacts_dir, {"test": "two tabs", "draft_prompt_id": draft_id, "typed_prompt_id": typed["comfyui_prompt_id"],
                                    "spoken_prompt_id": spoken["comfyui_prompt_id"], "spoken_draft": spoken["draft"],
-                                   "typed_started_after_interrupt_ms": a_ran["execution_start"] - stamps(draft)["execution_interrupted"]})
+                                   "typed_started_after_interrupt_ms": a_ran["execution_start"] - stamps(draft)["execution_interrupted"],
+                                   "typed_in_queue_before_it_ran_s": a_ran["execution_start"] / 1000
+                                   - watch.first_seen.get(typed["comfyui_prompt_id"], a_ran["execution_start"] / 1000)})
     finally:
         browser.close()

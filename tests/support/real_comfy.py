@@ -3,7 +3,7 @@ what its queue held while a test ran, what its history says became of each promp
 
 - ``REAL_COMFYUI``: the configured address ("" when none); ``real_only``: the mark that skips without it
 - ``QueueWatch(url)``: polls ``/queue`` in a thread (``with QueueWatch(url) as watch:``); ``watch.seen`` maps
-  every prompt id the queue held to its graph, ``watch.running_seen`` the ones ComfyUI ran;
+  every prompt id the queue held to its graph (``first_seen``: when), ``watch.running_seen`` the ones ComfyUI ran;
   ``watch.wait_running(match)`` waits for a running prompt whose graph's texts match; ``watch.new_history()``
   the history entries added since the watch began
 - ``entry(url, prompt_id)``: a prompt's history entry (None: not in the history, e.g. deleted from the queue)
@@ -97,6 +97,7 @@ class QueueWatch:
         self.seen: dict[str, dict] = {}  # prompt id -> graph
         self.running_seen: set[str] = set()
         self.order: list[str] = []  # first seen first
+        self.first_seen: dict[str, float] = {}  # prompt id -> when the queue first held it (time.time(), ~every_s)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -112,6 +113,7 @@ class QueueWatch:
                     if prompt_id not in self.seen:
                         self.seen[prompt_id] = graph
                         self.order.append(prompt_id)
+                        self.first_seen[prompt_id] = time.time()
                     if state == "queue_running":
                         self.running_seen.add(prompt_id)
             self._stop.wait(self.every_s)
