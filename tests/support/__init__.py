@@ -13,6 +13,8 @@ test modules import only from here, never from each other.
 - ``speech``: spoken clips made at test time, and ``NORMALIZE`` for word error rates
 - ``data``: common inputs (the offline rewriter's transcripts, the shipped workflow)
 - ``coqui``: ``tiny_vits``, a few-MB Coqui model built at test time
+- ``real_comfy``: a real ComfyUI seen from outside (its queue watched, its history's outcomes and render
+  times) for the tests that run against one, and ``real_only``, their skip mark
 - ``comfy_standin``: a stand-in for ComfyUI's main.py (slow start, crash, deaf to SIGTERM)
 - ``project``: copies of the project, and fresh environments that borrow this one's packages
 """
