@@ -102,3 +102,15 @@ def test_the_pause_hands_over_to_the_draft_and_others_come_first(tmp_path):
         assert comfy.posted == []  # another tab's job is under way: no sketch before it
         hold.set()
         wait_for(lambda: pipe.get(busy.id).finished, what="the job")
+
+
+def test_stop_ends_the_sketch_under_way_and_it_is_not_shown(tmp_path):
+    with FakeComfyUI(Knobs(step_delay_s=0.3)) as comfy, pipeline(tmp_path, comfy.url, drafts="sketch") as pipe:
+        session = uuid.uuid4().hex
+        tab = pipe.hub.subscribe(session)
+        pipe.drafts.heard("words", words(session, "a red fox"))
+        sketch = wait_for(lambda: comfy.running and comfy.running[1], what="the sketch to run")
+        pipe.drafts.heard("stop", words(session, "a red fox"))  # Stop: the final pass needs the CPU, not a sketch
+        wait_for(lambda: not pipe.drafts.sketches.drawing(), what="the sketch to end")
+        assert any(i.get("prompt_id") == sketch for i in comfy.interrupts)
+        assert events_of(tab, "sketch") == [] and comfy.running is None and not comfy.pending

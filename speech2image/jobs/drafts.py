@@ -130,7 +130,8 @@ class Drafts:
 
     def heard(self, kind: str, request: JobRequest) -> None:
         """What a tab's live recording heard (``speech.LiveStream``'s ``on_heard``): ``words`` (committed
-        words, ``request.transcript``) are sketched, a ``pause`` starts the draft, ``speaking`` cancels it."""
+        words, ``request.transcript``) are sketched, a ``pause`` starts the draft, ``speaking`` cancels it;
+        ``stop`` (the person pressed Stop) ends the sketches at once, so the final pass has the CPU."""
         log.debug("live recording of %s: %s %s", request.session, kind, request.transcript or "")
         if kind == "words":
             self.sketches.update(request)
@@ -139,6 +140,8 @@ class Drafts:
             self.start(request)
         elif kind == "speaking":
             self.cancel(request.session, "the speaker went on")
+        elif kind == "stop":
+            self.sketches.stop(request.session)
 
     def start(self, request: JobRequest) -> Draft | None:
         """A draft of the tab's coming job from the words heard so far (``request.transcript``); None when

@@ -146,6 +146,7 @@ def audio_stream(ws):
                 continue
             if control.get("type") != "stop":
                 raise BadInput("expected audio, 'language' or 'stop'", code="bad_frame")
+            drafts.heard("stop", job_request)
             break
         final = stream.finish()
         log.info("live transcript of %.1f s ready %.3f s after stop (%d passes%s)", final.duration_s,
