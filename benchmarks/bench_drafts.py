@@ -15,6 +15,7 @@ own render time per job (execution_start -> execution_success in its /history) a
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -28,6 +29,7 @@ from pathlib import Path
 import requests
 import websocket
 from benchlib import ROOT, free_port
+from PIL import Image
 
 from tests.support import speech  # noqa: E402
 from tests.support.audio_stream import AudioStream, pcm16k  # noqa: E402
@@ -91,7 +93,7 @@ def one_request(url: str, wav: Path) -> dict:
                 image_at = time.monotonic()
             if event["type"] == "stage" and event["stage"] in ("done", "error", "cancelled", "prompt_ready"):
                 end = event["snapshot"]
-        row = {"stop_to_image_s": image_at - stopped if image_at else None, "stage": end["stage"],
+        row = {"job_id": job_id, "stop_to_image_s": image_at - stopped if image_at else None, "stage": end["stage"],
                "draft": end.get("draft") or {}}
         return row
     finally:
@@ -99,9 +101,14 @@ def one_request(url: str, wav: Path) -> dict:
         relay.close()
 
 
-def last_prompt_id(comfyui_url: str) -> str | None:
-    history = requests.get(f"{comfyui_url}/history?max_items=1", timeout=10).json()
-    return next(iter(history), None) if isinstance(history, dict) else None
+def job_prompt_id(url: str, job_id: str) -> str | None:
+    """The ComfyUI prompt that made the job's picture, from its PNG's metadata (not ComfyUI's newest prompt,
+    which may be an interrupted draft or sketch)."""
+    answer = requests.get(f"{url}/outputs/{job_id}.png", timeout=10)
+    if answer.status_code != 200:
+        return None
+    with Image.open(io.BytesIO(answer.content)) as image:
+        return image.text.get("speech2image:comfyui_prompt_id")  # text chunks: str values as they are
 
 
 def run_mode(workdir: Path, comfyui_url: str, drafts: bool, wavs: list[Path], args, real: bool) -> list[dict]:
@@ -112,7 +119,7 @@ def run_mode(workdir: Path, comfyui_url: str, drafts: bool, wavs: list[Path], ar
         for wav in wavs:
             row = one_request(url, wav)
             if real:
-                prompt_id = last_prompt_id(comfyui_url)
+                prompt_id = job_prompt_id(url, row["job_id"]) if row.get("job_id") else None
                 row["comfy_render_s"] = comfy_render_s(comfyui_url, prompt_id) if prompt_id else None
                 queue = requests.get(f"{comfyui_url}/queue", timeout=10).json()
                 row["comfy_queue_after"] = len(queue["queue_running"]) + len(queue["queue_pending"])

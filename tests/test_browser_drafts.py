@@ -30,6 +30,8 @@ def test_the_pause_draws_and_stop_carries_on_as_the_job(playwright, live_server,
     server, comfy = live_server, fake_comfy
     was, comfy.knobs.step_delay_s = comfy.knobs.step_delay_s, 0.5  # a render still under way at Stop
     posted, kept = len(comfy.posted), len(requests.get(server.url + "/api/gallery?all=1", timeout=10).json()["entries"])
+    # the draft alone: no sketches while speaking ("auto" would sketch here, the fake ComfyUI is fast)
+    assert requests.post(server.url + "/api/settings", json={"drafts": "pause"}, timeout=10).status_code == 200
     browser, page, _ = speaking_page(playwright, clips_dir, "a red kite over the sea", "drafts", tail_s=20.0)
     try:
         errors = []
@@ -58,6 +60,7 @@ def test_the_pause_draws_and_stop_carries_on_as_the_job(playwright, live_server,
         assert errors == []
     finally:
         comfy.knobs.step_delay_s = was
+        requests.post(server.url + "/api/settings", json={"drafts": "auto"}, timeout=10)
         browser.close()
 
 

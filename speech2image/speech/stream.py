@@ -163,7 +163,8 @@ class LiveStream:
             return
         start = max(self._covered, self._checked - int(look_back_s * SAMPLE_RATE))
         self._checked = total
-        spans = speech_spans(self.audio(start)[: total - start])
+        # a span ends once the quiet after it is as long as the end-of-speech wait, so that quiet is seen at once
+        spans = speech_spans(self.audio(start)[: total - start], min_silence_ms=int(self._scheduler.endpoint_s * 1000))
         if spans:
             self._speech_since_pass = True
             self.speech_end = max(self.speech_end, start + spans[-1][1])
@@ -326,13 +327,15 @@ class LiveTranscriber:
     """Schedules every live stream's passes on the current warm Whisper model, one at a time."""
 
     def __init__(self, transcriber: Callable[[], Transcriber | AsrPool], cadence_s: float = 1.0, min_new_s: float = 0.3,
-                 first_pass_s: float = 0.8, endpoint_s: float = 0.3, window_s: float = 6.0):
+                 first_pass_s: float = 0.8, endpoint_s: float = 0.15, window_s: float = 6.0):
         self._transcriber = transcriber  # the current one: a settings change may rebuild it
         self.cadence_s = cadence_s  # at most one partial pass per stream this often
         self.min_new_s = min_new_s  # new audio a partial pass needs
         self.first_pass_s = first_pass_s  # audio the first pass needs: fewer words are not worth a pass
-        # quiet after speech that asks for an end-of-speech pass: 0.3 s (was 0.5), so a draft starts sooner; a
-        # shorter pause within a request costs a pass in place of a partial, and a draft cancelled early
+        # quiet after speech that asks for an end-of-speech pass: 0.15 s (was 0.5; the VAD sees it as soon), so a
+        # draft starts sooner (benchmarks/bench_drafts.py: 0.3 s -> 0.65x, 0.2 -> 0.61x, 0.15 -> 0.58x of Stop ->
+        # image without drafts); a pause within a request costs a pass in place of a partial, and a draft
+        # cancelled early (0.01 s of render wasted per request there)
         self.endpoint_s = endpoint_s
         self.window_s = window_s  # with recognition on servers, the most audio one pass reads
         self._heap: list = []
