@@ -55,7 +55,6 @@ class Tab:
 
     def __init__(self):
         self.waiting: JobRequest | None = None
-        self.drawing = False
         self.cancel = threading.Event()
         self.idle = threading.Event()  # its drawing ended: nothing of it left in ComfyUI
         self.prompt_id: str | None = None
@@ -90,9 +89,8 @@ class Sketches:
         with self._lock:
             tab = self._tabs.setdefault(request.session, Tab())
             tab.waiting = request
-            if tab.drawing:
+            if self._drawing.get(request.session) is tab:
                 return True  # drawn when the sketch under way is done
-            tab.drawing = True
             tab.idle.clear()  # set again when this worker ends (a tab may be drawn by several in turn)
             self._drawing[request.session] = tab
         self._executor.submit(self._run, request.session, tab)
@@ -126,19 +124,20 @@ class Sketches:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _run(self, session: str, tab: Tab) -> None:
-        try:
-            while True:
-                with self._lock:
-                    request, tab.waiting = tab.waiting, None
-                    if request is None or tab.cancel.is_set():
-                        return
-                self._draw(session, tab, request)
-        finally:
+        """The tab's worker: the newest words waiting, one at a time, until none wait (decided under the lock
+        ``update`` takes, so words that come as it ends start the next worker)."""
+        while True:
             with self._lock:
-                tab.drawing = False
-                if self._drawing.get(session) is tab:
-                    del self._drawing[session]
-            tab.idle.set()
+                request, tab.waiting = tab.waiting, None
+                if request is None or tab.cancel.is_set():
+                    if self._drawing.get(session) is tab:
+                        del self._drawing[session]
+                    tab.idle.set()
+                    return
+            try:
+                self._draw(session, tab, request)
+            except Exception:  # never leaves the tab marked as drawing
+                log.exception("sketch for %s failed", session)
 
     def _draw(self, session: str, tab: Tab, request: JobRequest) -> None:
         pipeline = self.pipeline
