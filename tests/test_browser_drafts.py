@@ -25,6 +25,16 @@ document.addEventListener('DOMContentLoaded', () => {
 DRAWING = "Drawing what was heard so far…"
 
 
+def open_watched(page, url: str) -> list[str]:
+    """The page with its stage labels watched (``WATCH``), once Whisper is ready; answers its page errors."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.add_init_script(WATCH)
+    page.goto(url)
+    page.wait_for_selector("#health-whisper.ok", timeout=60_000)
+    return errors
+
+
 def test_the_pause_draws_and_stop_carries_on_as_the_job(playwright, live_server, fake_comfy, clips_dir,
                                                          artifacts_dir):
     server, comfy = live_server, fake_comfy
@@ -34,11 +44,7 @@ def test_the_pause_draws_and_stop_carries_on_as_the_job(playwright, live_server,
     assert requests.post(server.url + "/api/settings", json={"drafts": "pause"}, timeout=10).status_code == 200
     browser, page, _ = speaking_page(playwright, clips_dir, "a red kite over the sea", "drafts", tail_s=20.0)
     try:
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.add_init_script(WATCH)
-        page.goto(server.url)
-        page.wait_for_selector("#health-whisper.ok", timeout=60_000)
+        errors = open_watched(page, server.url)
         page.click("#record")
         page.wait_for_selector("#record.recording")
         # the pause after the words: the result area draws what was heard, before Stop
@@ -77,11 +83,7 @@ def test_while_speaking_a_fast_model_sketches_each_phrase_then_the_pause_draws(p
             "and a small wooden fishing boat with a yellow sail far below")
     browser, page, _ = speaking_page(playwright, clips_dir, said, "sketches", tail_s=20.0)
     try:
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.add_init_script(WATCH)
-        page.goto(server.url)
-        page.wait_for_selector("#health-whisper.ok", timeout=60_000)
+        errors = open_watched(page, server.url)
         posted = len(comfy.posted)
         page.click("#record")
         page.wait_for_selector("#record.recording")
