@@ -383,10 +383,16 @@ def test_settings_change_applies_to_next_job(playwright, serve, artifacts_dir):
             page.wait_for_function("document.querySelectorAll('#checkpoints option').length === 2")
             assert page.input_value("#settings-workflow") == "txt2img.json"
             assert asked.count("/api/comfyui") == 1 and asked.count("/api/llm") == 1
+            # a value that means "the model's recipe" or "random" is the empty field saying so, not a bare 0 or -1
+            for name, means in (("cfg", "model's recipe"), ("shift", "model's recipe"), ("seed", "random")):
+                assert page.input_value(f"#settings-form [name={name}]") == ""
+                assert page.get_attribute(f"#settings-form [name={name}]", "placeholder") == means
             page.fill("#settings-form [name=steps]", "3")
             page.fill("#settings-form [name=seed]", "4242")
             page.click("#settings-form button[type=submit]")
             page.wait_for_function("document.querySelector('#settings-status').textContent.startsWith('Saved')")
+            saved = requests.get(server.url + "/api/settings", timeout=10).json()["settings"]
+            assert (saved["steps"], saved["seed"], saved["cfg"], saved["shift"], saved["width"]) == (3, 4242, 0.0, 0.0, 64)  # empty kept its meaning
             page.screenshot(path=str(artifacts_dir / "browser-settings.png"), full_page=True)
             type_request(page, "a quiet harbour")
             page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)

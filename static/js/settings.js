@@ -20,7 +20,7 @@ export async function loadSettings() {
     for (const [name, value] of Object.entries(settings)) {
       const field = ui.settingsForm.elements[name];
       if (field && Array.isArray(value)) showLoras(field, value);
-      else if (field) field.value = value;
+      else if (field) field.value = keeps(field, value) ? "" : value;
     }
     recipeKnobs = answer.knobs.filter((k) => k.placeholder === "model's recipe").map((k) => k.name);
     showSources(answer);
@@ -49,12 +49,19 @@ function showSources({ sources: given, knobs }) {
   ui.resetAll.hidden = !Object.values(sources).includes("saved");
 }
 
-// Every named control the environment does not set is a setting; numbers where the form has number inputs.
+// A number's keep value (0: the model's recipe, -1: a random seed) is shown as the empty field, whose
+// placeholder says what it means, rather than as a bare 0 that reads like a broken setting.
+function keeps(field, value) {
+  return field.type === "number" && field.dataset.keep !== undefined && Number(value) === Number(field.dataset.keep);
+}
+
+// Every named control the environment does not set is a setting; numbers where the form has number inputs
+// (an empty one saves its keep value).
 function formValues() {
   const changes = {};
   for (const field of ui.settingsForm.elements) {
     if (!field.name || field.disabled) continue;
-    changes[field.name] = field.type === "number" ? Number(field.value) : field.value;
+    changes[field.name] = field.type === "number" ? Number(field.value || field.dataset.keep || 0) : field.value;
   }
   return changes;
 }
