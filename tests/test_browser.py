@@ -106,7 +106,7 @@ def test_live_transcript_while_speaking(playwright, live_server, clips_dir, arti
         page.wait_for_function("(document.querySelector('#live-transcript')?.textContent || '').length > 3",
                                timeout=30_000)
         assert page.get_attribute("#record", "aria-pressed") == "true"
-        assert page.is_visible("#live-transcript")
+        assert page.is_visible("#live-transcript") and page.is_hidden("#transcript")  # in the box's place, once
         page.wait_for_function("document.querySelector('#live-transcript').textContent.toLowerCase()"
                                ".includes('boat')", timeout=30_000)
         page.screenshot(path=str(artifacts_dir / "browser-live-transcript.png"), full_page=True)
@@ -121,7 +121,7 @@ def test_live_transcript_while_speaking(playwright, live_server, clips_dir, arti
         # after the quiet, the end-of-speech pass had read it all: Stop waited for no pass (how soon the
         # text is there is measured by benchmarks/bench_stream.py, not here: a timed assertion fails on a busy machine)
         assert "final text ready at Stop" in meta, meta
-        assert page.is_hidden("#live-transcript")
+        assert page.is_hidden("#live-transcript") and page.is_visible("#transcript")
         page.wait_for_selector("#prompt-source:not([hidden])", timeout=30_000)
         assert "lighthouse" in page.input_value("#prompt").lower().replace(" ", "")
         page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)

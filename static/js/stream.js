@@ -1,6 +1,6 @@
 // Live transcript: while recording, the microphone streams to /ws/audio as 16 kHz PCM (the
-// AudioWorklet in pcm-worklet.js) and the server's partial transcripts show above the transcript
-// box, tentative words lighter. At Stop the server answers the final text and starts the job.
+// AudioWorklet in pcm-worklet.js) and the server's partial transcripts show in the transcript box's
+// place, tentative words lighter. At Stop the server answers the final text and starts the job.
 // Frames: see speech2image/speech/stream.py. When the socket cannot open or fails, the recorder
 // uploads its MediaRecorder blob as before.
 
@@ -33,10 +33,12 @@ function showPartial(committed, tentative) {
   light.textContent = (committed && tentative ? " " : "") + tentative;
   preview.replaceChildren(strong, light);
   preview.hidden = false;
+  ui.transcript.hidden = true;  // the words are shown once, in the box's place, until the final text fills it
 }
 
 export function hidePreview() {
   livePreview().hidden = true;
+  ui.transcript.hidden = false;
 }
 
 export class LiveStream {
