@@ -159,7 +159,8 @@ def main(argv: list[str]) -> int:
     # Any other command is the app's own (serve, doctor, transcribe, render, --help), run from wherever
     # the person is, so that their file names mean what they say.
     if command == "serve":
-        activate = r".venv\Scripts\activate" if os.name == "nt" else "source .venv/bin/activate"
+        # the environment's own activate script, beside its Python (SPEECH2IMAGE_VENV may name another folder)
+        activate = f"{python.parent / 'activate'}" if os.name == "nt" else f"source {python.parent / 'activate'}"
         say(f"the speech2image command (doctor, render, transcribe): {command_path(python)} --help, "
             f"or run {activate} and then speech2image --help")
     env = dict(os.environ)
