@@ -149,7 +149,7 @@ class Drafts:
         pipeline = self.pipeline
         with self._lock:
             current = self._drafts.get(request.session)
-        settings = dataclasses.replace(pipeline.settings, **request.overrides)
+        settings = request.settings_on(pipeline.settings)
         if settings.drafts == "off" or not pipeline.accepting or not normalise(request.transcript):
             self.cancel(request.session, "nothing to draw")
             return None

@@ -108,6 +108,10 @@ class JobRequest:
     # What the durable row keeps of a request beyond its texts.
     KEPT = ("overrides", "edit_of", "mode", "last_picture", "request_id", "heard")
 
+    def settings_on(self, saved: Settings) -> Settings:
+        """The settings it runs with: the saved ones, with its overrides."""
+        return dataclasses.replace(saved, **self.overrides)
+
 
 def heard_of(request: JobRequest, settings) -> dict:
     """What a request's prompt and voice go by: the language spoken (as heard, else as asked; None:

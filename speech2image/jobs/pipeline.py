@@ -12,7 +12,6 @@ fails with the reason.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import threading
@@ -133,7 +132,7 @@ class Pipeline:
             raise UserFacingError("the server is shutting down and takes no new jobs; jobs under way carry on "
                                   "when it is back. Try again in a moment.", code="shutting_down", status=503)
         self.pictures.resolve(request)
-        settings = dataclasses.replace(self.settings, **request.overrides)
+        settings = request.settings_on(self.settings)
         with self._lock:
             same = self._same_request(request)
             if same is not None:

@@ -83,7 +83,7 @@ class Sketches:
     def update(self, request: JobRequest) -> bool:
         """The tab's committed words grew (``request.transcript``): they are drawn next. False when the tab
         gets no sketches (not wanted, nothing said, the server shutting down)."""
-        settings = dataclasses.replace(self.pipeline.settings, **request.overrides)
+        settings = request.settings_on(self.pipeline.settings)
         if not self.pipeline.accepting or not (request.transcript or "").strip() or not self.wanted(settings):
             return False
         with self._lock:
@@ -145,7 +145,7 @@ class Sketches:
         if busy:
             log.debug("no sketch for %s: %s", session, busy)
             return
-        settings = dataclasses.replace(pipeline.settings, **request.overrides)
+        settings = request.settings_on(pipeline.settings)
         log.debug("sketch for %s: %s", session, request.transcript)
         try:
             plan = pipeline.write_plan(request, settings, request.transcript, offline=True, on_turn=lambda turn: None)
