@@ -377,6 +377,7 @@ def test_settings_change_applies_to_next_job(playwright, serve, artifacts_dir):
             page = browser.new_page(viewport={"width": 1200, "height": 900}, bypass_csp=True)
             page.on("request", lambda r: asked.append(r.url.split("?")[0].removeprefix(server.url)))
             page = open_page(browser, server, page=page)
+            assert page.inner_text("#canvas") == "The picture appears here."  # the empty box says what it is for
             page.click("#settings-panel summary")
             page.wait_for_function("document.querySelector('#settings-form [name=steps]').value === '6'")
             # the panel offers what ComfyUI and our workflows have, each asked for once per load
@@ -398,6 +399,7 @@ def test_settings_change_applies_to_next_job(playwright, serve, artifacts_dir):
             page.wait_for_function("document.querySelector('#stage').textContent === 'Done'", timeout=30_000)
             inputs = comfy.posted[-1]["prompt"]["3"]["inputs"]
             assert (inputs["steps"], inputs["seed"]) == (3, 4242)
+            assert page.is_hidden("#canvas .canvas-empty")  # the picture in its place
             assert "3 steps" in page.inner_text("#render-info")
             page.fill("#settings-form [name=comfyui_url]", "ftp://nowhere")
             page.click("#settings-form button[type=submit]")
