@@ -7,6 +7,7 @@ import pytest
 
 from .support import speech
 from .support.browser import launch
+from .support.speech_servers import WyomingServer
 
 pytestmark = pytest.mark.browser
 
@@ -50,3 +51,33 @@ def test_record_to_image_and_caption_with_both_stages_remote(playwright, serve, 
         assert errors == []
     finally:
         browser.close()
+
+
+def test_the_transcript_box_comes_back_when_the_recognition_server_goes_away(playwright, serve, comfy, clips_dir,
+                                                                            tmp_path, artifacts_dir):
+    """The live words stand in the transcript box's place while the person speaks; when the recognition
+    server is gone by Stop, the page says so and the box is back, holding the words heard so far."""
+    said = "a small wooden boat on a calm lake at dawn"
+    wav = speech.piper_wav(said, clips_dir / "gone-said.wav")
+    padded = speech.pad_wav(wav, clips_dir / "gone-mic.wav", lead_s=0.3, tail_s=20.0)
+    with WyomingServer("whisper", tmp_path / "wyoming-whisper") as whisper:
+        server = serve(comfyui_url=comfy.url, asr_url=whisper.url, steps=6, width=128, height=96)
+        browser = launch(playwright, "--use-fake-ui-for-media-stream", f"--use-file-for-fake-audio-capture={padded}")
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 800}, bypass_csp=True)
+            page.goto(server.url)
+            page.wait_for_selector("#health-whisper.ok", timeout=30_000)
+            page.click("#record")
+            page.wait_for_selector("#record.recording")
+            page.wait_for_function("(document.querySelector('#live-transcript')?.textContent || '').includes('boat')",
+                                   timeout=30_000)
+            assert page.is_hidden("#transcript")
+            whisper.stop()
+            page.click("#record")
+            page.wait_for_function("document.querySelector('#message').textContent.includes('recognition server')",
+                                   timeout=60_000)
+            assert page.is_visible("#transcript") and page.is_hidden("#live-transcript")
+            assert "boat" in page.input_value("#transcript").lower()  # the words heard so far, kept to send
+            page.screenshot(path=str(artifacts_dir / "browser-recognition-gone.png"), full_page=True)
+        finally:
+            browser.close()

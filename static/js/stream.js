@@ -109,11 +109,16 @@ export class LiveStream {
         this.settle((outcome) => outcome.resolve(frame.snapshot));
         this.socket.close();  // the last frame: the server waits for this close
         break;
-      case "error":
+      case "error": {
+        // the words heard so far go into the box, kept to send or edit once the trouble is fixed
+        const heard = livePreview().hidden ? "" : livePreview().textContent.trim();
+        hidePreview();
+        if (heard && !ui.transcript.value.trim()) ui.transcript.value = heard;
         this.error = Object.assign(new Error(frame.message), { code: frame.code });
         this.settle((outcome) => outcome.reject(this.error));
         this.socket.close();
         break;
+      }
       default:
         break;
     }
