@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -160,7 +161,8 @@ def main(argv: list[str]) -> int:
     # the person is, so that their file names mean what they say.
     if command == "serve":
         # the environment's own activate script, beside its Python (SPEECH2IMAGE_VENV may name another folder)
-        activate = f"{python.parent / 'activate'}" if os.name == "nt" else f"source {python.parent / 'activate'}"
+        script = python.parent / "activate"
+        activate = f'"{script}"' if os.name == "nt" else f"source {shlex.quote(str(script))}"
         say(f"the speech2image command (doctor, render, transcribe): {command_path(python)} --help, "
             f"or run {activate} and then speech2image --help")
     env = dict(os.environ)
