@@ -111,7 +111,8 @@ export class LiveStream {
         break;
       case "error": {
         // the words heard so far go into the box, kept to send or edit once the trouble is fixed
-        const heard = livePreview().hidden ? "" : livePreview().textContent.trim();
+        const preview = livePreview();
+        const heard = preview.hidden ? "" : preview.textContent.trim();
         hidePreview();
         if (heard && !ui.transcript.value.trim()) ui.transcript.value = heard;
         this.error = Object.assign(new Error(frame.message), { code: frame.code });
