@@ -42,9 +42,9 @@ DONE = "document.querySelector('#stage').textContent === 'Done'"
 
 @pytest.fixture(scope="module")
 def real_server(tmp_path_factory):
-    """The app on the real ComfyUI, tiny renders (128x128, 4 steps: ~2.5-3 s on this CPU, the benchmark's 3 s
-    stand-in render), drafting at the pause. Stop -> picture is the render less the draft's head start (the
-    pause less the pass that hears the last word: 1.1-1.4 s of the 1.5 s here), so it is under 0.6x of the
+    """The app on the real ComfyUI, tiny renders (128x128, 4 steps: 2.5-3.6 s on this CPU, about the benchmark's
+    3 s stand-in render), drafting at the pause. Stop -> picture is the render less the draft's head start (the
+    pause less the pass that hears the last word: 0.96-1.44 s of the 1.5 s here), so it is under 0.6x of the
     render only where the render is under 2.5 head starts, ~3-3.5 s: 4 steps sits on that edge (median 0.615x
     over 21 runs, docs/benchmarks.md); at 6 steps (3.8 s here) it was 0.64-0.74x."""
     app = create_app({"data_dir": str(tmp_path_factory.mktemp("instance")), "llm_url": "off", "tts_engine": "off",
